@@ -1,0 +1,125 @@
+import type {
+  BroadcastChannelConstructorLike,
+  EventTargetLike,
+  LockManagerLike,
+  WebSocketConstructorLike
+} from './env.js'
+
+/** Connection state, reported by the `status` event. */
+export type CometStatus = 'connecting' | 'open' | 'closed' | 'auth-failed'
+
+export interface CometClientOptions {
+  /**
+   * The plugin's WebSocket route: `wss://example.com/comet`. `http(s)://` is turned into `ws(s)://`;
+   * in a browser a path such as `/comet` is resolved against the page's host.
+   */
+  url: string
+  /** The user to sign in as. Omit `userId` and `hash` for an anonymous connection (public channels only). */
+  userId?: string | number
+  /** The secret the backend registered with `app.comet.registerAuth(userId, hash)`. */
+  hash?: string
+  /**
+   * The id of the last private message this user has already seen (for example kept in `sessionStorage`
+   * across a page reload). Older or equal ids are dropped, and it is sent as `since` on connect.
+   */
+  since?: string
+  /**
+   * The WebSocket class. Needed in Node 20 (pass `WebSocket` from the `ws` package).
+   * @default globalThis.WebSocket
+   */
+  WebSocket?: WebSocketConstructorLike
+  /**
+   * Share one connection between all tabs of the same origin that sign in as the same user at the same
+   * URL: one tab (the leader, elected with the Web Locks API) owns the socket and relays it to the others
+   * through a `BroadcastChannel`. Falls back to a connection per tab where those APIs are missing.
+   * @default false
+   */
+  shareConnection?: boolean
+  /**
+   * Reconnect delays: full jitter, a random delay in `[0, min(maxDelay, baseDelay * 2 ** attempt))`.
+   * @default { baseDelay: 1000, maxDelay: 30000 }
+   */
+  reconnect?: { baseDelay?: number, maxDelay?: number }
+  /**
+   * Send a `ping` frame this often (ms) once connected; a connection that sent nothing back for two
+   * intervals is considered dead and replaced. `0` turns it off.
+   * @default 25000
+   */
+  pingInterval?: number
+  /**
+   * Give up on a connection attempt that has not reached `ready` after this many ms, and retry.
+   * @default 15000
+   */
+  connectTimeout?: number
+  /**
+   * Reject `publish()` and `members()` that got no reply within this many ms.
+   * @default 10000
+   */
+  requestTimeout?: number
+  /**
+   * Where to listen for `online` (retry at once when the network comes back) and `pagehide`.
+   * @default globalThis in a browser, nothing in Node
+   */
+  window?: EventTargetLike | null
+  /** For tests: the `BroadcastChannel` class and lock manager used by `shareConnection`. */
+  sharing?: { BroadcastChannel: BroadcastChannelConstructorLike, locks: LockManagerLike }
+}
+
+/** A message as delivered to a `subscribe()` callback. */
+export interface CometMessage<T = unknown> {
+  /** `msg` for a private message, otherwise the channel name. */
+  channel: string
+  event: string
+  data: T
+  /** For private messages a decimal string; ids of one user increase in send order. */
+  id: string
+}
+
+export interface StatusInfo {
+  /** The close code of the socket that went away, if any. */
+  code?: number
+  /** Milliseconds until the next connection attempt, when one is scheduled. */
+  retryIn?: number
+}
+
+export interface ReadyInfo {
+  userId: string | null
+  /** Offline-queued messages that follow. */
+  queued: number
+  /** Queued messages the server had to discard because the queue overflowed. */
+  dropped: number
+}
+
+/** An `error` frame that did not answer one of this client's requests, or that answered a subscribe. */
+export interface ServerError {
+  code: string
+  message: string
+  /** The channel, when the error answered a subscription. */
+  channel?: string
+}
+
+export interface CometEvents {
+  status: (status: CometStatus, info: StatusInfo) => void
+  ready: (info: ReadyInfo) => void
+  error: (error: ServerError) => void
+}
+
+/** Frames the server sends. Unknown frames and fields are ignored. */
+export interface ServerFrame {
+  type: string
+  ref?: string | number
+  [key: string]: unknown
+}
+
+export interface MessageFrame {
+  type: 'message'
+  channel: string
+  event: string
+  data: unknown
+  id: string
+}
+
+/** A request a client sends and waits for a reply to. */
+export type RequestFrame =
+  | { type: 'publish', channel: string, event: string, data: unknown }
+  | { type: 'members', channel: string }
