@@ -1,0 +1,224 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket, RawData } from 'ws'
+import { matches } from '../auth/hash.ts'
+import { CLOSE } from '../protocol/close-codes.ts'
+import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
+import type { ClientFrame, Ref } from '../protocol/frames.ts'
+import type { Hub } from '../routing/hub.ts'
+import type { Routed, Store } from '../store/types.ts'
+import type { Settings } from '../options.ts'
+
+export interface ConnectionContext {
+  settings: Settings
+  store: Store
+  hub: Hub
+  log: FastifyBaseLogger
+  /** A new device id, `<attach ms>.<instance id>.<n>`. */
+  nextDevice (): string
+}
+
+const OPEN = 1
+const TEXT = { binary: false }
+/** Sent back when the store fails mid-request: the client should retry later (RFC 6455 1013). */
+const TRY_AGAIN_LATER = 1013
+
+type State = 'new' | 'authenticating' | 'ready' | 'closed'
+
+/**
+ * One client socket: authentication, its frames, and the messages routed to it. Listeners are attached in
+ * the constructor, synchronously, so no frame or close is missed; state is re-checked after every await.
+ */
+export class Connection {
+  userId: string | null = null
+  /** Set once the device is recorded in the store (authenticated users only). */
+  device: string | null = null
+  /** Cleared by each heartbeat's ping, set by the pong. */
+  alive = true
+  #ws: WebSocket
+  #ctx: ConnectionContext
+  #state: State = 'new'
+  #authTimer: NodeJS.Timeout | undefined
+  /** Live messages that arrive while the offline queue is being read; merged with it by id. */
+  #inbox: Routed[] = []
+  /** Frames that arrive while authenticating; handled in order once ready. */
+  #deferred: RawData[] = []
+  #lastId = 0
+  #subs = new Set<string>()
+
+  constructor (ws: WebSocket, ctx: ConnectionContext) {
+    this.#ws = ws
+    this.#ctx = ctx
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
+    ws.on('pong', () => { this.alive = true })
+    ws.on('close', () => this.#onClose())
+    this.#authTimer = setTimeout(() => this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time'), ctx.settings.authTimeout)
+  }
+
+  get closed (): boolean { return this.#state === 'closed' }
+
+  /** Offers a routed private message; true when this socket took it (or already had it). */
+  offer (message: Routed): boolean {
+    if (this.#state === 'authenticating') {
+      this.#inbox.push(message)
+      return true
+    }
+    if (!this.canTake()) return false
+    if (message.id <= this.#lastId) return true
+    this.#lastId = message.id
+    this.#ws.send(message.frame, TEXT)
+    return true
+  }
+
+  /** Whether a message routed now would reach this socket. */
+  canTake (): boolean {
+    return this.#state === 'authenticating' || (this.#state === 'ready' && this.#ws.readyState === OPEN)
+  }
+
+  takeInbox (): Routed[] {
+    const held = this.#inbox
+    this.#inbox = []
+    return held
+  }
+
+  sendFrame (frame: Buffer): void {
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#ws.send(frame, TEXT)
+  }
+
+  ping (): void {
+    this.alive = false
+    this.#ws.ping()
+  }
+
+  terminate (): void { this.#ws.terminate() }
+
+  close (code: number, reason: string): void {
+    if (this.#ws.readyState === OPEN || this.#ws.readyState === 0) this.#ws.close(code, reason)
+  }
+
+  #send (text: string): void {
+    if (this.#ws.readyState === OPEN) this.#ws.send(text)
+  }
+
+  #onMessage (data: RawData, isBinary: boolean): void {
+    if (this.#state === 'authenticating') {
+      this.#deferred.push(data)
+      return
+    }
+    if (isBinary) return this.#send(errorFrame('bad_json', 'frames must be JSON text'))
+    // When the app registered @fastify/websocket itself, its maxPayload may be larger than ours.
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
+    if (size > this.#ctx.settings.maxPayload) return this.close(CLOSE.TOO_BIG, 'frame too large')
+    let frame: ClientFrame
+    try {
+      frame = parseFrame(data.toString())
+    } catch (err) {
+      const e = err as FrameError
+      return this.#send(errorFrame(e.code, e.message, e.ref))
+    }
+    this.#handle(frame)
+  }
+
+  #handle (frame: ClientFrame): void {
+    if (this.#state === 'new' && frame.type !== 'auth') {
+      return this.#send(errorFrame('auth_required', 'the first frame must be auth', frame.ref))
+    }
+    switch (frame.type) {
+      case 'auth':
+        if (this.#state !== 'new') return this.#send(errorFrame('already_authenticated', 'this connection is already authenticated', frame.ref))
+        this.#authenticate(frame.userId, frame.hash, frame.ref).catch((err: unknown) => this.#unavailable(err, frame.ref))
+        return
+      case 'subscribe':
+        this.#subscribe(frame.channel, frame.ref).catch((err: unknown) => {
+          this.#ctx.log.warn({ err, channel: frame.channel }, 'comet: subscribe failed')
+          this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
+        })
+        return
+      case 'unsubscribe':
+        if (this.#subs.delete(frame.channel)) this.#ctx.hub.unsubscribe(this, frame.channel)
+        return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
+      case 'ping':
+        return this.#send(reply('pong', {}, frame.ref))
+    }
+  }
+
+  async #authenticate (userId: string | null, hash: string | null, ref: Ref | undefined): Promise<void> {
+    const { store, hub, log } = this.#ctx
+    if (userId === null || hash === null) {
+      this.#becomeReady(reply('ready', { userId: null }, ref))
+      return
+    }
+    this.#state = 'authenticating'
+    const digest = await store.getAuth(userId)
+    if (this.closed) return
+    if (digest === null || !matches(hash, digest)) {
+      log.info({ userId }, 'comet: authentication failed')
+      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
+    }
+    // Listen first, then read the queue: a message sent in between is either queued or routed here.
+    this.userId = userId
+    await hub.joinUser(this, userId)
+    if (this.closed) return
+    const device = this.#ctx.nextDevice()
+    const result = await store.attach(userId, device, digest)
+    if (!result.ok) {
+      if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
+      return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
+        result.reason === 'limit' ? 'too many devices' : 'authentication failed')
+    }
+    if (this.closed) {
+      // Closed while the queue was being taken: give it back, and the device slot too.
+      hub.track(store.detach(userId, device), 'detach', { userId })
+      if (result.queued.length > 0) hub.requeue(userId, result.queued)
+      return
+    }
+    this.device = device
+    if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
+    const backlog = result.queued.concat(this.takeInbox()).sort((a, b) => a.id - b.id)
+    this.#becomeReady(reply('ready', { userId, queued: result.queued.length, dropped: result.dropped }, ref))
+    for (const message of backlog) this.offer(message)
+    log.debug({ userId, device }, 'comet: device connected')
+  }
+
+  #becomeReady (readyFrame: string): void {
+    clearTimeout(this.#authTimer)
+    this.#state = 'ready'
+    this.#send(readyFrame)
+    const deferred = this.#deferred
+    this.#deferred = []
+    for (const data of deferred) this.#onMessage(data, false)
+  }
+
+  async #subscribe (channel: string, ref: Ref | undefined): Promise<void> {
+    if (!this.#subs.has(channel)) {
+      if (this.#subs.size >= this.#ctx.settings.maxSubscriptions) {
+        return this.#send(errorFrame('too_many_subscriptions', `at most ${this.#ctx.settings.maxSubscriptions} subscriptions per connection`, ref))
+      }
+      this.#subs.add(channel)
+      try {
+        await this.#ctx.hub.subscribe(this, channel)
+      } catch (err) {
+        this.#subs.delete(channel)
+        throw err
+      }
+      if (this.closed) return this.#ctx.hub.unsubscribe(this, channel)
+    }
+    this.#send(reply('subscribed', { channel }, ref))
+  }
+
+  #unavailable (err: unknown, ref: Ref | undefined): void {
+    this.#ctx.log.warn({ err, userId: this.userId }, 'comet: store unavailable during authentication')
+    this.#send(errorFrame('unavailable', 'the server cannot authenticate now; retry later', ref))
+    this.close(TRY_AGAIN_LATER, 'try again later')
+  }
+
+  #onClose (): void {
+    if (this.closed) return
+    this.#state = 'closed'
+    clearTimeout(this.#authTimer)
+    const { hub, store } = this.#ctx
+    for (const channel of this.#subs) hub.unsubscribe(this, channel)
+    this.#subs.clear()
+    if (this.userId !== null) hub.leaveUser(this, this.userId)
+    if (this.device !== null && this.userId !== null) hub.track(store.detach(this.userId, this.device), 'detach', { userId: this.userId })
+  }
+}

@@ -1,0 +1,9 @@
+/** WebSocket close codes the server uses; documented in docs/protocol.md. */
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  TOO_BIG: 1009,
+  AUTH_FAILED: 4401,
+  AUTH_TIMEOUT: 4408,
+  REPLACED: 4409,
+  DEVICE_LIMIT: 4429
+} as const

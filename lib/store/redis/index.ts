@@ -1,0 +1,171 @@
+import { Redis } from 'ioredis'
+import type { RedisOptions } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Presence, SendResult } from '../../types.ts'
+import { parseRouted } from '../types.ts'
+import type { AttachResult, BusHandlers, Routed, Store, StoreSettings } from '../types.ts'
+import { Keys } from './keys.ts'
+import * as scripts from './scripts.ts'
+
+type Reply = Array<Buffer | number | null | Reply>
+
+/** The scripts, as ioredis custom commands (EVALSHA with a fallback to EVAL, auto-pipelined). */
+interface Commands {
+  cometSend (...args: Array<string | number>): Promise<[string, number]>
+  cometRequeue (...args: Array<string | number | Buffer>): Promise<null>
+  cometAttachBuffer (...args: Array<string | number>): Promise<Reply>
+  cometDetach (...args: Array<string | number>): Promise<null>
+  cometPresence (...args: Array<string | number>): Promise<[number, string | null]>
+  cometRevoke (...args: Array<string | number>): Promise<null>
+}
+
+type CommandClient = Redis & Commands
+
+const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> = [
+  ['cometSend', scripts.send],
+  ['cometRequeue', scripts.requeue],
+  ['cometAttachBuffer', scripts.attach],
+  ['cometDetach', scripts.detach],
+  ['cometPresence', scripts.presence],
+  ['cometRevoke', scripts.revoke]
+]
+
+/** Defaults for clients we create: never hang a caller for long while Redis is away. */
+const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 2 }
+
+export class RedisStore implements Store {
+  #settings: StoreSettings
+  #keys: Keys
+  #cmd: CommandClient
+  #sub: Redis
+  #ownsCmd: boolean
+  #log: FastifyBaseLogger
+  #metaTtl: number
+
+  constructor (redis: string | RedisOptions | Redis, settings: StoreSettings, log: FastifyBaseLogger) {
+    this.#settings = settings
+    this.#keys = new Keys(settings.prefix)
+    this.#log = log
+    this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl)
+    this.#ownsCmd = !(redis instanceof Redis)
+    const cmd = redis instanceof Redis
+      ? redis
+      : typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...redis })
+    for (const [name, script] of COMMANDS) {
+      const base = name.replace(/Buffer$/, '')
+      // A user's own client may already carry them from another registration of the plugin.
+      if (typeof (cmd as unknown as Record<string, unknown>)[base] !== 'function') cmd.defineCommand(base, script)
+    }
+    this.#cmd = cmd as CommandClient
+    // A subscribed connection cannot run commands: routing gets a connection of its own, always ours.
+    this.#sub = cmd.duplicate()
+    for (const [role, client] of [['commands', cmd], ['subscriber', this.#sub]] as const) {
+      if (role === 'commands' && !this.#ownsCmd) continue
+      client.on('error', (err: Error) => log.warn({ err, role }, 'comet: redis connection error'))
+    }
+  }
+
+  async start (handlers: BusHandlers): Promise<void> {
+    const keys = this.#keys
+    this.#sub.on('messageBuffer', (channelBuf: Buffer, message: Buffer) => {
+      const [kind, name] = keys.parseRoute(channelBuf.toString())
+      if (kind === 'c') return handlers.channel(name, message)
+      if (message[0] !== 33 /* ! */) return handlers.user(name, parseRouted(message))
+      const control = message.toString()
+      if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
+      else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
+    })
+    await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+  }
+
+  async setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void> {
+    const key = this.#keys.auth(userId)
+    if (ttl === undefined) await this.#cmd.set(key, digest)
+    else await this.#cmd.set(key, digest, 'PX', ttl)
+  }
+
+  async getAuth (userId: string): Promise<string | null> {
+    return await this.#cmd.get(this.#keys.auth(userId))
+  }
+
+  async revokeAuth (userId: string): Promise<void> {
+    const k = this.#keys
+    await this.#cmd.cometRevoke(k.auth(userId), k.devices(userId), k.userRoute(userId))
+  }
+
+  async sendToUser (userId: string, head: string): Promise<SendResult> {
+    const k = this.#keys
+    const { maxMessages, ttl } = this.#settings.queue
+    const [id, queued] = await this.#cmd.cometSend(k.meta(userId), k.queue(userId), k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl)
+    return { id, queued: queued === 1 }
+  }
+
+  async requeue (userId: string, messages: Routed[]): Promise<void> {
+    const { maxMessages, ttl } = this.#settings.queue
+    if (maxMessages === 0 || messages.length === 0) return
+    const args: Array<string | number | Buffer> = [this.#keys.meta(userId), this.#keys.queue(userId), maxMessages, ttl]
+    for (const m of messages) args.push(m.id, Buffer.concat([Buffer.from(`${m.id}|`), m.frame]))
+    await this.#cmd.cometRequeue(...args)
+  }
+
+  async publish (channel: string, frame: string): Promise<void> {
+    await this.#cmd.publish(this.#keys.channelRoute(channel), frame)
+  }
+
+  async listenUser (userId: string): Promise<void> { await this.#sub.subscribe(this.#keys.userRoute(userId)) }
+  async unlistenUser (userId: string): Promise<void> { await this.#sub.unsubscribe(this.#keys.userRoute(userId)) }
+  async listenChannel (channel: string): Promise<void> { await this.#sub.subscribe(this.#keys.channelRoute(channel)) }
+  async unlistenChannel (channel: string): Promise<void> { await this.#sub.unsubscribe(this.#keys.channelRoute(channel)) }
+
+  async attach (userId: string, device: string, digest: string): Promise<AttachResult> {
+    const k = this.#keys
+    const s = this.#settings
+    const reply = await this.#cmd.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId),
+      digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId))
+    const status = String(reply[0])
+    if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
+    const entries = reply[2] as Buffer[]
+    return { ok: true, dropped: Number(String(reply[1])), queued: entries.map(parseRouted) }
+  }
+
+  async detach (userId: string, device: string): Promise<void> {
+    const k = this.#keys
+    await this.#cmd.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl)
+  }
+
+  async refresh (devices: Map<string, string[]>): Promise<void> {
+    const expires = Date.now() + this.#settings.presenceTtl
+    const work: Array<Promise<unknown>> = []
+    for (const [userId, ids] of devices) {
+      const key = this.#keys.devices(userId)
+      const args: Array<string | number> = []
+      for (const id of ids) args.push(expires, id)
+      // Plain ZADD, not XX: if Redis lost its data, the heartbeat puts this instance's devices back.
+      work.push(this.#cmd.zadd(key, ...args), this.#cmd.pexpire(key, this.#settings.presenceTtl))
+    }
+    await Promise.all(work)
+  }
+
+  async presence (userId: string): Promise<Presence> {
+    const k = this.#keys
+    const [devices, seen] = await this.#cmd.cometPresence(k.devices(userId), k.meta(userId), Date.now(), this.#settings.presenceTtl)
+    return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(Number(seen)) }
+  }
+
+  async close (): Promise<void> {
+    await quit(this.#sub)
+    if (this.#ownsCmd) await quit(this.#cmd)
+  }
+}
+
+/** QUIT with a bound, then cut the connection: shutdown must not hang on an unreachable Redis. */
+async function quit (client: Redis): Promise<void> {
+  if (client.status === 'end') return
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([client.quit(), new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
+  } catch { /* already closing */ } finally {
+    clearTimeout(timer)
+    client.disconnect()
+  }
+}
