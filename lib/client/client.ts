@@ -1,9 +1,9 @@
-import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.js'
-import { CometClientError } from './errors.js'
-import { defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.js'
-import { SharedLink } from './shared.js'
-import { checkName, parseTopic, PRIVATE, privateId } from './topics.js'
-import type { CometClientOptions, CometEvents, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.js'
+import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.ts'
+import { CometClientError } from './errors.ts'
+import { defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
+import { SharedLink } from './shared.ts'
+import { checkName, parseTopic, PRIVATE, privateId } from './topics.ts'
+import type { CometClientOptions, CometEvents, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
 
 interface Link {
   readonly status: CometStatus

@@ -1,7 +1,7 @@
-import { backoffDelay } from './backoff.js'
-import { CometClientError } from './errors.js'
-import type { CloseEventLike, EventTargetLike, MessageEventLike, WebSocketConstructorLike, WebSocketLike } from './env.js'
-import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, ServerFrame, StatusInfo } from './types.js'
+import { backoffDelay } from './backoff.ts'
+import { CometClientError } from './errors.ts'
+import type { CloseEventLike, EventTargetLike, MessageEventLike, WebSocketConstructorLike, WebSocketLike } from './env.ts'
+import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, ServerFrame, StatusInfo } from './types.ts'
 
 /** Close codes after which trying again cannot help. */
 const AUTH_FAILED = 4401

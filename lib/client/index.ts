@@ -1,5 +1,5 @@
-export { CometClient } from './client.js'
-export { CometClientError } from './errors.js'
+export { CometClient } from './client.ts'
+export { CometClientError } from './errors.ts'
 export type {
   CometClientOptions,
   CometEvents,
@@ -8,7 +8,7 @@ export type {
   ReadyInfo,
   ServerError,
   StatusInfo
-} from './types.js'
+} from './types.ts'
 export type {
   BroadcastChannelConstructorLike,
   BroadcastChannelLike,
@@ -16,4 +16,4 @@ export type {
   LockManagerLike,
   WebSocketConstructorLike,
   WebSocketLike
-} from './env.js'
+} from './env.ts'

@@ -1,7 +1,7 @@
-import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.js'
-import { CometClientError } from './errors.js'
-import type { BroadcastChannelLike, BroadcastChannelConstructorLike, LockManagerLike, MessageEventLike } from './env.js'
-import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, ServerFrame, StatusInfo } from './types.js'
+import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.ts'
+import { CometClientError } from './errors.ts'
+import type { BroadcastChannelLike, BroadcastChannelConstructorLike, LockManagerLike, MessageEventLike } from './env.ts'
+import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, ServerFrame, StatusInfo } from './types.ts'
 
 /**
  * What tabs say to each other on the BroadcastChannel. `from` is the sender's tab id; `to` names the one
@@ -147,6 +147,8 @@ export class SharedLink {
     // Whatever was sent to the previous leader will get no answer now.
     this.#failSent()
     this.#leader = this.#tab
+    // Whatever the previous leader last said, this tab's own socket is only starting.
+    this.#setStatus('connecting', {})
     const host: ConnectionHost = {
       status: (status, info) => {
         this.#setStatus(status, info)

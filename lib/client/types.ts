@@ -3,7 +3,7 @@ import type {
   EventTargetLike,
   LockManagerLike,
   WebSocketConstructorLike
-} from './env.js'
+} from './env.ts'
 
 /** Connection state, reported by the `status` event. */
 export type CometStatus = 'connecting' | 'open' | 'closed' | 'auth-failed'

@@ -1,6 +1,6 @@
 // Compiled with the DOM library only (npm run typecheck): the browser's own classes must fit the
 // client's options, and the client must not need Node's types.
-import { CometClient, type CometClientOptions } from '../../../lib/client/index.js'
+import { CometClient, type CometClientOptions } from '../../../lib/client/index.ts'
 
 const options: CometClientOptions = {
   url: '/comet',
