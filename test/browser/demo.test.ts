@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdirSync, statSync } from 'node:fs'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, Page } from 'playwright-core'
+import { buildApp } from '../../examples/chat/app.js'
+import { startRedis } from '../helpers/redis.ts'
+import type { RedisServer } from '../helpers/redis.ts'
+import { launch } from './chromium.ts'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const results = new URL('../../test-results/', import.meta.url)
+const WAIT = { timeout: 15_000 }
+
+interface Instance { app: FastifyInstance, origin: string }
+
+let redis: RedisServer
+let browser: Browser
+const instances: Instance[] = []
+/** Uncaught errors in any page; checked after all tests. */
+const pageErrors: Error[] = []
+
+before(async () => {
+  // The page loads the bundle the plugin serves from dist/, and the demo imports the package itself:
+  // test what a user would get, built from the sources under test.
+  const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, encoding: 'utf8' })
+  assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`)
+  redis = await startRedis()
+  // Two demo instances sharing one Redis and one secret, as npm run start:cluster runs them.
+  const secret = randomBytes(16).toString('hex')
+  for (const name of ['A', 'B']) {
+    const app = await buildApp({ redis: redis.url, secret, instance: name })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    instances.push({ app, origin: `http://127.0.0.1:${port}` })
+  }
+  browser = await launch()
+})
+
+after(async () => {
+  await browser?.close()
+  for (const { app } of instances) await app.close()
+  await redis?.stop()
+  assert.deepEqual(pageErrors.map((e) => e.message), [], 'no page threw')
+})
+
+function instance (i: number): Instance {
+  const found = instances[i]
+  if (found === undefined) throw new Error(`no instance ${i}`)
+  return found
+}
+
+/** A fresh tab (its own browsing context unless one is given) signed in as `userId` on an instance. */
+async function signIn (origin: string, userId: string, page?: Page): Promise<Page> {
+  const tab = page ?? await (await browser.newContext()).newPage()
+  tab.on('pageerror', (err) => pageErrors.push(err))
+  await tab.goto(`${origin}/`)
+  await tab.fill('#signin-user', userId)
+  await tab.click('#signin-form button')
+  await waitOpen(tab)
+  return tab
+}
+
+async function waitOpen (page: Page): Promise<void> {
+  await page.locator('#status[data-status="open"]').waitFor(WAIT)
+}
+
+/** The texts of the private messages a page shows, oldest first. */
+async function shown (page: Page): Promise<string[]> {
+  return (await page.locator('#messages li .text').allTextContents()).reverse()
+}
+
+async function waitShown (page: Page, texts: string[]): Promise<void> {
+  await until(`${texts.join(', ')} on the page`, async () => {
+    const got = await shown(page)
+    return texts.every((text) => got.includes(text))
+  })
+}
+
+async function devices (userId: string): Promise<number> {
+  return (await instance(0).app.comet.presence(userId)).devices
+}
+
+async function until (what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + WAIT.timeout
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+test('two pages as the same user on two instances both receive a sendToUser', async () => {
+  const onA = await signIn(instance(0).origin, 'alice')
+  const onB = await signIn(instance(1).origin, 'alice')
+  assert.equal(await devices('alice'), 2)
+
+  const fromA = await instance(0).app.comet.sendToUser('alice', 'chat', { from: 'server', text: 'sent on A' })
+  const fromB = await instance(1).app.comet.sendToUser('alice', 'chat', { from: 'server', text: 'sent on B' })
+  assert.equal(fromA.queued, false)
+  assert.equal(fromB.queued, false)
+  for (const page of [onA, onB]) {
+    await waitShown(page, ['sent on A', 'sent on B'])
+    assert.deepEqual(await shown(page), ['sent on A', 'sent on B'])
+  }
+
+  // The form on one instance reaches the user on the other.
+  const bob = await signIn(instance(1).origin, 'bob')
+  await bob.fill('#send-to', 'alice')
+  await bob.fill('#send-text', 'hi from bob')
+  await bob.click('#send-form button')
+  await waitShown(onA, ['hi from bob'])
+  assert.match(await bob.locator('#send-result').textContent() ?? '', /delivered to alice/)
+  for (const page of [onA, onB, bob]) await page.context().close()
+})
+
+test('a page reload loses nothing sent during the reload, and shows nothing twice', async () => {
+  const page = await signIn(instance(0).origin, 'carol')
+  await instance(1).app.comet.sendToUser('carol', 'chat', { from: 'server', text: 'before' })
+  await waitShown(page, ['before'])
+
+  // Hold the reloaded page's client bundle until messages were sent while no socket was connected.
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  await page.route('**/comet/client.js', async (route) => {
+    await held
+    await route.continue()
+  })
+  const reloading = page.reload()
+  await until('the old socket to go', async () => await devices('carol') === 0)
+  const during = []
+  for (const text of ['during 1', 'during 2', 'during 3']) {
+    during.push(await instance(1).app.comet.sendToUser('carol', 'chat', { from: 'server', text }))
+  }
+  assert.ok(during.every((r) => r.queued), 'sent while carol had no socket')
+  release()
+  await reloading
+  await waitOpen(page)
+  await instance(0).app.comet.sendToUser('carol', 'chat', { from: 'server', text: 'after' })
+  await waitShown(page, ['before', 'during 1', 'during 2', 'during 3', 'after'])
+  assert.deepEqual(await shown(page), ['before', 'during 1', 'during 2', 'during 3', 'after'])
+  await page.context().close()
+})
+
+test('two tabs with shareConnection open one socket, and a closed leader tab hands over without losing messages', async () => {
+  const server = instance(0).app.websocketServer
+  const before = new Set(server.clients)
+  const context = await browser.newContext()
+  // Sockets pass straight through until `hold` is set; then the next one waits for `release`.
+  // (Playwright wraps the page's WebSocket from the next navigation on, so this comes first.)
+  let hold = false
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let waiting = 0
+  await context.routeWebSocket(/\/comet$/, async (ws) => {
+    if (hold) {
+      waiting++
+      await held
+    }
+    ws.connectToServer()
+  })
+  const first = await signIn(instance(0).origin, 'dave', await context.newPage())
+  const second = await signIn(instance(0).origin, 'dave', await context.newPage())
+  const opened = [...server.clients].filter((ws) => !before.has(ws))
+  assert.equal(opened.length, 1, 'one socket on the server for two tabs')
+  assert.equal(await devices('dave'), 1, 'one device for two tabs')
+
+  await instance(1).app.comet.sendToUser('dave', 'chat', { from: 'server', text: 'to both tabs' })
+  await waitShown(first, ['to both tabs'])
+  await waitShown(second, ['to both tabs'])
+
+  // The first tab holds the lock and the socket. Hold the second tab's own socket once it takes over,
+  // so that a message is sent while no tab is connected.
+  hold = true
+  const leaderSocket = opened[0]
+  const gone = leaderSocket === undefined || leaderSocket.readyState === leaderSocket.CLOSED ? Promise.resolve() : once(leaderSocket, 'close')
+  await first.close()
+  await gone
+  await until('the old device to leave', async () => await devices('dave') === 0)
+  const during = await instance(1).app.comet.sendToUser('dave', 'chat', { from: 'server', text: 'during handover' })
+  assert.equal(during.queued, true, 'sent while no tab was connected')
+  await until('the second tab to open its socket', async () => waiting === 1)
+  release()
+  await waitShown(second, ['during handover'])
+  await waitOpen(second)
+  await instance(1).app.comet.sendToUser('dave', 'chat', { from: 'server', text: 'after handover' })
+  await waitShown(second, ['after handover'])
+  assert.deepEqual(await shown(second), ['to both tabs', 'during handover', 'after handover'])
+  assert.equal(await devices('dave'), 1)
+  assert.equal([...server.clients].filter((ws) => !before.has(ws)).length, 1)
+  await context.close()
+})
+
+test('a revoked hash shows auth-failed and the page stops reconnecting', async () => {
+  const page = await signIn(instance(1).origin, 'erin')
+  await instance(0).app.comet.revokeAuth('erin')
+  await page.locator('#status[data-status="auth-failed"]').waitFor(WAIT)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  assert.equal(await devices('erin'), 0)
+  assert.equal(await page.locator('#status').getAttribute('data-status'), 'auth-failed')
+  await page.context().close()
+})
+
+test('a screenshot of the demo is saved under test-results/', async () => {
+  const page = await signIn(instance(0).origin, 'frank')
+  const peer = await signIn(instance(1).origin, 'grace')
+  await peer.fill('#send-to', 'frank')
+  await peer.fill('#send-text', 'Hello Frank, this crossed from instance B to instance A through Redis.')
+  await peer.click('#send-form button')
+  await instance(0).app.comet.sendToUser('frank', 'invoice', { from: 'billing', text: 'Invoice #1042 is paid.' })
+  await waitShown(page, ['Invoice #1042 is paid.'])
+  await page.locator('#lobby li').first().waitFor(WAIT)
+  mkdirSync(results, { recursive: true })
+  const file = fileURLToPath(new URL('demo.png', results))
+  await page.setViewportSize({ width: 1000, height: 760 })
+  await page.screenshot({ path: file, fullPage: true })
+  assert.ok(statSync(file).size > 10_000, 'a real picture, not an empty file')
+  for (const p of [page, peer]) await p.context().close()
+})
