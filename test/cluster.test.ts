@@ -116,12 +116,12 @@ test('no loss and no duplicate while the device reconnects on A and B during a s
   await a.app.comet.registerAuth('race', HASH)
   const received = new Map<string, number>()
   const sent: string[] = []
-  let sending = true
+  const stream = { sending: true }
   let connections = 0
 
   // The device: connects to A or B in turn, stays a few ms, leaves cleanly; again and again.
   const churn = (async () => {
-    while (sending) {
+    while (stream.sending) {
       const client = await TestClient.open((connections++ % 2 === 0 ? a : b).url)
       await client.auth('race', HASH)
       await sleep(Math.floor(Math.random() * 15))
@@ -138,7 +138,7 @@ test('no loss and no duplicate while the device reconnects on A and B during a s
     sent.push((await a.app.comet.sendToUser('race', 'n', i)).id)
     if (i % 4 === 0) await sleep(1)
   }
-  sending = false
+  stream.sending = false
   await churn
   // Whatever is left waits in the queue for the next connection.
   const last = await TestClient.open(b.url)
