@@ -19,8 +19,8 @@ export interface ConnectionContext {
 
 const OPEN = 1
 const TEXT = { binary: false }
-/** Sent back when the store fails mid-request: the client should retry later (RFC 6455 1013). */
-const TRY_AGAIN_LATER = 1013
+/** Frames a client may send ahead while one of its frames waits on the store; memory stays bounded. */
+const MAX_DEFERRED = 128
 
 type State = 'new' | 'authenticating' | 'ready' | 'closed'
 
@@ -40,8 +40,9 @@ export class Connection {
   #authTimer: NodeJS.Timeout | undefined
   /** Live messages that arrive while the offline queue is being read; merged with it by id. */
   #inbox: Routed[] = []
-  /** Frames that arrive while authenticating; handled in order once ready. */
-  #deferred: RawData[] = []
+  /** Frames that arrive while an earlier one waits on the store. */
+  #deferred: Array<[RawData, boolean]> = []
+  #busy = false
   #lastId = 0
   #subs = new Set<string>()
 
@@ -100,8 +101,10 @@ export class Connection {
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
-    if (this.#state === 'authenticating') {
-      this.#deferred.push(data)
+    // Frames are handled one at a time, in order: while one waits on the store, the next ones wait too.
+    if (this.#busy) {
+      if (this.#deferred.length >= MAX_DEFERRED) return this.close(CLOSE.POLICY, 'too many frames in flight')
+      this.#deferred.push([data, isBinary])
       return
     }
     if (isBinary) return this.#send(errorFrame('bad_json', 'frames must be JSON text'))
@@ -118,6 +121,18 @@ export class Connection {
     this.#handle(frame)
   }
 
+  /** Runs an async frame handler; frames that arrive meanwhile are handled after it, in order. */
+  #exclusive (work: Promise<void>): void {
+    this.#busy = true
+    work.finally(() => {
+      this.#busy = false
+      while (!this.#busy && this.#deferred.length > 0 && !this.closed) {
+        const [data, isBinary] = this.#deferred.shift() as [RawData, boolean]
+        this.#onMessage(data, isBinary)
+      }
+    })
+  }
+
   #handle (frame: ClientFrame): void {
     if (this.#state === 'new' && frame.type !== 'auth') {
       return this.#send(errorFrame('auth_required', 'the first frame must be auth', frame.ref))
@@ -125,14 +140,12 @@ export class Connection {
     switch (frame.type) {
       case 'auth':
         if (this.#state !== 'new') return this.#send(errorFrame('already_authenticated', 'this connection is already authenticated', frame.ref))
-        this.#authenticate(frame.userId, frame.hash, frame.ref).catch((err: unknown) => this.#unavailable(err, frame.ref))
-        return
+        return this.#exclusive(this.#authenticate(frame.userId, frame.hash, frame.ref).catch((err: unknown) => this.#unavailable(err, frame.ref)))
       case 'subscribe':
-        this.#subscribe(frame.channel, frame.ref).catch((err: unknown) => {
+        return this.#exclusive(this.#subscribe(frame.channel, frame.ref).catch((err: unknown) => {
           this.#ctx.log.warn({ err, channel: frame.channel }, 'comet: subscribe failed')
           this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
-        })
-        return
+        }))
       case 'unsubscribe':
         if (this.#subs.delete(frame.channel)) this.#ctx.hub.unsubscribe(this, frame.channel)
         return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
@@ -183,9 +196,6 @@ export class Connection {
     clearTimeout(this.#authTimer)
     this.#state = 'ready'
     this.#send(readyFrame)
-    const deferred = this.#deferred
-    this.#deferred = []
-    for (const data of deferred) this.#onMessage(data, false)
   }
 
   async #subscribe (channel: string, ref: Ref | undefined): Promise<void> {
@@ -208,7 +218,7 @@ export class Connection {
   #unavailable (err: unknown, ref: Ref | undefined): void {
     this.#ctx.log.warn({ err, userId: this.userId }, 'comet: store unavailable during authentication')
     this.#send(errorFrame('unavailable', 'the server cannot authenticate now; retry later', ref))
-    this.close(TRY_AGAIN_LATER, 'try again later')
+    this.close(CLOSE.TRY_AGAIN_LATER, 'try again later')
   }
 
   #onClose (): void {

@@ -1,7 +1,9 @@
 /** WebSocket close codes the server uses; documented in docs/protocol.md. */
 export const CLOSE = {
   GOING_AWAY: 1001,
+  POLICY: 1008,
   TOO_BIG: 1009,
+  TRY_AGAIN_LATER: 1013,
   AUTH_FAILED: 4401,
   AUTH_TIMEOUT: 4408,
   REPLACED: 4409,

@@ -45,10 +45,7 @@ export class MemoryStore implements Store {
     if (user.auth !== null && user.auth.expires <= now) user.auth = null
     if (user.queue.length > 0 && user.queueExpires <= now) user.queue = []
     for (const [device, expires] of user.devices) {
-      if (expires <= now) {
-        user.devices.delete(device)
-        user.seen = Math.max(user.seen, expires - this.#settings.presenceTtl)
-      }
+      if (expires <= now) user.devices.delete(device)
     }
     if (user.seen !== 0 && user.seen + this.#settings.lastSeenTtl <= now) user.seen = 0
     if (user.auth === null && user.queue.length === 0 && user.devices.size === 0 && user.seen === 0 && user.dropped === 0) {
@@ -129,6 +126,7 @@ export class MemoryStore implements Store {
       this.#handlers?.control(userId, { kind: 'evict', device: oldest })
     }
     user.devices.set(device, now + this.#settings.presenceTtl)
+    user.seen = now
     const { queue, dropped } = user
     user.queue = []
     user.dropped = 0
@@ -147,6 +145,7 @@ export class MemoryStore implements Store {
     for (const [userId, ids] of devices) {
       const user = this.#user(userId)
       for (const device of ids) user.devices.set(device, now + this.#settings.presenceTtl)
+      user.seen = now
     }
     // The heartbeat doubles as the sweep that bounds memory for users who never come back.
     for (const [userId, user] of this.#users) this.#expire(userId, user, now)

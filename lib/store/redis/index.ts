@@ -16,6 +16,7 @@ interface Commands {
   cometAttachBuffer (...args: Array<string | number>): Promise<Reply>
   cometDetach (...args: Array<string | number>): Promise<null>
   cometPresence (...args: Array<string | number>): Promise<[number, string | null]>
+  cometRefresh (...args: Array<string | number>): Promise<null>
   cometRevoke (...args: Array<string | number>): Promise<null>
 }
 
@@ -27,6 +28,7 @@ const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> =
   ['cometAttachBuffer', scripts.attach],
   ['cometDetach', scripts.detach],
   ['cometPresence', scripts.presence],
+  ['cometRefresh', scripts.refresh],
   ['cometRevoke', scripts.revoke]
 ]
 
@@ -96,7 +98,7 @@ export class RedisStore implements Store {
   async sendToUser (userId: string, head: string): Promise<SendResult> {
     const k = this.#keys
     const { maxMessages, ttl } = this.#settings.queue
-    const [id, queued] = await this.#cmd.cometSend(k.meta(userId), k.queue(userId), k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl)
+    const [id, queued] = await this.#cmd.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl)
     return { id, queued: queued === 1 }
   }
 
@@ -121,7 +123,7 @@ export class RedisStore implements Store {
     const k = this.#keys
     const s = this.#settings
     const reply = await this.#cmd.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId),
-      digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId))
+      digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl)
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
     const entries = reply[2] as Buffer[]
@@ -134,21 +136,19 @@ export class RedisStore implements Store {
   }
 
   async refresh (devices: Map<string, string[]>): Promise<void> {
-    const expires = Date.now() + this.#settings.presenceTtl
+    const now = Date.now()
+    const ttl = this.#settings.presenceTtl
     const work: Array<Promise<unknown>> = []
+    // ZADD, not ZADD XX: if Redis lost its data, the heartbeat puts this instance's devices back.
     for (const [userId, ids] of devices) {
-      const key = this.#keys.devices(userId)
-      const args: Array<string | number> = []
-      for (const id of ids) args.push(expires, id)
-      // Plain ZADD, not XX: if Redis lost its data, the heartbeat puts this instance's devices back.
-      work.push(this.#cmd.zadd(key, ...args), this.#cmd.pexpire(key, this.#settings.presenceTtl))
+      work.push(this.#cmd.cometRefresh(this.#keys.devices(userId), this.#keys.meta(userId), now + ttl, ttl, now, this.#metaTtl, ...ids))
     }
     await Promise.all(work)
   }
 
   async presence (userId: string): Promise<Presence> {
     const k = this.#keys
-    const [devices, seen] = await this.#cmd.cometPresence(k.devices(userId), k.meta(userId), Date.now(), this.#settings.presenceTtl)
+    const [devices, seen] = await this.#cmd.cometPresence(k.devices(userId), k.meta(userId), Date.now())
     return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(Number(seen)) }
   }
 

@@ -13,20 +13,23 @@ end
 `
 
 /**
- * KEYS: meta, queue. ARGV: route, now ms, frame head, queue max, queue ttl, meta ttl.
- * Returns { id, receivers, queued(1|0) }. PUBLISH's receiver count is the decision: 0 means no instance
- * listens for the user (a crashed instance's subscriber connection is gone too), so the message is queued.
+ * KEYS: meta, queue, devices. ARGV: route, now ms, frame head, queue max, queue ttl, meta ttl.
+ * Returns { id, queued (1|0) }. The message is queued unless an instance received it AND the user has a
+ * device whose instance is alive: a crashed instance's subscriber is gone at once when the kernel closes
+ * its socket, and a frozen or cut-off one stops refreshing its devices, which lapse after 3 heartbeats.
  */
 export const send = {
-  numberOfKeys: 2,
+  numberOfKeys: 3,
   lua: trimQueue + `
+local now = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local id = string.format('%.0f', math.max(last + 1, tonumber(ARGV[2]) * 1000))
+local id = string.format('%.0f', math.max(last + 1, now * 1000))
 redis.call('HSET', KEYS[1], 'seq', id)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local entry = id .. '|' .. ARGV[3] .. id .. '"}'
-if redis.call('PUBLISH', ARGV[1], entry) > 0 then return { id, 0 } end
+local receivers = redis.call('PUBLISH', ARGV[1], entry)
 if tonumber(ARGV[4]) == 0 then return { id, 0 } end
+if receivers > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf') > 0 then return { id, 0 } end
 redis.call('ZADD', KEYS[2], id, entry)
 trim(KEYS[2], KEYS[1], tonumber(ARGV[4]), ARGV[5])
 return { id, 1 }
@@ -44,7 +47,7 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 
 /**
  * KEYS: auth, devices, queue, meta. ARGV: digest, device, now ms, presence ttl, max devices,
- * evict oldest (1|0), route.
+ * evict oldest (1|0), route, meta ttl.
  * Returns { 'ok', dropped, queue entries } or { 'revoked' } or { 'limit' }.
  */
 export const attach = {
@@ -65,6 +68,8 @@ while redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) do
 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[4], 'seen', ARGV[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[8])
 local queued = redis.call('ZRANGE', KEYS[3], 0, -1)
 redis.call('DEL', KEYS[3])
 local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
@@ -84,22 +89,28 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 }
 
 /**
- * KEYS: devices, meta. ARGV: now ms, presence ttl.
- * Devices whose instance stopped refreshing them (it crashed) are removed here, lazily; the user's
- * last seen time becomes that instance's last refresh. Returns { devices, seen or false }.
+ * KEYS: devices, meta. ARGV: lapse time, presence ttl, now ms, meta ttl, devices…
+ * The heartbeat of one user on one instance: keeps its devices present and records that the user was
+ * seen now, so a crashed instance's users keep a last-seen time of at most one heartbeat before the crash.
+ */
+export const refresh = {
+  numberOfKeys: 2,
+  lua: `
+for i = 5, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'seen', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+`
+}
+
+/**
+ * KEYS: devices, meta. ARGV: now ms. Devices whose instance stopped refreshing them (it crashed) are
+ * removed here, lazily. Returns { devices, last seen or false }.
  */
 export const presence = {
   numberOfKeys: 2,
   lua: `
-local now = tonumber(ARGV[1])
-local lapsed = redis.call('ZREVRANGEBYSCORE', KEYS[1], now, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-if #lapsed > 0 then
-  local seen = tonumber(lapsed[2]) - tonumber(ARGV[2])
-  if seen > tonumber(redis.call('HGET', KEYS[2], 'seen') or '0') then
-    redis.call('HSET', KEYS[2], 'seen', string.format('%.0f', seen))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return { redis.call('ZCARD', KEYS[1]), redis.call('HGET', KEYS[2], 'seen') }
 `
 }
