@@ -2,7 +2,7 @@
 import { buildApp } from './app.js'
 
 const port = Number(process.env.PORT ?? 3000)
-const host = process.env.HOST ?? '127.0.0.1'
+const host = process.env.HOST ?? 'localhost'
 const app = await buildApp({
   redis: process.env.REDIS_URL,
   secret: process.env.COMET_DEMO_SECRET,
@@ -18,4 +18,4 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   })
 }
 await app.listen({ port, host })
-app.log.info(`fastify-comet demo on http://${host === '0.0.0.0' ? 'localhost' : host}:${port} (${process.env.REDIS_URL === undefined ? 'in-memory store' : 'Redis at REDIS_URL'})`)
+app.log.info(`fastify-comet demo on ${app.listeningOrigin} (${process.env.REDIS_URL === undefined ? 'in-memory store' : 'Redis at REDIS_URL'})`)
