@@ -40,6 +40,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     maxDevices: settings.maxDevices,
     evictOldest: settings.onDeviceLimit === 'evict-oldest',
     queue: settings.offlineQueue,
+    resume: settings.resume,
     presenceTtl: 3 * settings.heartbeatInterval,
     lastSeenTtl: settings.lastSeenTtl
   }

@@ -10,6 +10,8 @@ export interface Settings {
   onDeviceLimit: 'reject' | 'evict-oldest'
   /** maxMessages 0 means no queue. */
   offlineQueue: { maxMessages: number, ttl: number }
+  /** size 0 means no resume log. */
+  resume: { size: number, ttl: number }
   maxPayload: number
   heartbeatInterval: number
   authTimeout: number
@@ -20,7 +22,7 @@ export interface Settings {
 }
 
 const KNOWN = new Set(['redis', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume'])
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
 export function normalize (options: CometOptions = {}): Settings {
@@ -30,6 +32,8 @@ export function normalize (options: CometOptions = {}): Settings {
   }
   const queue = options.offlineQueue === false ? { maxMessages: 0, ttl: 1 } : options.offlineQueue ?? {}
   if (typeof queue !== 'object' || queue === null) throw new errors.OPTIONS('offlineQueue must be an object or false')
+  const resume = options.resume === false ? { size: 0, ttl: 1 } : options.resume ?? {}
+  if (typeof resume !== 'object' || resume === null) throw new errors.OPTIONS('resume must be an object or false')
 
   const path = options.path ?? '/comet'
   if (typeof path !== 'string' || !/^\/[^?#\s]*$/.test(path)) throw new errors.OPTIONS('path must start with "/" and contain no query')
@@ -51,6 +55,10 @@ export function normalize (options: CometOptions = {}): Settings {
     offlineQueue: {
       maxMessages: options.offlineQueue === false ? 0 : int('offlineQueue.maxMessages', queue.maxMessages, 100, 1),
       ttl: int('offlineQueue.ttl', queue.ttl, 86_400_000, 1)
+    },
+    resume: {
+      size: options.resume === false ? 0 : int('resume.size', resume.size, 100, 1),
+      ttl: int('resume.ttl', resume.ttl, 300_000, 1)
     },
     maxPayload: int('maxPayload', options.maxPayload, 65_536, 256),
     heartbeatInterval: int('heartbeatInterval', options.heartbeatInterval, 25_000, 50),

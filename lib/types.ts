@@ -7,6 +7,13 @@ export interface OfflineQueueOptions {
   ttl?: number
 }
 
+export interface ResumeOptions {
+  /** Messages kept per user. @default 100 */
+  size?: number
+  /** How long each message is kept, in ms. @default 300000 */
+  ttl?: number
+}
+
 export interface CometOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options, or an ioredis instance (which we then
@@ -23,6 +30,12 @@ export interface CometOptions {
   onDeviceLimit?: 'reject' | 'evict-oldest'
   /** Queue for users with no device online, or `false` to drop such messages. @default { maxMessages: 100, ttl: 86400000 } */
   offlineQueue?: OfflineQueueOptions | false
+  /**
+   * Every private message is kept this long and this many per user, so a device that reconnects with the
+   * last id it saw (`since` in its auth frame) gets exactly what it missed; `false` turns it off.
+   * @default { size: 100, ttl: 300000 }
+   */
+  resume?: ResumeOptions | false
   /** Largest frame in bytes, both from clients (close 1009) and to clients (rejected at send). @default 65536 */
   maxPayload?: number
   /** Interval of WebSocket pings and of presence refresh, in ms; presence of a dead instance lapses after 3×. @default 25000 */

@@ -140,7 +140,7 @@ export class Connection {
     switch (frame.type) {
       case 'auth':
         if (this.#state !== 'new') return this.#send(errorFrame('already_authenticated', 'this connection is already authenticated', frame.ref))
-        return this.#exclusive(this.#authenticate(frame.userId, frame.hash, frame.ref).catch((err: unknown) => this.#unavailable(err, frame.ref)))
+        return this.#exclusive(this.#authenticate(frame).catch((err: unknown) => this.#unavailable(err, frame.ref)))
       case 'subscribe':
         return this.#exclusive(this.#subscribe(frame.channel, frame.ref).catch((err: unknown) => {
           this.#ctx.log.warn({ err, channel: frame.channel }, 'comet: subscribe failed')
@@ -154,7 +154,7 @@ export class Connection {
     }
   }
 
-  async #authenticate (userId: string | null, hash: string | null, ref: Ref | undefined): Promise<void> {
+  async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
     const { store, hub, log } = this.#ctx
     if (userId === null || hash === null) {
       this.#becomeReady(reply('ready', { userId: null }, ref))
@@ -172,22 +172,31 @@ export class Connection {
     await hub.joinUser(this, userId)
     if (this.closed) return
     const device = this.#ctx.nextDevice()
-    const result = await store.attach(userId, device, digest)
+    const result = await store.attach(userId, device, digest, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
       return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
         result.reason === 'limit' ? 'too many devices' : 'authentication failed')
     }
     if (this.closed) {
-      // Closed while the queue was being taken: give it back, and the device slot too.
+      // Closed while the queue was being taken: give it back, and the device slot too. Missed messages
+      // stay in the resume log, so they need no giving back.
       hub.track(store.detach(userId, device), 'detach', { userId })
       if (result.queued.length > 0) hub.requeue(userId, result.queued)
       return
     }
     this.device = device
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
-    const backlog = result.queued.concat(this.takeInbox()).sort((a, b) => a.id - b.id)
-    this.#becomeReady(reply('ready', { userId, queued: result.queued.length, dropped: result.dropped }, ref))
+    // Stored messages (queued, missed) and live ones held meanwhile, merged by id; offer() skips any id
+    // already sent, which also drops everything up to `since`.
+    this.#lastId = since ?? 0
+    const stored = new Set<number>()
+    for (const m of result.queued.concat(result.missed)) if (m.id > this.#lastId) stored.add(m.id)
+    const backlog = result.queued.concat(result.missed, this.takeInbox()).sort((a, b) => a.id - b.id)
+    const ready = result.recovered === null
+      ? { userId, queued: stored.size, dropped: result.dropped }
+      : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered }
+    this.#becomeReady(reply('ready', ready, ref))
     for (const message of backlog) this.offer(message)
     log.debug({ userId, device }, 'comet: device connected')
   }

@@ -3,7 +3,7 @@ import { isChannelName, NAME } from '../validate.ts'
 export type Ref = string | number
 
 export type ClientFrame =
-  | { type: 'auth', userId: string | null, hash: string | null, ref?: Ref }
+  | { type: 'auth', userId: string | null, hash: string | null, since: number | null, ref?: Ref }
   | { type: 'subscribe' | 'unsubscribe', channel: string, ref?: Ref }
   | { type: 'ping', ref?: Ref }
 
@@ -38,11 +38,15 @@ export function parseFrame (text: string): ClientFrame {
   switch (f.type) {
     case 'auth': {
       const { userId, hash } = f
-      if (userId === undefined && hash === undefined) return { type: 'auth', userId: null, hash: null, ref: r }
+      if (userId === undefined && hash === undefined) return { type: 'auth', userId: null, hash: null, since: null, ref: r }
       const id = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
       if (typeof id !== 'string' || !NAME.test(id)) throw new FrameError('bad_frame', 'userId must match [A-Za-z0-9_-]{1,64}', r)
       if (typeof hash !== 'string' || hash.length === 0 || hash.length > 1024) throw new FrameError('bad_frame', 'hash must be a non-empty string', r)
-      return { type: 'auth', userId: id, hash, ref: r }
+      const since = f.since
+      if (since !== undefined && !(typeof since === 'string' && /^\d{1,16}$/.test(since))) {
+        throw new FrameError('bad_frame', 'since must be the id of a message, a string of digits', r)
+      }
+      return { type: 'auth', userId: id, hash, since: since === undefined ? null : Number(since), ref: r }
     }
     case 'subscribe':
     case 'unsubscribe':

@@ -6,6 +6,9 @@ import type { AttachResult, BusHandlers, Routed, Store, StoreSettings } from './
 interface UserState {
   auth: { digest: string, expires: number } | null
   lastId: number
+  /** Recent messages for devices that resume, ordered by id; `floor` is the newest id known to be gone. */
+  log: Routed[]
+  floor: number
   /** Offline queue, ordered by id. */
   queue: Routed[]
   queueExpires: number
@@ -34,7 +37,7 @@ export class MemoryStore implements Store {
   #user (userId: string): UserState {
     let user = this.#users.get(userId)
     if (user === undefined) {
-      user = { auth: null, lastId: 0, queue: [], queueExpires: 0, dropped: 0, devices: new Map(), seen: 0 }
+      user = { auth: null, lastId: 0, log: [], floor: 0, queue: [], queueExpires: 0, dropped: 0, devices: new Map(), seen: 0 }
       this.#users.set(userId, user)
     }
     return user
@@ -44,11 +47,12 @@ export class MemoryStore implements Store {
   #expire (userId: string, user: UserState, now: number): void {
     if (user.auth !== null && user.auth.expires <= now) user.auth = null
     if (user.queue.length > 0 && user.queueExpires <= now) user.queue = []
+    this.#trimLog(user, now)
     for (const [device, expires] of user.devices) {
       if (expires <= now) user.devices.delete(device)
     }
     if (user.seen !== 0 && user.seen + this.#settings.lastSeenTtl <= now) user.seen = 0
-    if (user.auth === null && user.queue.length === 0 && user.devices.size === 0 && user.seen === 0 && user.dropped === 0) {
+    if (user.auth === null && user.queue.length === 0 && user.log.length === 0 && user.devices.size === 0 && user.seen === 0 && user.dropped === 0) {
       this.#users.delete(userId)
     }
   }
@@ -79,9 +83,15 @@ export class MemoryStore implements Store {
   async sendToUser (userId: string, head: string): Promise<SendResult> {
     const now = Date.now()
     const user = this.#get(userId) ?? this.#user(userId)
-    user.lastId = nextId(user.lastId, now)
+    const last = user.lastId
+    user.lastId = nextId(last, now)
+    if (last === 0) user.floor = user.lastId - 1
     const message = { id: user.lastId, frame: Buffer.from(head + user.lastId + MESSAGE_TAIL) }
     const id = String(user.lastId)
+    if (this.#settings.resume.size > 0) {
+      user.log.push(message)
+      this.#trimLog(user, now)
+    }
     if (this.#listeningUsers.has(userId)) {
       this.#handlers?.user(userId, message)
       return { id, queued: false }
@@ -102,6 +112,16 @@ export class MemoryStore implements Store {
     user.queueExpires = now + this.#settings.queue.ttl
   }
 
+  /** Drops log entries past the size or older than the ttl, and raises the floor to the newest dropped. */
+  #trimLog (user: UserState, now: number): void {
+    const cutoff = (now - this.#settings.resume.ttl) * 1000
+    let drop = Math.max(0, user.log.length - this.#settings.resume.size)
+    while (drop < user.log.length && (user.log[drop] as Routed).id <= cutoff) drop++
+    if (drop === 0) return
+    user.floor = Math.max(user.floor, (user.log[drop - 1] as Routed).id)
+    user.log.splice(0, drop)
+  }
+
   async requeue (userId: string, messages: Routed[]): Promise<void> {
     if (this.#settings.queue.maxMessages > 0) this.#enqueue(this.#user(userId), messages, Date.now())
   }
@@ -115,7 +135,7 @@ export class MemoryStore implements Store {
   async listenChannel (channel: string): Promise<void> { this.#listeningChannels.add(channel) }
   async unlistenChannel (channel: string): Promise<void> { this.#listeningChannels.delete(channel) }
 
-  async attach (userId: string, device: string, digest: string): Promise<AttachResult> {
+  async attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult> {
     const now = Date.now()
     const user = this.#get(userId)
     if (user?.auth?.digest !== digest) return { ok: false, reason: 'revoked' }
@@ -130,7 +150,14 @@ export class MemoryStore implements Store {
     const { queue, dropped } = user
     user.queue = []
     user.dropped = 0
-    return { ok: true, queued: queue, dropped }
+    let recovered: boolean | null = null
+    let missed: Routed[] = []
+    if (since !== null) {
+      // As in Redis: an empty log (expired, or resume off) recovers only a device that saw the last id.
+      recovered = user.lastId !== 0 && since >= (user.log.length === 0 ? user.lastId : user.floor)
+      if (recovered) missed = user.log.filter((m) => m.id > since)
+    }
+    return { ok: true, queued: queue, dropped, recovered, missed }
   }
 
   async detach (userId: string, device: string): Promise<void> {

@@ -17,7 +17,15 @@ export interface BusHandlers {
 }
 
 export type AttachResult =
-  | { ok: true, queued: Routed[], dropped: number }
+  | {
+    ok: true
+    /** The offline queue, now taken. */
+    queued: Routed[]
+    dropped: number
+    /** With `since`: whether `missed` is every message after it; null without `since`. */
+    recovered: boolean | null
+    missed: Routed[]
+  }
   | { ok: false, reason: 'revoked' | 'limit' }
 
 /**
@@ -51,7 +59,7 @@ export interface Store {
    * Records a device after the instance listens for the user: re-checks the hash (a revoke may have raced
    * the login), enforces maxDevices, and takes the offline queue, all at once.
    */
-  attach (userId: string, device: string, digest: string): Promise<AttachResult>
+  attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult>
   detach (userId: string, device: string): Promise<void>
   /** Heartbeat: keeps this instance's devices alive; devices not refreshed lapse after 3 heartbeats. */
   refresh (devices: Map<string, string[]>): Promise<void>
@@ -65,6 +73,8 @@ export interface StoreSettings {
   maxDevices: number
   evictOldest: boolean
   queue: { maxMessages: number, ttl: number }
+  /** Every message is kept this long / this many for devices that resume (size 0: no log). */
+  resume: { size: number, ttl: number }
   /** How long a device counts as present without a refresh (3 × heartbeatInterval). */
   presenceTtl: number
   lastSeenTtl: number

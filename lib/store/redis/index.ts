@@ -48,7 +48,7 @@ export class RedisStore implements Store {
     this.#settings = settings
     this.#keys = new Keys(settings.prefix)
     this.#log = log
-    this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl)
+    this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, settings.resume.ttl)
     this.#ownsCmd = !(redis instanceof Redis)
     const cmd = redis instanceof Redis
       ? redis
@@ -98,7 +98,9 @@ export class RedisStore implements Store {
   async sendToUser (userId: string, head: string): Promise<SendResult> {
     const k = this.#keys
     const { maxMessages, ttl } = this.#settings.queue
-    const [id, queued] = await this.#cmd.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl)
+    const { size, ttl: logTtl } = this.#settings.resume
+    const [id, queued] = await this.#cmd.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
+      k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl, size, logTtl)
     return { id, queued: queued === 1 }
   }
 
@@ -119,15 +121,22 @@ export class RedisStore implements Store {
   async listenChannel (channel: string): Promise<void> { await this.#sub.subscribe(this.#keys.channelRoute(channel)) }
   async unlistenChannel (channel: string): Promise<void> { await this.#sub.unsubscribe(this.#keys.channelRoute(channel)) }
 
-  async attach (userId: string, device: string, digest: string): Promise<AttachResult> {
+  async attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult> {
     const k = this.#keys
     const s = this.#settings
-    const reply = await this.#cmd.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId),
-      digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl)
+    const reply = await this.#cmd.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
+      digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
+      since === null ? '' : since)
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
-    const entries = reply[2] as Buffer[]
-    return { ok: true, dropped: Number(String(reply[1])), queued: entries.map(parseRouted) }
+    const recovered = String(reply[3])
+    return {
+      ok: true,
+      dropped: Number(String(reply[1])),
+      queued: (reply[2] as Buffer[]).map(parseRouted),
+      recovered: recovered === '' ? null : recovered === '1',
+      missed: (reply[4] as Buffer[]).map(parseRouted)
+    }
   }
 
   async detach (userId: string, device: string): Promise<void> {

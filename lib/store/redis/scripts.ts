@@ -13,26 +13,54 @@ end
 `
 
 /**
- * KEYS: meta, queue, devices. ARGV: route, now ms, frame head, queue max, queue ttl, meta ttl.
- * Returns { id, queued (1|0) }. The message is queued unless an instance received it AND the user has a
- * device whose instance is alive: a crashed instance's subscriber is gone at once when the kernel closes
- * its socket, and a frozen or cut-off one stops refreshing its devices, which lapse after 3 heartbeats.
+ * KEYS: meta, queue, devices, log. ARGV: route, now ms, frame head, queue max, queue ttl, meta ttl,
+ * log size, log ttl. Returns { id, queued (1|0) }.
+ *
+ * The message is queued unless an instance received it AND the user has a device whose instance is alive:
+ * a crashed instance's subscriber is gone at once when the kernel closes its socket, and a frozen or
+ * cut-off one stops refreshing its devices, which lapse after 3 heartbeats.
+ *
+ * Every message also goes to the user's resume log. The meta field `floor` is the newest id known to be
+ * gone from the log (trimmed, expired, or from before the user's meta existed): a device resuming from an
+ * id at or above the floor gets every message it missed; below it, the script says so.
  */
 export const send = {
-  numberOfKeys: 3,
+  numberOfKeys: 4,
   lua: trimQueue + `
 local now = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local id = string.format('%.0f', math.max(last + 1, now * 1000))
-redis.call('HSET', KEYS[1], 'seq', id)
+local id = math.max(last + 1, now * 1000)
+local sid = string.format('%.0f', id)
+redis.call('HSET', KEYS[1], 'seq', sid)
+if last == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', id - 1)) end
+local entry = sid .. '|' .. ARGV[3] .. sid .. '"}'
+
+local logMax = tonumber(ARGV[7])
+if logMax > 0 then
+  if last > 0 and redis.call('EXISTS', KEYS[4]) == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', last)) end
+  redis.call('ZADD', KEYS[4], id, entry)
+  local cutoff = (now - tonumber(ARGV[8])) * 1000
+  local gone = redis.call('ZREVRANGEBYSCORE', KEYS[4], cutoff, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local over = redis.call('ZCARD', KEYS[4]) - logMax
+  if over > 0 then
+    local trimmed = redis.call('ZRANGE', KEYS[4], over - 1, over - 1, 'WITHSCORES')
+    if #gone == 0 or tonumber(trimmed[2]) > tonumber(gone[2]) then gone = trimmed end
+    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
+  end
+  if #gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', gone[2])
+    redis.call('HSET', KEYS[1], 'floor', gone[2])
+  end
+  redis.call('PEXPIRE', KEYS[4], ARGV[8])
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local entry = id .. '|' .. ARGV[3] .. id .. '"}'
+
 local receivers = redis.call('PUBLISH', ARGV[1], entry)
-if tonumber(ARGV[4]) == 0 then return { id, 0 } end
-if receivers > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf') > 0 then return { id, 0 } end
+if tonumber(ARGV[4]) == 0 then return { sid, 0 } end
+if receivers > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf') > 0 then return { sid, 0 } end
 redis.call('ZADD', KEYS[2], id, entry)
 trim(KEYS[2], KEYS[1], tonumber(ARGV[4]), ARGV[5])
-return { id, 1 }
+return { sid, 1 }
 `
 }
 
@@ -46,12 +74,13 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 }
 
 /**
- * KEYS: auth, devices, queue, meta. ARGV: digest, device, now ms, presence ttl, max devices,
- * evict oldest (1|0), route, meta ttl.
- * Returns { 'ok', dropped, queue entries } or { 'revoked' } or { 'limit' }.
+ * KEYS: auth, devices, queue, meta, log. ARGV: digest, device, now ms, presence ttl, max devices,
+ * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing).
+ * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries }, { 'revoked' }
+ * or { 'limit' }.
  */
 export const attach = {
-  numberOfKeys: 4,
+  numberOfKeys: 5,
   lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { 'revoked' } end
 local now = tonumber(ARGV[3])
@@ -74,7 +103,23 @@ local queued = redis.call('ZRANGE', KEYS[3], 0, -1)
 redis.call('DEL', KEYS[3])
 local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
 redis.call('HDEL', KEYS[4], 'dropped')
-return { 'ok', dropped, queued }
+
+local recovered, missed = '', {}
+if ARGV[9] ~= '' then
+  local since = tonumber(ARGV[9])
+  local seq = tonumber(redis.call('HGET', KEYS[4], 'seq') or '0')
+  if seq == 0 then
+    recovered = '0'
+  elseif redis.call('EXISTS', KEYS[5]) == 0 then
+    recovered = since >= seq and '1' or '0'
+  elseif since >= tonumber(redis.call('HGET', KEYS[4], 'floor') or '0') then
+    recovered = '1'
+    missed = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. ARGV[9], '+inf')
+  else
+    recovered = '0'
+  end
+end
+return { 'ok', dropped, queued, recovered, missed }
 `
 }
 
