@@ -209,11 +209,13 @@ export class Connection {
     clearTimeout(this.#connectTimer)
     this.#attempt = 0
     this.#setStatus('open', {})
-    this.#host.ready({
+    const info: ReadyInfo = {
       userId: typeof frame['userId'] === 'string' ? frame['userId'] : null,
       queued: typeof frame['queued'] === 'number' ? frame['queued'] : 0,
       dropped: typeof frame['dropped'] === 'number' ? frame['dropped'] : 0
-    })
+    }
+    if (typeof frame['recovered'] === 'boolean') info.recovered = frame['recovered']
+    this.#host.ready(info)
     // The host may have closed us from its ready callback.
     if (!this.#ready) return
     for (const channel of this.#wanted) this.#subscribe(channel)

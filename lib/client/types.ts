@@ -84,10 +84,16 @@ export interface StatusInfo {
 
 export interface ReadyInfo {
   userId: string | null
-  /** Offline-queued messages that follow. */
+  /** Stored messages that follow: the offline queue and, after a reconnect, the messages this device missed. */
   queued: number
   /** Queued messages the server had to discard because the queue overflowed. */
   dropped: number
+  /**
+   * Only when the client sent `since` (it had seen a private message): `true` when the server replays
+   * every private message after it, `false` when it no longer has them all and replays none, so the app
+   * should reload its state from the backend.
+   */
+  recovered?: boolean
 }
 
 /** An `error` frame that did not answer one of this client's requests, or that answered a subscribe. */

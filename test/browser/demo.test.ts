@@ -194,6 +194,34 @@ test('two tabs with shareConnection open one socket, and a closed leader tab han
   await context.close()
 })
 
+test('nothing is lost when messages race a reload or a leader tab closing: the client resumes from since', async () => {
+  // No waiting for the old socket to go: some of these reach a socket that is about to disappear.
+  const page = await signIn(instance(0).origin, 'heidi')
+  await instance(1).app.comet.sendToUser('heidi', 'chat', { from: 'server', text: 'r0' })
+  await waitShown(page, ['r0'])
+  const reloading = page.reload()
+  const sent = ['r1', 'r2', 'r3', 'r4']
+  for (const text of sent) await instance(1).app.comet.sendToUser('heidi', 'chat', { from: 'server', text })
+  await reloading
+  await waitOpen(page)
+  await waitShown(page, ['r0', ...sent])
+  assert.deepEqual(await shown(page), ['r0', ...sent])
+  await page.context().close()
+
+  const context = await browser.newContext()
+  const leader = await signIn(instance(0).origin, 'ivan', await context.newPage())
+  const follower = await signIn(instance(0).origin, 'ivan', await context.newPage())
+  await instance(1).app.comet.sendToUser('ivan', 'chat', { from: 'server', text: 'h0' })
+  await waitShown(follower, ['h0'])
+  const closing = leader.close()
+  const raced = ['h1', 'h2', 'h3', 'h4']
+  for (const text of raced) await instance(1).app.comet.sendToUser('ivan', 'chat', { from: 'server', text })
+  await closing
+  await waitShown(follower, ['h0', ...raced])
+  assert.deepEqual(await shown(follower), ['h0', ...raced])
+  await context.close()
+})
+
 test('a revoked hash shows auth-failed and the page stops reconnecting', async () => {
   const page = await signIn(instance(1).origin, 'erin')
   await instance(0).app.comet.revokeAuth('erin')

@@ -338,7 +338,10 @@ test('ready info is reported', (t) => {
   const ready: unknown[] = []
   client.on('ready', (info) => ready.push(info))
   server.last().accept('42', { queued: 3, dropped: 1 })
-  assert.deepEqual(ready, [{ userId: '42', queued: 3, dropped: 1 }])
+  server.last().drop(1006)
+  t.mock.timers.tick(500)
+  server.last().accept('42', { queued: 0, dropped: 0, recovered: false })
+  assert.deepEqual(ready, [{ userId: '42', queued: 3, dropped: 1 }, { userId: '42', queued: 0, dropped: 0, recovered: false }])
 })
 
 test('pings while open and replaces a socket that went silent', (t) => {

@@ -89,10 +89,14 @@ function connect (session) {
     }
   })
   comet.on('ready', (info) => {
-    if (info.queued === 0 && info.dropped === 0) return
+    const notes = []
+    if (info.queued > 0) notes.push(`${info.queued} message(s) arrived while you were away`)
+    if (info.dropped > 0) notes.push(`${info.dropped} older one(s) did not fit in the queue`)
+    // The server no longer has every message since the last one shown: a real app reloads its state here.
+    if (info.recovered === false) notes.push('some messages sent while you were away could not be recovered')
+    if (notes.length === 0) return
     $('notice').hidden = false
-    $('notice').textContent = `${info.queued} message(s) waited for you while you were away` +
-      (info.dropped > 0 ? `; ${info.dropped} older one(s) did not fit in the queue` : '')
+    $('notice').textContent = notes.join('; ')
   })
   comet.subscribe('msg', onMessage)
   comet.subscribe('lobby.signin', (m) => {
