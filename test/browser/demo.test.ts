@@ -222,6 +222,33 @@ test('nothing is lost when messages race a reload or a leader tab closing: the c
   await context.close()
 })
 
+test('offline, the page backs off; back online, it reconnects at once', async () => {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  // Jitter at its top, so each delay is known: 990, 1980, 3960 ms...
+  await page.addInitScript(() => { Math.random = () => 0.99 })
+  await signIn(instance(0).origin, 'judy', page)
+  await page.evaluate(() => {
+    const w = globalThis as unknown as { comet: { on: (e: string, l: (s: string, i: { retryIn?: number }) => void) => void }, log: Array<[number, string, number | undefined]> }
+    w.log = []
+    w.comet.on('status', (status, info) => w.log.push([Date.now(), status, info.retryIn]))
+  })
+  await context.setOffline(true)
+  for (const ws of instance(0).app.websocketServer.clients) ws.terminate()
+  await until('three failed attempts', async () => (await page.evaluate(() => (globalThis as unknown as { log: unknown[] }).log.length)) >= 3)
+  const online = await page.evaluate(() => Date.now())
+  await context.setOffline(false)
+  await waitOpen(page)
+  const log = await page.evaluate(() => (globalThis as unknown as { log: Array<[number, string, number | undefined]> }).log)
+  const open = log.find(([, status]) => status === 'open')
+  const lastRetry = log.filter(([, status]) => status === 'connecting').at(-1)
+  assert.ok(open !== undefined && lastRetry !== undefined)
+  const scheduled = lastRetry[0] + (lastRetry[2] ?? 0)
+  assert.ok(scheduled - online > 1000, `the next retry was still ${scheduled - online} ms away`)
+  assert.ok(open[0] < scheduled - 500, `reconnected ${open[0] - online} ms after online, the timer would have fired ${scheduled - online} ms after`)
+  await context.close()
+})
+
 test('a revoked hash shows auth-failed and the page stops reconnecting', async () => {
   const page = await signIn(instance(1).origin, 'erin')
   await instance(0).app.comet.revokeAuth('erin')
