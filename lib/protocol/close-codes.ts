@@ -7,5 +7,6 @@ export const CLOSE = {
   AUTH_FAILED: 4401,
   AUTH_TIMEOUT: 4408,
   REPLACED: 4409,
+  TOO_SLOW: 4413,
   DEVICE_LIMIT: 4429
 } as const
