@@ -47,6 +47,7 @@ export class Connection {
   #deferred: Array<[RawData, boolean]> = []
   #busy = false
   #lastId = 0
+  #synced = 0
   #subs = new Set<string>()
 
   constructor (ws: WebSocket, ctx: ConnectionContext) {
@@ -59,6 +60,8 @@ export class Connection {
   }
 
   get closed (): boolean { return this.#state === 'closed' }
+  /** The id up to which this socket has every private message: where a catch-up starts. */
+  get synced (): number { return Math.max(this.#lastId, this.#synced) }
 
   /** Offers a routed private message; true when this socket took it (or already had it). */
   offer (message: Routed): boolean {
@@ -202,6 +205,7 @@ export class Connection {
       return
     }
     this.device = device
+    this.#synced = result.synced
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
     this.#lastId = since ?? 0
     const stored = new Set<number>()
