@@ -59,7 +59,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.start({
       user: (userId, message) => hub.deliverUser(userId, message),
       control: (userId, control) => hub.control(userId, control),
-      channel: (channel, frame) => hub.deliverChannel(channel, frame)
+      channel: (channel, frame) => hub.deliverChannel(channel, frame),
+      resync: () => hub.resync()
     })
   } catch (err) {
     await store.close()

@@ -13,6 +13,7 @@ export interface Settings {
   /** size 0 means no resume log. */
   resume: { size: number, ttl: number }
   maxPayload: number
+  maxBufferedBytes: number
   heartbeatInterval: number
   authTimeout: number
   maxSubscriptions: number
@@ -22,7 +23,7 @@ export interface Settings {
 }
 
 const KNOWN = new Set(['redis', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes'])
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
 export function normalize (options: CometOptions = {}): Settings {
@@ -61,6 +62,7 @@ export function normalize (options: CometOptions = {}): Settings {
       ttl: int('resume.ttl', resume.ttl, 300_000, 1)
     },
     maxPayload: int('maxPayload', options.maxPayload, 65_536, 256),
+    maxBufferedBytes: int('maxBufferedBytes', options.maxBufferedBytes, 1_048_576, 1024),
     heartbeatInterval: int('heartbeatInterval', options.heartbeatInterval, 25_000, 50),
     authTimeout: int('authTimeout', options.authTimeout, 10_000, 1),
     maxSubscriptions: int('maxSubscriptions', options.maxSubscriptions, 64, 0),

@@ -38,6 +38,12 @@ export interface CometOptions {
   resume?: ResumeOptions | false
   /** Largest frame in bytes, both from clients (close 1009) and to clients (rejected at send). @default 65536 */
   maxPayload?: number
+  /**
+   * Outbound bytes one connection may have waiting; a client that reads slower than it is sent to is
+   * closed with 4413 (it resumes from its last id when it reconnects), so memory stays bounded.
+   * @default 1048576
+   */
+  maxBufferedBytes?: number
   /** Interval of WebSocket pings and of presence refresh, in ms; presence of a dead instance lapses after 3×. @default 25000 */
   heartbeatInterval?: number
   /** Time a new socket has to send its `auth` frame, in ms (close 4408). @default 10000 */

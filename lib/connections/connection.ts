@@ -21,8 +21,11 @@ const OPEN = 1
 const TEXT = { binary: false }
 /** Frames a client may send ahead while one of its frames waits on the store; memory stays bounded. */
 const MAX_DEFERRED = 128
+/** How long a client cut for being slow has to take its close frame before the socket is destroyed. */
+const SLOW_CLOSE_GRACE = 1000
 
-type State = 'new' | 'authenticating' | 'ready' | 'closed'
+/** syncing: authenticating and sending stored messages; live ones wait in the inbox meanwhile. */
+type State = 'new' | 'syncing' | 'ready' | 'closed'
 
 /**
  * One client socket: authentication, its frames, and the messages routed to it. Listeners are attached in
@@ -44,6 +47,7 @@ export class Connection {
   #deferred: Array<[RawData, boolean]> = []
   #busy = false
   #lastId = 0
+  #synced = 0
   #subs = new Set<string>()
 
   constructor (ws: WebSocket, ctx: ConnectionContext) {
@@ -56,23 +60,25 @@ export class Connection {
   }
 
   get closed (): boolean { return this.#state === 'closed' }
+  /** The id up to which this socket has every private message: where a catch-up starts. */
+  get synced (): number { return Math.max(this.#lastId, this.#synced) }
 
   /** Offers a routed private message; true when this socket took it (or already had it). */
   offer (message: Routed): boolean {
-    if (this.#state === 'authenticating') {
+    if (this.#state === 'syncing') {
       this.#inbox.push(message)
       return true
     }
     if (!this.canTake()) return false
     if (message.id <= this.#lastId) return true
+    if (!this.#write(message.frame)) return false
     this.#lastId = message.id
-    this.#ws.send(message.frame, TEXT)
     return true
   }
 
   /** Whether a message routed now would reach this socket. */
   canTake (): boolean {
-    return this.#state === 'authenticating' || (this.#state === 'ready' && this.#ws.readyState === OPEN)
+    return this.#state === 'syncing' || (this.#state === 'ready' && this.#ws.readyState === OPEN)
   }
 
   takeInbox (): Routed[] {
@@ -82,7 +88,20 @@ export class Connection {
   }
 
   sendFrame (frame: Buffer): void {
-    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#ws.send(frame, TEXT)
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#write(frame)
+  }
+
+  /** Writes a routed frame unless the client is too slow: then it is cut, and the frame is not taken. */
+  #write (frame: Buffer): boolean {
+    if (this.#ws.bufferedAmount + frame.length > this.#ctx.settings.maxBufferedBytes) {
+      this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
+      this.close(CLOSE.TOO_SLOW, 'too slow')
+      // A client that reads nothing will not read the close frame either.
+      setTimeout(() => this.#ws.terminate(), SLOW_CLOSE_GRACE).unref()
+      return false
+    }
+    this.#ws.send(frame, TEXT)
+    return true
   }
 
   ping (): void {
@@ -160,7 +179,7 @@ export class Connection {
       this.#becomeReady(reply('ready', { userId: null }, ref))
       return
     }
-    this.#state = 'authenticating'
+    this.#state = 'syncing'
     const digest = await store.getAuth(userId)
     if (this.closed) return
     if (digest === null || !matches(hash, digest)) {
@@ -186,19 +205,48 @@ export class Connection {
       return
     }
     this.device = device
+    this.#synced = result.synced
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
-    // Stored messages (queued, missed) and live ones held meanwhile, merged by id; offer() skips any id
-    // already sent, which also drops everything up to `since`.
     this.#lastId = since ?? 0
     const stored = new Set<number>()
     for (const m of result.queued.concat(result.missed)) if (m.id > this.#lastId) stored.add(m.id)
-    const backlog = result.queued.concat(result.missed, this.takeInbox()).sort((a, b) => a.id - b.id)
     const ready = result.recovered === null
       ? { userId, queued: stored.size, dropped: result.dropped }
       : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered }
-    this.#becomeReady(reply('ready', ready, ref))
-    for (const message of backlog) this.offer(message)
+    clearTimeout(this.#authTimer)
+    this.#send(reply('ready', ready, ref))
+    const unsent = await this.#flush(result.queued.concat(result.missed, this.takeInbox()))
+    if (unsent.length > 0) {
+      hub.requeue(userId, unsent)
+      return
+    }
+    this.#state = 'ready'
     log.debug({ userId, device }, 'comet: device connected')
+  }
+
+  /**
+   * Sends stored messages (queued, missed) merged by id with live ones that arrive meanwhile, paced by
+   * the socket: a backlog is never cut for being large, only a client that does not read. Ids at or
+   * below the last sent (so up to `since`) are skipped. Returns what could not be sent if the socket closed.
+   */
+  async #flush (backlog: Routed[]): Promise<Routed[]> {
+    const cap = this.#ctx.settings.maxBufferedBytes
+    for (let pending = backlog; pending.length > 0; pending = this.takeInbox()) {
+      pending.sort((a, b) => a.id - b.id)
+      for (let i = 0; i < pending.length; i++) {
+        const message = pending[i] as Routed
+        if (message.id <= this.#lastId) continue
+        if (this.#ws.readyState !== OPEN) return pending.slice(i)
+        if (this.#ws.bufferedAmount + message.frame.length <= cap) {
+          this.#ws.send(message.frame, TEXT)
+        } else {
+          const failed = await new Promise((resolve) => this.#ws.send(message.frame, TEXT, resolve))
+          if (failed !== undefined && failed !== null) return pending.slice(i)
+        }
+        this.#lastId = message.id
+      }
+    }
+    return []
   }
 
   #becomeReady (readyFrame: string): void {

@@ -104,6 +104,26 @@ export class Hub {
     for (const conn of route.conns) conn.sendFrame(frame)
   }
 
+  /**
+   * After a gap in routing, every local user takes what was queued for them and what their sockets
+   * missed. A socket that cannot get all it missed is closed with 1012 so its client resumes and learns
+   * `recovered: false`: never a silent gap.
+   */
+  resync (): void {
+    for (const [userId, route] of this.users) {
+      let since = Infinity
+      for (const conn of route.conns) since = Math.min(since, conn.synced)
+      if (since === Infinity) continue
+      this.track(this.#store.catchUp(userId, since).then((caught) => {
+        const messages = caught.queued.concat(caught.missed).sort((a, b) => a.id - b.id)
+        for (const conn of route.conns) {
+          if (!caught.recovered) conn.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
+          else for (const message of messages) conn.offer(message)
+        }
+      }), 'catch up', { userId })
+    }
+  }
+
   requeue (userId: string, messages: Routed[]): void {
     this.track(this.#store.requeue(userId, messages), 'requeue', { userId, count: messages.length })
   }

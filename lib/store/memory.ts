@@ -1,7 +1,7 @@
 import type { Presence, SendResult } from '../types.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { deviceAge, nextId } from './types.ts'
-import type { AttachResult, BusHandlers, Routed, Store, StoreSettings } from './types.ts'
+import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from './types.ts'
 
 interface UserState {
   auth: { digest: string, expires: number } | null
@@ -150,14 +150,23 @@ export class MemoryStore implements Store {
     const { queue, dropped } = user
     user.queue = []
     user.dropped = 0
-    let recovered: boolean | null = null
-    let missed: Routed[] = []
-    if (since !== null) {
-      // As in Redis: an empty log (expired, or resume off) recovers only a device that saw the last id.
-      recovered = user.lastId !== 0 && since >= (user.log.length === 0 ? user.lastId : user.floor)
-      if (recovered) missed = user.log.filter((m) => m.id > since)
-    }
-    return { ok: true, queued: queue, dropped, recovered, missed }
+    const resumed = since === null ? { recovered: null, missed: [] } : this.#resume(user, since)
+    if (user.lastId === 0) user.lastId = user.floor = now * 1000
+    return { ok: true, queued: queue, dropped, ...resumed, synced: user.lastId }
+  }
+
+  /** As in Redis (resumeFrom in scripts.ts); memory never loses data under a connected socket. */
+  #resume (user: UserState, since: number): { recovered: boolean, missed: Routed[] } {
+    // An empty log (expired, or resume off) recovers only a device that saw the last id.
+    const recovered = user.lastId !== 0 && since >= (user.log.length === 0 ? user.lastId : user.floor)
+    return { recovered, missed: recovered ? user.log.filter((m) => m.id > since) : [] }
+  }
+
+  async catchUp (userId: string, since: number): Promise<CatchUp> {
+    const user = this.#user(userId)
+    const queued = user.queue
+    user.queue = []
+    return { queued, ...this.#resume(user, since) }
   }
 
   async detach (userId: string, device: string): Promise<void> {

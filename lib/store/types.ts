@@ -14,6 +14,15 @@ export interface BusHandlers {
   user (userId: string, message: Routed): void
   control (userId: string, control: Control): void
   channel (channel: string, frame: Buffer): void
+  /** Routing was interrupted (the subscriber reconnected): local sockets may have missed messages. */
+  resync (): void
+}
+
+export interface CatchUp {
+  queued: Routed[]
+  /** Whether `missed` is every message after `since`. */
+  recovered: boolean
+  missed: Routed[]
 }
 
 export type AttachResult =
@@ -25,6 +34,8 @@ export type AttachResult =
     /** With `since`: whether `missed` is every message after it; null without `since`. */
     recovered: boolean | null
     missed: Routed[]
+    /** The user's last id when the device attached: it is in sync up to here. */
+    synced: number
   }
   | { ok: false, reason: 'revoked' | 'limit' }
 
@@ -61,6 +72,8 @@ export interface Store {
    */
   attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult>
   detach (userId: string, device: string): Promise<void>
+  /** Takes the user's queue and the messages after `since`, for sockets that stayed open through a routing gap. */
+  catchUp (userId: string, since: number): Promise<CatchUp>
   /** Heartbeat: keeps this instance's devices alive; devices not refreshed lapse after 3 heartbeats. */
   refresh (devices: Map<string, string[]>): Promise<void>
   presence (userId: string): Promise<Presence>

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Presence, SendResult } from '../../types.ts'
 import { parseRouted } from '../types.ts'
-import type { AttachResult, BusHandlers, Routed, Store, StoreSettings } from '../types.ts'
+import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from '../types.ts'
 import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
 
@@ -17,6 +18,7 @@ interface Commands {
   cometDetach (...args: Array<string | number>): Promise<null>
   cometPresence (...args: Array<string | number>): Promise<[number, string | null]>
   cometRefresh (...args: Array<string | number>): Promise<null>
+  cometCatchUpBuffer (...args: Array<string | number>): Promise<Reply>
   cometRevoke (...args: Array<string | number>): Promise<null>
 }
 
@@ -29,11 +31,12 @@ const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> =
   ['cometDetach', scripts.detach],
   ['cometPresence', scripts.presence],
   ['cometRefresh', scripts.refresh],
+  ['cometCatchUpBuffer', scripts.catchUp],
   ['cometRevoke', scripts.revoke]
 ]
 
 /** Defaults for clients we create: never hang a caller for long while Redis is away. */
-const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 2 }
+const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
 
 export class RedisStore implements Store {
   #settings: StoreSettings
@@ -43,6 +46,9 @@ export class RedisStore implements Store {
   #ownsCmd: boolean
   #log: FastifyBaseLogger
   #metaTtl: number
+  #probe: string
+  /** True from sending a probe until it comes back through the subscriber. */
+  #probeOut = false
 
   constructor (redis: string | RedisOptions | Redis, settings: StoreSettings, log: FastifyBaseLogger) {
     this.#settings = settings
@@ -50,6 +56,7 @@ export class RedisStore implements Store {
     this.#log = log
     this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, settings.resume.ttl)
     this.#ownsCmd = !(redis instanceof Redis)
+    this.#probe = this.#keys.probeRoute(randomBytes(6).toString('hex'))
     const cmd = redis instanceof Redis
       ? redis
       : typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...redis })
@@ -72,12 +79,21 @@ export class RedisStore implements Store {
     this.#sub.on('messageBuffer', (channelBuf: Buffer, message: Buffer) => {
       const [kind, name] = keys.parseRoute(channelBuf.toString())
       if (kind === 'c') return handlers.channel(name, message)
+      if (kind === 'i') {
+        this.#probeOut = false
+        return
+      }
       if (message[0] !== 33 /* ! */) return handlers.user(name, parseRouted(message))
       const control = message.toString()
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
       else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
     })
-    await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+    await Promise.all([this.#cmd.ping(), this.#sub.subscribe(this.#probe)])
+    // After a reconnect ioredis subscribes to everything again; once a PING behind those SUBSCRIBEs comes
+    // back, routing is whole again and local sockets can catch up on what they missed in between.
+    this.#sub.on('ready', () => {
+      this.#sub.ping().then(() => handlers.resync(), (err: unknown) => this.#log.warn({ err }, 'comet: resubscribe check failed'))
+    })
   }
 
   async setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void> {
@@ -135,7 +151,8 @@ export class RedisStore implements Store {
       dropped: Number(String(reply[1])),
       queued: (reply[2] as Buffer[]).map(parseRouted),
       recovered: recovered === '' ? null : recovered === '1',
-      missed: (reply[4] as Buffer[]).map(parseRouted)
+      missed: (reply[4] as Buffer[]).map(parseRouted),
+      synced: Number(String(reply[5]))
     }
   }
 
@@ -144,7 +161,25 @@ export class RedisStore implements Store {
     await this.#cmd.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl)
   }
 
+  async catchUp (userId: string, since: number): Promise<CatchUp> {
+    const k = this.#keys
+    const reply = await this.#cmd.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since)
+    return {
+      queued: (reply[0] as Buffer[]).map(parseRouted),
+      recovered: String(reply[1]) === '1',
+      missed: (reply[2] as Buffer[]).map(parseRouted)
+    }
+  }
+
   async refresh (devices: Map<string, string[]>): Promise<void> {
+    // A subscriber can go deaf without an error (a proxy or failover that drops the stream): if the last
+    // probe did not come back in a whole heartbeat, reconnect it; ioredis subscribes to everything again.
+    if (this.#probeOut && this.#sub.status === 'ready') {
+      this.#log.warn('comet: redis subscriber stopped receiving; reconnecting it')
+      this.#sub.disconnect(true)
+    }
+    this.#probeOut = true
+    const probe = this.#cmd.publish(this.#probe, '')
     const now = Date.now()
     const ttl = this.#settings.presenceTtl
     const work: Array<Promise<unknown>> = []
@@ -152,7 +187,7 @@ export class RedisStore implements Store {
     for (const [userId, ids] of devices) {
       work.push(this.#cmd.cometRefresh(this.#keys.devices(userId), this.#keys.meta(userId), now + ttl, ttl, now, this.#metaTtl, ...ids))
     }
-    await Promise.all(work)
+    await Promise.all([probe, ...work])
   }
 
   async presence (userId: string): Promise<Presence> {

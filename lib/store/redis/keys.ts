@@ -20,6 +20,8 @@ export class Keys {
   /** Pub/sub channel only the instances holding a device of the user listen to. */
   userRoute (userId: string): string { return `${this.prefix}{u:${userId}}` }
   channelRoute (channel: string): string { return `${this.prefix}{c:${channel}}` }
+  /** Where an instance pings itself to prove its subscriber connection still receives. */
+  probeRoute (instance: string): string { return `${this.prefix}{i:${instance}}` }
 
   /** Reads a routing channel name back: ['u' | 'c', name]. */
   parseRoute (route: string): [string, string] {

@@ -13,6 +13,25 @@ end
 `
 
 /**
+ * Reads the resume log after `since`: every message, or recovered '0' when some are gone. A device that
+ * stayed connected while Redis lost its data (`connected`) missed nothing from before the loss, so for it
+ * a log complete since the user's meta was born (floor = born - 1) is enough.
+ */
+const resumeFrom = `
+local function resume (meta, log, since, connected)
+  local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
+  if seq == 0 then return connected and '1' or '0', {} end
+  if redis.call('EXISTS', log) == 0 then return since >= seq and '1' or '0', {} end
+  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0')
+  if since < floor then
+    if not (connected and floor + 1 == tonumber(redis.call('HGET', meta, 'born') or '0')) then return '0', {} end
+    since = floor
+  end
+  return '1', redis.call('ZRANGEBYSCORE', log, '(' .. string.format('%.0f', since), '+inf')
+end
+`
+
+/**
  * KEYS: meta, queue, devices, log. ARGV: route, now ms, frame head, queue max, queue ttl, meta ttl,
  * log size, log ttl. Returns { id, queued (1|0) }.
  *
@@ -32,7 +51,7 @@ local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local id = math.max(last + 1, now * 1000)
 local sid = string.format('%.0f', id)
 redis.call('HSET', KEYS[1], 'seq', sid)
-if last == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', id - 1)) end
+if last == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', id - 1), 'born', sid) end
 local entry = sid .. '|' .. ARGV[3] .. sid .. '"}'
 
 local logMax = tonumber(ARGV[7])
@@ -76,12 +95,12 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 /**
  * KEYS: auth, devices, queue, meta, log. ARGV: digest, device, now ms, presence ttl, max devices,
  * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing).
- * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries }, { 'revoked' }
- * or { 'limit' }.
+ * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
+ * { 'revoked' } or { 'limit' }.
  */
 export const attach = {
   numberOfKeys: 5,
-  lua: `
+  lua: resumeFrom + `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { 'revoked' } end
 local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -105,21 +124,29 @@ local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
 redis.call('HDEL', KEYS[4], 'dropped')
 
 local recovered, missed = '', {}
-if ARGV[9] ~= '' then
-  local since = tonumber(ARGV[9])
-  local seq = tonumber(redis.call('HGET', KEYS[4], 'seq') or '0')
-  if seq == 0 then
-    recovered = '0'
-  elseif redis.call('EXISTS', KEYS[5]) == 0 then
-    recovered = since >= seq and '1' or '0'
-  elseif since >= tonumber(redis.call('HGET', KEYS[4], 'floor') or '0') then
-    recovered = '1'
-    missed = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. ARGV[9], '+inf')
-  else
-    recovered = '0'
-  end
+if ARGV[9] ~= '' then recovered, missed = resume(KEYS[4], KEYS[5], tonumber(ARGV[9]), false) end
+-- The device is in sync up to the last id; a user never sent to gets a starting point, so a later
+-- catch-up can tell "nothing missed" from "we know nothing".
+local seq = redis.call('HGET', KEYS[4], 'seq')
+if not seq then
+  seq = string.format('%.0f', now * 1000)
+  redis.call('HSET', KEYS[4], 'seq', seq, 'floor', seq, 'born', string.format('%.0f', now * 1000 + 1))
 end
-return { 'ok', dropped, queued, recovered, missed }
+return { 'ok', dropped, queued, recovered, missed, seq }
+`
+}
+
+/**
+ * KEYS: queue, meta, log. ARGV: since. After this instance's subscriber was cut off, its sockets take
+ * what was queued meanwhile and what they missed. Returns { queue entries, recovered, missed entries }.
+ */
+export const catchUp = {
+  numberOfKeys: 3,
+  lua: resumeFrom + `
+local queued = redis.call('ZRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+local recovered, missed = resume(KEYS[2], KEYS[3], tonumber(ARGV[1]), true)
+return { queued, recovered, missed }
 `
 }
 
