@@ -170,9 +170,9 @@ test('does not retry after 4409: this device was replaced, and coming back would
   assert.equal(server.sockets.length, 1)
 })
 
-test('retries after the other close codes: 1001, 1009, 4408, 4429, 1013', (t) => {
+test('retries after the other close codes: 1001, 1008, 1009, 1012, 1013, 4408, 4413, 4429', (t) => {
   const { server } = setup(t)
-  for (const code of [1001, 1009, 4408, 4429, 1013]) {
+  for (const code of [1001, 1008, 1009, 1012, 1013, 4408, 4413, 4429]) {
     const before = server.sockets.length
     server.last().drop(code)
     t.mock.timers.tick(30_000)
