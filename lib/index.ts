@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import { digest } from './auth/hash.ts'
+import { AuthLimits } from './auth/limits.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { startHeartbeat } from './connections/heartbeat.ts'
@@ -67,14 +68,16 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
 
+  const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
   const ctx: ConnectionContext = {
     settings,
     store,
     hub,
     log,
+    limits,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
   }
-  const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log)
+  const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log, () => limits?.sweep())
 
   /** Phase one of shutdown: sockets close with 1001 and this instance's devices leave the store. */
   async function shutdown (): Promise<void> {
@@ -105,9 +108,22 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
   })
 
-  app.get(settings.path, { websocket: true }, (socket) => {
+  app.get(settings.path, {
+    websocket: true,
+    // Refused before the WebSocket opens: a page from another site (cross-site WebSocket hijacking), and
+    // an address that keeps failing to authenticate.
+    onRequest: async (request, reply) => {
+      if (!originAllowed(request.headers.origin, request.headers.host, settings.allowedOrigins)) {
+        log.info({ origin: request.headers.origin }, 'comet: upgrade refused: origin not allowed')
+        return await reply.code(403).send({ error: 'origin not allowed' })
+      }
+      if (limits?.blocked(request.ip) === true) {
+        return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
+      }
+    }
+  }, (socket, request) => {
     if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
-    const conn = new Connection(socket, ctx)
+    const conn = new Connection(socket, ctx, request.ip)
     conns.add(conn)
     socket.on('close', () => conns.delete(conn))
   })
@@ -166,6 +182,16 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     }
   }
   app.decorate('comet', api)
+}
+
+function originAllowed (origin: string | undefined, host: string | undefined, allowed: Set<string> | '*' | null): boolean {
+  if (origin === undefined || allowed === '*') return true
+  if (allowed !== null) return allowed.has(origin.toLowerCase())
+  try {
+    return new URL(origin).host === host?.toLowerCase()
+  } catch {
+    return false
+  }
 }
 
 /** Serves the browser client bundle, built to dist/client.js, next to the socket route. */

@@ -14,6 +14,13 @@ export interface ResumeOptions {
   ttl?: number
 }
 
+export interface AuthRateLimitOptions {
+  /** Failed authentications one address may make per window before its upgrades are refused (429). @default 10 */
+  max?: number
+  /** The window, in ms. @default 60000 */
+  window?: number
+}
+
 export interface CometOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options, or an ioredis instance (which we then
@@ -54,6 +61,14 @@ export interface CometOptions {
   lastSeenTtl?: number
   /** Serve the browser client at `${path}/client.js`. @default true */
   serveClient?: boolean
+  /**
+   * Origins allowed to open the socket from a browser: a list of origins (`'https://app.example.com'`),
+   * or `'*'` for any. By default only the page's own host (Origin host = Host header). Clients that send
+   * no Origin (servers, native apps) are always allowed: the check stops cross-site WebSocket hijacking.
+   */
+  allowedOrigins?: string[] | '*'
+  /** Limits on failed authentications per client address, or `false`. @default { max: 10, window: 60000 } */
+  authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
 }

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import { matches } from '../auth/hash.ts'
+import type { AuthLimits } from '../auth/limits.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
 import type { ClientFrame, Ref } from '../protocol/frames.ts'
@@ -13,6 +14,7 @@ export interface ConnectionContext {
   store: Store
   hub: Hub
   log: FastifyBaseLogger
+  limits: AuthLimits | null
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
 }
@@ -39,6 +41,8 @@ export class Connection {
   alive = true
   #ws: WebSocket
   #ctx: ConnectionContext
+  /** The client's address, for the failed-authentication limit. */
+  #address: string
   #state: State = 'new'
   #authTimer: NodeJS.Timeout | undefined
   /** Live messages that arrive while the offline queue is being read; merged with it by id. */
@@ -50,9 +54,10 @@ export class Connection {
   #synced = 0
   #subs = new Set<string>()
 
-  constructor (ws: WebSocket, ctx: ConnectionContext) {
+  constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
     this.#ws = ws
     this.#ctx = ctx
+    this.#address = address
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
     ws.on('close', () => this.#onClose())
@@ -183,8 +188,10 @@ export class Connection {
     const digest = await store.getAuth(userId)
     if (this.closed) return
     if (digest === null || !matches(hash, digest)) {
-      log.info({ userId }, 'comet: authentication failed')
-      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
+      log.info({ userId, address: this.#address }, 'comet: authentication failed')
+      const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
+      setTimeout(() => this.close(CLOSE.AUTH_FAILED, 'authentication failed'), delay).unref()
+      return
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
