@@ -65,7 +65,9 @@ export class SharedLink {
     this.#opts = opts
     this.#host = host
     this.#sharing = sharing
-    this.#name = `fastify-comet ${opts.url} ${opts.userId ?? ''}`
+    // Tabs share a socket only when they would open the same one: same URL, user and hash. The hash is
+    // reduced to a fingerprint, so the secret itself does not appear in lock or channel names.
+    this.#name = `fastify-comet ${opts.url} ${opts.userId ?? ''} ${fingerprint(opts.hash ?? '')}`
   }
 
   get status (): CometStatus {
@@ -117,24 +119,25 @@ export class SharedLink {
 
   close (): void {
     if (this.#closed) return
+    this.#post({ t: 'bye', from: this.#tab })
+    const connection = this.#connection
+    this.#stop()
+    if (connection !== null) connection.close()
+    else this.#setStatus('closed', {})
+  }
+
+  /** This tab is done: out of the line for the lock (releasing it if held), requests rejected, channel closed. */
+  #stop (): void {
     this.#closed = true
     this.#opts.window?.removeEventListener('pagehide', this.#onPageHide)
-    this.#post({ t: 'bye', from: this.#tab })
     this.#abort?.abort()
-    const error = new CometClientError('closed', 'the client was closed')
+    const error = new CometClientError('closed', `the client is ${this.#status === 'auth-failed' ? 'auth-failed' : 'closed'}`)
     for (const pending of [...this.#sent.values(), ...this.#queue]) {
       clearTimeout(pending.timer)
       pending.reject(error)
     }
     this.#sent.clear()
     this.#queue = []
-    const connection = this.#connection
-    this.#connection = null
-    if (connection !== null) {
-      connection.close()
-    } else {
-      this.#setStatus('closed', {})
-    }
     // Releasing the lock lets the next tab in line take over.
     this.#release?.()
     this.#channel?.close()
@@ -154,6 +157,9 @@ export class SharedLink {
         this.#setStatus(status, info)
         // A leader that closes says bye instead: the next leader will report its own status.
         if (!this.#closed) this.#post({ t: 'status', from: this.#tab, status, info })
+        // Refused (4401) or replaced (4409): the other tabs stop too. This tab keeps the lock and keeps
+        // answering hellos, so a tab opened later with the same credentials learns it at once instead of
+        // trying them again; new credentials make a new group (see the lock name).
       },
       ready: (info) => {
         this.#host.ready(info)
@@ -228,7 +234,10 @@ export class SharedLink {
           this.#queue = []
           for (const pending of queue) this.#forward(pending, note.from)
         }
-        if (note.t === 'state') this.#setStatus(note.status, {})
+        if (note.t === 'state') {
+          this.#setStatus(note.status, {})
+          if (note.status === 'auth-failed' || note.status === 'closed') this.#stop()
+        }
         return
       case 'bye':
         if (note.from !== this.#leader) return
@@ -237,7 +246,9 @@ export class SharedLink {
         this.#setStatus('connecting', {})
         return
       case 'status':
-        if (note.from === this.#leader) this.#setStatus(note.status, note.info)
+        if (note.from !== this.#leader) return
+        this.#setStatus(note.status, note.info)
+        if (note.status === 'auth-failed' || note.status === 'closed') this.#stop()
         return
       case 'ready':
         this.#host.ready(note.info)
@@ -293,4 +304,14 @@ export class SharedLink {
     this.#status = status
     this.#host.status(status, info)
   }
+}
+
+/** FNV-1a, 32 bits: tells credentials apart without spelling them out. */
+function fingerprint (text: string): string {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i)
+    h = Math.imul(h, 0x01000193) >>> 0
+  }
+  return h.toString(36)
 }

@@ -29,8 +29,8 @@ export interface CometClientOptions {
    */
   WebSocket?: WebSocketConstructorLike
   /**
-   * Share one connection between all tabs of the same origin that sign in as the same user at the same
-   * URL: one tab (the leader, elected with the Web Locks API) owns the socket and relays it to the others
+   * Share one connection between all tabs of the same origin that connect to the same URL with the same
+   * user id and hash: one tab (the leader, elected with the Web Locks API) owns the socket and relays it to the others
    * through a `BroadcastChannel`. Falls back to a connection per tab where those APIs are missing.
    * @default false
    */

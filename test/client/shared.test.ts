@@ -144,3 +144,27 @@ test('a follower that closes leaves the leader\'s socket alone and its channels 
   assert.equal(a.status, 'open')
   assert.equal(socket.closedWith, null)
 })
+
+test('when the shared socket is refused (4401) every tab stops, tabs opened later with the same hash too, and new credentials get a socket', async (t) => {
+  const { server, open } = tabs(t)
+  const a = open()
+  const b = open()
+  await until('the leader connects', () => server.sockets.length === 1)
+  server.last().accept()
+  await until('the follower is open', () => b.status === 'open')
+  const pending = b.members('track_room')
+  const refused = assert.rejects(pending, { code: 'closed' })
+  server.last().drop(4401)
+  await until('both tabs know', () => a.status === 'auth-failed' && b.status === 'auth-failed')
+  await refused
+
+  const late = open()
+  await until('a tab opened later learns it from the leader', () => late.status === 'auth-failed')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(server.sockets.length, 1, 'nobody tried the same credentials again')
+
+  const renewed = open({ hash: 'a-newly-registered-hash' })
+  await until('new credentials get their own socket', () => server.sockets.length === 2)
+  assert.equal(server.last().accept()['hash'], 'a-newly-registered-hash')
+  assert.equal(renewed.status, 'open')
+})
