@@ -7,12 +7,14 @@ import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
+import type { Channels } from '../channels/index.ts'
 
 export interface ConnectionContext {
   settings: Settings
   store: Store
   hub: Hub
   log: FastifyBaseLogger
+  channels: Channels
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
 }
@@ -147,10 +149,17 @@ export class Connection {
           this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
         }))
       case 'unsubscribe':
-        if (this.#subs.delete(frame.channel)) this.#ctx.hub.unsubscribe(this, frame.channel)
+        if (this.#subs.delete(frame.channel)) {
+          this.#ctx.hub.unsubscribe(this, frame.channel)
+          this.#ctx.channels.unsubscribed(this, frame.channel)
+        }
         return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
       case 'ping':
         return this.#send(reply('pong', {}, frame.ref))
+      case 'publish':
+      case 'members':
+      case 'history':
+        return this.#exclusive(this.#ctx.channels.handle(this, frame, (text) => this.#send(text)))
     }
   }
 
@@ -185,6 +194,7 @@ export class Connection {
       return
     }
     this.device = device
+    this.#ctx.channels.deviceUp(this)
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
     const backlog = result.queued.concat(this.takeInbox()).sort((a, b) => a.id - b.id)
     this.#becomeReady(reply('ready', { userId, queued: result.queued.length, dropped: result.dropped }, ref))
@@ -203,6 +213,10 @@ export class Connection {
       if (this.#subs.size >= this.#ctx.settings.maxSubscriptions) {
         return this.#send(errorFrame('too_many_subscriptions', `at most ${this.#ctx.settings.maxSubscriptions} subscriptions per connection`, ref))
       }
+      if (!(await this.#ctx.channels.canSubscribe(this, channel))) {
+        return this.#send(errorFrame('forbidden', `not allowed to subscribe to ${channel}`, ref))
+      }
+      if (this.closed) return
       this.#subs.add(channel)
       try {
         await this.#ctx.hub.subscribe(this, channel)
@@ -211,6 +225,7 @@ export class Connection {
         throw err
       }
       if (this.closed) return this.#ctx.hub.unsubscribe(this, channel)
+      await this.#ctx.channels.subscribed(this, channel)
     }
     this.#send(reply('subscribed', { channel }, ref))
   }
@@ -226,6 +241,7 @@ export class Connection {
     this.#state = 'closed'
     clearTimeout(this.#authTimer)
     const { hub, store } = this.#ctx
+    this.#ctx.channels.closed(this, this.#subs)
     for (const channel of this.#subs) hub.unsubscribe(this, channel)
     this.#subs.clear()
     if (this.userId !== null) hub.leaveUser(this, this.userId)
