@@ -77,7 +77,10 @@ export class Channels {
   /** After the hub routes the channel here: the connection enters the channel's presence set. */
   async subscribed (conn: Connection, channel: string): Promise<void> {
     try {
-      await this.presence.enter(this.presence.subs(channel), [conn.userId, this.id(conn)])
+      await Promise.all([
+        this.presence.enter(this.presence.subs(channel), [conn.userId, this.id(conn)]),
+        this.#ctx.store.channels.markActive([channel], 2 * this.#ctx.heartbeatInterval)
+      ])
     } catch (err) {
       // The next heartbeat adds the entry (and sends the join) anyway.
       this.#ctx.log.warn({ err, channel }, 'comet: presence enter failed')
