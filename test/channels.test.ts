@@ -242,7 +242,7 @@ for (const backend of BACKENDS) {
       t.after(() => Promise.all(clients.map((c) => c.close())))
       assert.deepEqual(await app.comet.channelStats('lobby'), { subscribers: 5, users: 2 })
       assert.deepEqual(await app.comet.channelStats('empty'), { subscribers: 0, users: 0 })
-            assert.deepEqual(await app.comet.channels(), [
+      assert.deepEqual(await app.comet.channels(), [
         { channel: 'lobby', subscribers: 5, users: 2 },
         { channel: 'web_chat', subscribers: 1, users: 1 }
       ])
