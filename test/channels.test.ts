@@ -254,3 +254,32 @@ for (const backend of BACKENDS) {
     })
   })
 }
+
+test('channel options are checked at register time', async () => {
+  const { startApp } = await import('./helpers/app.ts')
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['negative grace', { presenceGrace: -1 }],
+    ['zero rate', { publishRate: 0 }],
+    ['fractional burst', { publishBurst: 1.5 }],
+    ['history not an object', { history: [] }],
+    ['history pattern with a dot', { history: { 'a.b': { size: 1 } } }],
+    ['history without size', { history: { news: {} } }],
+    ['history entry not an object', { history: { news: 5 } }],
+    ['history ttl zero', { history: { news: { size: 1, ttl: 0 } } }],
+    ['canSubscribe not a function', { canSubscribe: true }],
+    ['onClientPublish not a function', { onClientPublish: 'x' }]
+  ]
+  for (const [what, options] of bad) {
+    await assert.rejects(startApp(options, false), { code: 'FST_ERR_COMET_OPTIONS' }, what)
+  }
+})
+
+test('the channel API rejects bad arguments with coded errors', async (t) => {
+  const { app } = await appOn(t, 'memory', { history: { news: { size: 5 } } })
+  await assert.rejects(app.comet.members('msg'), { code: 'FST_ERR_COMET_CHANNEL' })
+  await assert.rejects(app.comet.channelStats('a b'), { code: 'FST_ERR_COMET_CHANNEL' })
+  await assert.rejects(app.comet.history('news', 5 as unknown as string), { code: 'FST_ERR_COMET_HISTORY' })
+  assert.deepEqual(await app.comet.history('news'), { recovered: true, messages: [] })
+  await app.close()
+  await assert.rejects(app.comet.channels(), { code: 'FST_ERR_COMET_CLOSED' })
+})
