@@ -210,7 +210,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(recent.messages.map((m: { data: number }) => m.data), [296, 297, 298, 299])
       assert.deepEqual(recent.messages[0], { type: 'message', channel: 'news', event: 'n', data: 296, id: ids[296] })
       assert.deepEqual(await request(reader, { type: 'history', channel: 'news', since: ids[299] }), { type: 'history', channel: 'news', recovered: true, messages: [], ref: recent.ref.replace(/\d+$/, (n: string) => String(Number(n) + 1)) })
-      for (const since of [ids[0], 'nonsense', '1-0']) {
+      for (const since of [ids[0], 'nonsense', '1-0', '99999999999999999999-0']) {
         const old = await request(reader, { type: 'history', channel: 'news', since })
         assert.deepEqual([old.recovered, old.messages], [false, []], String(since))
       }

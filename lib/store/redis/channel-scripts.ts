@@ -23,7 +23,9 @@ export const history = {
   numberOfKeys: 1,
   lua: `
 if ARGV[1] == '' then return { 1, redis.call('XRANGE', KEYS[1], '-', '+') } end
-if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return { 0 } end
+-- An id Redis cannot parse (too big) is one we never gave out: not recovered, rather than an error.
+local hit = redis.pcall('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if hit.err ~= nil or #hit == 0 then return { 0 } end
 return { 1, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+') }
 `
 }
