@@ -181,3 +181,31 @@ test('a SIGKILLed instance\'s track_ members leave, and its users go offline, wi
   assert.deepEqual((await a.app.comet.members('track_room')).sort(), ['ann', 'ben'])
   assert.deepEqual(await b.app.comet.channelStats('track_room'), { subscribers: 2, users: 2 })
 })
+
+test('track_ under churn on two instances: every observer sees join and leave strictly alternating, the same everywhere', async (t) => {
+  const { a, b } = await startPair(t, { presenceGrace: 0 })
+  const users = ['u0', 'u1', 'u2', 'u3']
+  for (const u of [...users, 'obsA', 'obsB']) await a.app.comet.registerAuth(u, HASH)
+  const obsA = await member(a.url, 'obsA', ['track_churn'])
+  const obsB = await member(b.url, 'obsB', ['track_churn'])
+  t.after(() => Promise.all([obsA.close(), obsB.close()]))
+  await Promise.all(users.map(async (u, i) => {
+    for (let round = 0; round < 8; round++) {
+      // Two tabs at once, on both instances, closed in either order.
+      const tabs = await Promise.all([member(a.url, u, ['track_churn']), member(b.url, u, ['track_churn'])])
+      await sleep((i + round) % 3 * 5)
+      if (round % 2 === 0) tabs.reverse()
+      for (const tab of tabs) await tab.close()
+    }
+  }))
+  await eventually(async () => (await a.app.comet.members('track_churn')).length === 2, 'only the observers remain')
+  await sleep(200)
+  const sequence = (c: typeof obsA, u: string): string[] => c.frames.filter((f) => (f.type === 'join' || f.type === 'leave') && f.userId === u).map((f) => f.type)
+  for (const u of users) {
+    const seen = sequence(obsA, u)
+    assert.ok(seen.length >= 2, `${u}: at least one join and one leave`)
+    seen.forEach((type, i) => assert.equal(type, i % 2 === 0 ? 'join' : 'leave', `${u}: ${seen.join(',')}`))
+    assert.deepEqual(sequence(obsB, u), seen, `${u}: both instances saw the same`)
+  }
+  assert.deepEqual((await b.app.comet.members('track_churn')).sort(), ['obsA', 'obsB'])
+})
