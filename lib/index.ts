@@ -5,13 +5,14 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import { digest } from './auth/hash.ts'
 import { AuthLimits } from './auth/limits.ts'
+import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
-import { MESSAGE_TAIL, messageHead } from './protocol/frames.ts'
+import { messageHead } from './protocol/frames.ts'
 import { Hub } from './routing/hub.ts'
 import { MemoryStore } from './store/memory.ts'
 import { RedisStore } from './store/redis/index.ts'
@@ -52,6 +53,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const hub = new Hub(store, log)
   const conns = new Set<Connection>()
   const instance = randomBytes(6).toString('hex')
+  const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
   let published = 0
   let state: 'open' | 'closing' | 'closed' = 'open'
@@ -60,7 +62,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.start({
       user: (userId, message) => hub.deliverUser(userId, message),
       control: (userId, control) => hub.control(userId, control),
-      channel: (channel, frame) => hub.deliverChannel(channel, frame),
+      channel: (channel, frame, sender) => hub.deliverChannel(channel, frame, channels.sender(sender)),
       resync: () => hub.resync()
     })
   } catch (err) {
@@ -75,15 +77,18 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     hub,
     log,
     limits,
+    channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
   }
   const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log, () => limits?.sweep())
+  channels.start()
 
   /** Phase one of shutdown: sockets close with 1001 and this instance's devices leave the store. */
   async function shutdown (): Promise<void> {
     if (state !== 'open') return
     state = 'closing'
     stopHeartbeat()
+    channels.stop()
     for (const conn of conns) conn.close(CLOSE.GOING_AWAY, 'server shutting down')
     const deadline = Date.now() + CLOSE_GRACE
     while (conns.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
@@ -148,6 +153,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   }
 
   const api: CometApi = {
+    ...channels.api(call),
     async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
       const id = validate.userId(userId)
       if (typeof hash !== 'string') throw new errors.HASH('it must be a string')
@@ -170,8 +176,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const name = validate.channelName(channel)
       const head = frameHead(name, event, data)
       const id = `${instance}-${(++published).toString(36)}`
-      await call(() => store.publish(name, head + id + MESSAGE_TAIL))
-      return { id }
+      return { id: await call(() => channels.publish(name, head, id)) }
     },
     async isOnline (userId: UserId): Promise<boolean> {
       return (await api.presence(userId)).online

@@ -1,9 +1,13 @@
 import type { Redis, RedisOptions } from 'ioredis'
 import { errors } from './errors.ts'
 import type { CometOptions } from './types.ts'
+import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
+import type { ChannelSettings } from './channels/options.ts'
 
 export interface Settings {
   redis: string | RedisOptions | Redis | undefined
+  /** Channel kinds, presence, history, client publishing: lib/channels/options.ts. */
+  channels: ChannelSettings
   path: string
   prefix: string
   maxDevices: number
@@ -27,6 +31,7 @@ export interface Settings {
 
 const KNOWN = new Set(['redis', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
+for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
 export function normalize (options: CometOptions = {}): Settings {
@@ -58,6 +63,7 @@ export function normalize (options: CometOptions = {}): Settings {
 
   return {
     redis,
+    channels: normalizeChannels(options),
     path: path.length > 1 ? path.replace(/\/$/, '') : path,
     prefix,
     maxDevices: int('maxDevices', options.maxDevices, 16, 1),

@@ -1,4 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis'
+import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+
+export type * from './channels/types.ts'
 
 export interface OfflineQueueOptions {
   /** Messages kept per offline user; past it the oldest are dropped and the drop is reported. @default 100 */
@@ -21,7 +24,7 @@ export interface AuthRateLimitOptions {
   window?: number
 }
 
-export interface CometOptions {
+export interface CometOptions extends ChannelOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options, or an ioredis instance (which we then
    * do not close). Omit it to run one instance with everything in memory.
@@ -99,14 +102,14 @@ export interface Presence {
 
 export type UserId = string | number
 
-export interface CometApi {
+export interface CometApi extends ChannelApi {
   /** Stores the user's secret (as a SHA-256 digest). A browser authenticates with (userId, hash). */
   registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void>
   /** Deletes the user's hash and closes their sockets on every instance with 4401. */
   revokeAuth (userId: UserId): Promise<void>
   /** Delivers to every connected device of the user on every instance, or queues it when none is online. */
   sendToUser (userId: UserId, event: string, data: unknown): Promise<SendResult>
-  /** Delivers to every subscriber of a public channel on every instance. */
+  /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
   publish (channel: string, event: string, data: unknown): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>

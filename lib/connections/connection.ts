@@ -8,6 +8,7 @@ import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
+import type { Channels } from '../channels/index.ts'
 
 export interface ConnectionContext {
   settings: Settings
@@ -15,6 +16,7 @@ export interface ConnectionContext {
   hub: Hub
   log: FastifyBaseLogger
   limits: AuthLimits | null
+  channels: Channels
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
 }
@@ -171,10 +173,17 @@ export class Connection {
           this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
         }))
       case 'unsubscribe':
-        if (this.#subs.delete(frame.channel)) this.#ctx.hub.unsubscribe(this, frame.channel)
+        if (this.#subs.delete(frame.channel)) {
+          this.#ctx.hub.unsubscribe(this, frame.channel)
+          this.#ctx.channels.unsubscribed(this, frame.channel)
+        }
         return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
       case 'ping':
         return this.#send(reply('pong', {}, frame.ref))
+      case 'publish':
+      case 'members':
+      case 'history':
+        return this.#exclusive(this.#ctx.channels.handle(this, frame, (text) => this.#send(text)))
     }
   }
 
@@ -213,6 +222,7 @@ export class Connection {
     }
     this.device = device
     this.#synced = result.synced
+    this.#ctx.channels.deviceUp(this)
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
     this.#lastId = since ?? 0
     const stored = new Set<number>()
@@ -267,6 +277,10 @@ export class Connection {
       if (this.#subs.size >= this.#ctx.settings.maxSubscriptions) {
         return this.#send(errorFrame('too_many_subscriptions', `at most ${this.#ctx.settings.maxSubscriptions} subscriptions per connection`, ref))
       }
+      if (!(await this.#ctx.channels.canSubscribe(this, channel))) {
+        return this.#send(errorFrame('forbidden', `not allowed to subscribe to ${channel}`, ref))
+      }
+      if (this.closed) return
       this.#subs.add(channel)
       try {
         await this.#ctx.hub.subscribe(this, channel)
@@ -275,6 +289,7 @@ export class Connection {
         throw err
       }
       if (this.closed) return this.#ctx.hub.unsubscribe(this, channel)
+      await this.#ctx.channels.subscribed(this, channel)
     }
     this.#send(reply('subscribed', { channel }, ref))
   }
@@ -290,6 +305,7 @@ export class Connection {
     this.#state = 'closed'
     clearTimeout(this.#authTimer)
     const { hub, store } = this.#ctx
+    this.#ctx.channels.closed(this, this.#subs)
     for (const channel of this.#subs) hub.unsubscribe(this, channel)
     this.#subs.clear()
     if (this.userId !== null) hub.leaveUser(this, this.userId)
