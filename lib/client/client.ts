@@ -1,9 +1,9 @@
-import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.ts'
+import { Connection, toMessage, type ConnectionHost, type ConnectionOptions } from './connection.ts'
 import { CometClientError } from './errors.ts'
 import { defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
 import { SharedLink } from './shared.ts'
 import { checkName, parseTopic, PRIVATE, privateId } from './topics.ts'
-import type { CometClientOptions, CometEvents, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
+import type { CometClientOptions, CometEvents, CometHistory, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
 
 interface Link {
   readonly status: CometStatus
@@ -119,12 +119,29 @@ export class CometClient {
     return String(reply['id'])
   }
 
-  /** The user ids present in a `track_*` channel. */
+  /** The user ids present in a `track_*` channel (or `[id]` / `[]` for `user_status_<id>`). */
   async members (channel: string): Promise<string[]> {
     checkName('channel', channel)
     const reply = await this.#request({ type: 'members', channel })
     const members = reply['members']
     return Array.isArray(members) ? members.map(String) : []
+  }
+
+  /**
+   * The messages a channel with history kept after `since` (a channel message id), or all it kept.
+   * `recovered: false` (and no messages) when `since` is no longer kept. Rejects with `no_history` on a
+   * channel without history.
+   */
+  async history<T = unknown> (channel: string, since?: string): Promise<CometHistory<T>> {
+    checkName('channel', channel)
+    if (since !== undefined && typeof since !== 'string') throw new TypeError('since must be a channel message id (a string)')
+    const reply = await this.#request(since === undefined ? { type: 'history', channel } : { type: 'history', channel, since })
+    const messages: Array<CometMessage<T>> = []
+    for (const frame of Array.isArray(reply['messages']) ? reply['messages'] as unknown[] : []) {
+      const message = frame !== null && typeof frame === 'object' ? toMessage(frame as Record<string, unknown>) : undefined
+      if (message !== undefined) messages.push(publicMessage(message) as CometMessage<T>)
+    }
+    return { recovered: reply['recovered'] === true, messages }
   }
 
   on<K extends keyof CometEvents> (event: K, listener: CometEvents[K]): () => void {
@@ -165,7 +182,7 @@ export class CometClient {
         this.#lastIdText = frame.id
       }
     }
-    const message: CometMessage<never> = { channel: frame.channel, event: frame.event, data: frame.data as never, id: frame.id }
+    const message = publicMessage(frame) as CometMessage<never>
     for (const sub of [...this.#subs]) {
       if (sub.channel !== frame.channel || (sub.event !== null && sub.event !== frame.event)) continue
       try {
@@ -185,6 +202,12 @@ export class CometClient {
       }
     }
   }
+}
+
+function publicMessage (frame: MessageFrame): CometMessage {
+  const message: CometMessage = { channel: frame.channel, event: frame.event, data: frame.data, id: frame.id }
+  if (frame.userId !== undefined) message.userId = frame.userId
+  return message
 }
 
 function resolveUrl (url: string): string {

@@ -180,9 +180,18 @@ export class Connection {
       case 'ready':
         if (!this.#ready) this.#onReady(frame)
         return
-      case 'message':
-        if (typeof frame['channel'] === 'string' && typeof frame['event'] === 'string' && typeof frame['id'] === 'string') {
-          this.#host.message({ type: 'message', channel: frame['channel'], event: frame['event'], data: frame['data'], id: frame['id'] })
+      case 'message': {
+        const message = toMessage(frame)
+        if (message !== undefined) this.#host.message(message)
+        return
+      }
+      case 'join':
+      case 'leave':
+      case 'online':
+      case 'offline':
+        // Presence, delivered to subscribers as an event of its channel.
+        if (typeof frame['channel'] === 'string' && typeof frame['userId'] === 'string') {
+          this.#host.message({ type: 'message', channel: frame['channel'], event: frame.type, data: null, id: '', userId: frame['userId'] })
         }
         return
       case 'error':
@@ -208,16 +217,8 @@ export class Connection {
     this.#ready = true
     clearTimeout(this.#connectTimer)
     this.#attempt = 0
-    this.#setStatus('open', {})
-    const info: ReadyInfo = {
-      userId: typeof frame['userId'] === 'string' ? frame['userId'] : null,
-      queued: typeof frame['queued'] === 'number' ? frame['queued'] : 0,
-      dropped: typeof frame['dropped'] === 'number' ? frame['dropped'] : 0
-    }
-    if (typeof frame['recovered'] === 'boolean') info.recovered = frame['recovered']
-    this.#host.ready(info)
-    // The host may have closed us from its ready callback.
-    if (!this.#ready) return
+    // Subscriptions go first: the server answers frames in order, so a request made now or from a
+    // listener below (members of a track_ channel, say) is answered with the subscriptions in place.
     for (const channel of this.#wanted) this.#subscribe(channel)
     const queue = this.#queue
     this.#queue = []
@@ -233,6 +234,16 @@ export class Connection {
         this.#send({ type: 'ping', ref: ++this.#ref })
       }, this.#opts.pingInterval)
     }
+    this.#setStatus('open', {})
+    // A status listener may have closed the client.
+    if (!this.#ready) return
+    const info: ReadyInfo = {
+      userId: typeof frame['userId'] === 'string' ? frame['userId'] : null,
+      queued: typeof frame['queued'] === 'number' ? frame['queued'] : 0,
+      dropped: typeof frame['dropped'] === 'number' ? frame['dropped'] : 0
+    }
+    if (typeof frame['recovered'] === 'boolean') info.recovered = frame['recovered']
+    this.#host.ready(info)
   }
 
   #onError (frame: ServerFrame, ref: number): void {
@@ -296,7 +307,9 @@ export class Connection {
       socket.onopen = null
       socket.onmessage = null
       socket.onclose = null
-      socket.onerror = null
+      // Not null: the ws package reports closing a socket that is still connecting as an error event,
+      // which would be thrown with no listener.
+      socket.onerror = () => {}
     }
     this.#socket = null
     return socket
@@ -351,4 +364,13 @@ export class Connection {
     this.#status = status
     this.#host.status(status, info)
   }
+}
+
+/** A `message` frame with the fields every message has, or undefined. */
+export function toMessage (frame: Record<string, unknown>): MessageFrame | undefined {
+  const { channel, event, id, userId } = frame
+  if (typeof channel !== 'string' || typeof event !== 'string' || typeof id !== 'string') return undefined
+  const message: MessageFrame = { type: 'message', channel, event, data: frame['data'], id }
+  if (typeof userId === 'string' || userId === null) message.userId = userId
+  return message
 }

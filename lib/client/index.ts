@@ -3,6 +3,7 @@ export { CometClientError } from './errors.ts'
 export type {
   CometClientOptions,
   CometEvents,
+  CometHistory,
   CometMessage,
   CometStatus,
   ReadyInfo,

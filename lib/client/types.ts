@@ -69,10 +69,27 @@ export interface CometClientOptions {
 export interface CometMessage<T = unknown> {
   /** `msg` for a private message, otherwise the channel name. */
   channel: string
+  /**
+   * The message's event. Presence arrives as events too: `join` / `leave` on `track_*` channels and
+   * `online` / `offline` on `user_status_<id>`, with `userId` set, `data` null and an empty `id`.
+   */
   event: string
   data: T
-  /** For private messages a decimal string; ids of one user increase in send order. */
+  /** For private messages a decimal string; ids of one user increase in send order. Empty for presence events. */
   id: string
+  /**
+   * On messages clients published (`web_*`, `webauth_*`): the sender, stamped by the server (null when
+   * anonymous). On presence events: the user who joined, left, came online or went offline.
+   */
+  userId?: string | null
+}
+
+/** What `history()` resolves with. */
+export interface CometHistory<T = unknown> {
+  /** False when the server no longer keeps (or never had) `since`: `messages` is then empty, never partial. */
+  recovered: boolean
+  /** The messages after `since` (or all kept), oldest first. */
+  messages: Array<CometMessage<T>>
 }
 
 export interface StatusInfo {
@@ -123,9 +140,11 @@ export interface MessageFrame {
   event: string
   data: unknown
   id: string
+  userId?: string | null
 }
 
 /** A request a client sends and waits for a reply to. */
 export type RequestFrame =
   | { type: 'publish', channel: string, event: string, data: unknown }
   | { type: 'members', channel: string }
+  | { type: 'history', channel: string, since?: string }

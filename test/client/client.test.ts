@@ -361,3 +361,66 @@ test('pings while open and replaces a socket that went silent', (t) => {
   t.mock.timers.tick(500)
   assert.equal(server.sockets.length, 2)
 })
+
+test('presence frames reach subscribers as events of their channel, and client-published messages carry the sender', (t) => {
+  const { client, server } = setup(t)
+  const got: CometMessage[] = []
+  const joins: string[] = []
+  client.subscribe('track_room', (m) => got.push(m))
+  client.subscribe('track_room.join', (m) => joins.push(String(m.userId)))
+  client.subscribe('web_chat', (m) => got.push(m))
+  const socket = server.last()
+  socket.accept()
+  socket.receive({ type: 'join', channel: 'track_room', userId: '7' })
+  socket.receive({ type: 'leave', channel: 'track_room', userId: '7' })
+  socket.receive({ type: 'join', channel: 'track_room' })
+  socket.receive({ type: 'message', channel: 'web_chat', event: 'say', data: { text: 'hi' }, userId: '7', id: 'x.1' })
+  socket.receive({ type: 'message', channel: 'web_chat', event: 'say', data: 'anon', userId: null, id: 'x.2' })
+  assert.deepEqual(got, [
+    { channel: 'track_room', event: 'join', data: null, id: '', userId: '7' },
+    { channel: 'track_room', event: 'leave', data: null, id: '', userId: '7' },
+    { channel: 'web_chat', event: 'say', data: { text: 'hi' }, id: 'x.1', userId: '7' },
+    { channel: 'web_chat', event: 'say', data: 'anon', id: 'x.2', userId: null }
+  ])
+  assert.deepEqual(joins, ['7'])
+})
+
+test('after ready, subscriptions are sent before any request, also one made by a ready listener', (t) => {
+  const { client, server } = setup(t)
+  client.subscribe('track_room', () => {})
+  const early = client.members('track_room')
+  let fromListener: Promise<string[]> | undefined
+  client.on('ready', () => { fromListener = client.members('track_room') })
+  const socket = server.last()
+  socket.accept()
+  assert.deepEqual(socket.sent.slice(1).map((f) => f.type), ['subscribe', 'members', 'members'])
+  for (const frame of socket.frames('members')) socket.receive({ type: 'members', channel: 'track_room', members: ['42'], ref: frame['ref'] })
+  return Promise.all([early, fromListener]).then(([a, b]) => {
+    assert.deepEqual(a, ['42'])
+    assert.deepEqual(b, ['42'])
+  })
+})
+
+test('history() sends since when given and returns the kept messages', async (t) => {
+  const { client, server } = setup(t)
+  const socket = server.last()
+  socket.accept()
+  const all = client.history('news')
+  const after = client.history<number>('news', '1764363600000-3')
+  const [first, second] = socket.frames('history')
+  assert.deepEqual(first, { type: 'history', channel: 'news', ref: first?.['ref'] })
+  assert.deepEqual(second, { type: 'history', channel: 'news', since: '1764363600000-3', ref: second?.['ref'] })
+  socket.receive({ type: 'history', channel: 'news', recovered: false, messages: [], ref: first?.['ref'] })
+  socket.receive({
+    type: 'history',
+    channel: 'news',
+    recovered: true,
+    messages: [{ type: 'message', channel: 'news', event: 'e', data: 1, id: '1764363600001-0' }, { bad: true }],
+    ref: second?.['ref']
+  })
+  assert.deepEqual(await all, { recovered: false, messages: [] })
+  assert.deepEqual(await after, { recovered: true, messages: [{ channel: 'news', event: 'e', data: 1, id: '1764363600001-0' }] })
+  const none = client.history('plain')
+  socket.receive({ type: 'error', code: 'no_history', message: 'no history', ref: socket.frames('history')[2]?.['ref'] })
+  await assert.rejects(none, { code: 'no_history' })
+})

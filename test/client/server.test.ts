@@ -105,3 +105,63 @@ test('a wrong hash ends in auth-failed, with no retry', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 500))
   assert.equal(sockets, 1)
 })
+
+test('web_ channels: publish resolves with the id the others receive, stamped with the sender', async (t) => {
+  const { app, url } = await listen()
+  t.after(() => app.close())
+  await app.comet.registerAuth('42', HASH)
+  await app.comet.registerAuth('7', HASH)
+  const alice = client(url).comet
+  const bob = client(url, { userId: '7' }).comet
+  t.after(() => { alice.close(); bob.close() })
+  const got: CometMessage[] = []
+  bob.subscribe('web_chat.say', (m) => got.push(m))
+  alice.subscribe('web_chat', (m) => got.push(m))
+  await until('subscribed', async () => (await app.comet.channelStats('web_chat')).subscribers === 2)
+  const id = await alice.publish('web_chat', 'say', { text: 'hi' })
+  await until('bob got it', () => got.length === 1)
+  assert.deepEqual(got, [{ channel: 'web_chat', event: 'say', data: { text: 'hi' }, id, userId: '42' }], 'the sender gets no copy')
+  await assert.rejects(alice.publish('news', 'say', 1), { code: 'forbidden' })
+})
+
+test('track_ channels: members, and join / leave as events', async (t) => {
+  const { app, url } = await listen({ presenceGrace: 50 })
+  t.after(() => app.close())
+  await app.comet.registerAuth('42', HASH)
+  await app.comet.registerAuth('7', HASH)
+  const alice = client(url).comet
+  t.after(() => alice.close())
+  const events: string[] = []
+  alice.subscribe('track_room', (m) => events.push(`${m.event} ${String(m.userId)}`))
+  await until('alice is a member', async () => (await alice.members('track_room')).includes('42'))
+  const bob = client(url, { userId: '7' }).comet
+  bob.subscribe('track_room.join', () => {})
+  await until('bob joined', () => events.includes('join 7'))
+  assert.deepEqual((await bob.members('track_room')).sort(), ['42', '7'])
+  bob.close()
+  await until('bob left', () => events.includes('leave 7'))
+  assert.deepEqual(await alice.members('track_room'), ['42'])
+})
+
+test('history() reads what a channel with history kept', async (t) => {
+  const { app, url } = await listen({ history: { news: { size: 10 } } })
+  t.after(() => app.close())
+  const reader = client(url, { userId: undefined, hash: undefined }).comet
+  t.after(() => reader.close())
+  const first = await app.comet.publish('news', 'update', 1)
+  await app.comet.publish('news', 'update', 2)
+  const all = await reader.history('news')
+  assert.deepEqual(all.messages.map((m) => m.data), [1, 2])
+  const after = await reader.history('news', first.id)
+  assert.deepEqual({ recovered: after.recovered, data: after.messages.map((m) => m.data) }, { recovered: true, data: [2] })
+  await assert.rejects(reader.history('sport'), { code: 'no_history' })
+})
+
+test('close() while the ws socket is still connecting throws nothing later', async (t) => {
+  const { app, url } = await listen()
+  t.after(() => app.close())
+  const { comet } = client(url)
+  comet.close()
+  assert.equal(comet.status, 'closed')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+})
