@@ -1,4 +1,5 @@
-// The fastify-comet demo: sign in as any user id, get private messages, send to other users.
+// The fastify-comet demo: sign in as any user id, get private messages, send to other users, talk in a
+// room (web_room) and see who is in it (track_room).
 // It signs people in without a password: a real app hands out the hash only after its own login.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -9,6 +10,8 @@ const USER_ID = /^[A-Za-z0-9_-]{1,64}$/
 const EVENT = /^[A-Za-z0-9_-]{1,64}$/
 /** The public channel where the server announces sign-ins. */
 const LOBBY = 'lobby'
+/** The room: clients publish to it themselves (web_ channels), the server stamps each sender. */
+const ROOM = 'web_room'
 
 const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
@@ -29,7 +32,11 @@ export async function buildApp (options = {}) {
   const secret = options.secret ?? randomBytes(32).toString('hex')
   const instance = options.instance ?? 'demo'
   const app = Fastify({ logger: options.logger ?? false })
-  await app.register(comet, options.redis === undefined ? {} : { redis: options.redis })
+  await app.register(comet, {
+    ...(options.redis === undefined ? {} : { redis: options.redis }),
+    // The room keeps its last messages, so a page that opens (or comes back) shows what was said.
+    history: { [ROOM]: { size: 50 } }
+  })
 
   // A user's hash is an HMAC of their id, so every instance that knows the secret hands out the same one
   // and a second tab or a second instance does not replace the hash the first one is using.

@@ -249,6 +249,26 @@ test('offline, the page backs off; back online, it reconnects at once', async ()
   await context.close()
 })
 
+test('the room: what one browser says reaches another instance signed by the server, the member list follows, history fills a late page', async () => {
+  const alice = await signIn(instance(0).origin, 'kim')
+  const bob = await signIn(instance(1).origin, 'lee')
+  const members = async (page: Page): Promise<string[]> => await page.locator('#members li').allTextContents()
+  await until('both see both', async () => (await members(alice)).join() === 'kim,lee' && (await members(bob)).join() === 'kim,lee')
+
+  await alice.fill('#room-text', 'hello room')
+  await alice.click('#room-form button')
+  const line = async (page: Page): Promise<string[]> => await page.locator('#room li').evaluateAll((lis) => lis.map((li) => li.textContent ?? ''))
+  await until('bob sees it', async () => (await line(bob)).includes('kimhello room'))
+  assert.deepEqual(await line(alice), ['kimhello room'], 'the sender shows its own message once')
+
+  const late = await signIn(instance(1).origin, 'max')
+  await until('history fills the late page', async () => (await line(late)).includes('kimhello room'))
+
+  await bob.context().close()
+  await until('lee leaves the list', async () => (await members(alice)).join() === 'kim,max')
+  for (const page of [alice, late]) await page.context().close()
+})
+
 test('a revoked hash shows auth-failed and the page stops reconnecting', async () => {
   const page = await signIn(instance(1).origin, 'erin')
   await instance(0).app.comet.revokeAuth('erin')
@@ -266,6 +286,12 @@ test('a screenshot of the demo is saved under test-results/', async () => {
   await peer.fill('#send-text', 'Hello Frank, this crossed from instance B to instance A through Redis.')
   await peer.click('#send-form button')
   await instance(0).app.comet.sendToUser('frank', 'invoice', { from: 'billing', text: 'Invoice #1042 is paid.' })
+  await peer.fill('#room-text', 'Anyone up for lunch?')
+  await peer.click('#room-form button')
+  await page.fill('#room-text', 'Yes, in ten minutes.')
+  await page.click('#room-form button')
+  await page.locator('#room li', { hasText: 'Yes, in ten minutes.' }).waitFor(WAIT)
+  await page.locator('#members li', { hasText: 'grace' }).waitFor(WAIT)
   await waitShown(page, ['Invoice #1042 is paid.'])
   await page.locator('#lobby li').first().waitFor(WAIT)
   mkdirSync(results, { recursive: true })

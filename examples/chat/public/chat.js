@@ -1,6 +1,8 @@
 // The demo page: everything the server sends is shown with textContent, never parsed as HTML or code.
 import { CometClient } from '/comet/client.js'
 
+const ROOM = 'web_room'
+const PRESENCE = 'track_room'
 const SESSION = 'comet-demo:session'
 const HISTORY = 'comet-demo:history'
 const KEEP = 100
@@ -99,10 +101,78 @@ function connect (session) {
     $('notice').textContent = notes.join('; ')
   })
   comet.subscribe('msg', onMessage)
+  joinRoom()
   comet.subscribe('lobby.signin', (m) => {
     $('lobby').prepend(item([['from', String(m.data?.userId)], ['text', `signed in on instance ${m.data?.instance}`]]))
   })
 }
+
+// The room: what this page shows, by id, so history and live messages never show one twice.
+const roomIds = new Set()
+let lastRoomId
+
+function showRoomMessage (m) {
+  if (roomIds.has(m.id)) return
+  roomIds.add(m.id)
+  lastRoomId = m.id
+  const li = item([['from', String(m.userId ?? 'anonymous')], ['text', String(m.data?.text ?? '')]])
+  li.dataset.id = m.id
+  $('room').append(li)
+  $('room').scrollTop = $('room').scrollHeight
+}
+
+/** After each (re)connect: what the room said since the last message shown, or all it kept. */
+async function catchUpRoom () {
+  let result = await comet.history(ROOM, lastRoomId)
+  if (!result.recovered && lastRoomId !== undefined) result = await comet.history(ROOM)
+  for (const m of result.messages) showRoomMessage(m)
+}
+
+const members = new Set()
+
+function showMembers () {
+  $('members').replaceChildren(...[...members].sort().map((id) => {
+    const li = document.createElement('li')
+    li.textContent = id
+    return li
+  }))
+}
+
+async function refreshMembers () {
+  const list = await comet.members(PRESENCE)
+  members.clear()
+  for (const id of list) members.add(id)
+  showMembers()
+}
+
+function joinRoom () {
+  comet.subscribe(`${ROOM}.say`, showRoomMessage)
+  comet.subscribe(PRESENCE, (m) => {
+    if (m.event === 'join') members.add(m.userId)
+    if (m.event === 'leave') members.delete(m.userId)
+    showMembers()
+  })
+  const catchUp = () => {
+    catchUpRoom().catch((err) => { $('room-result').textContent = `could not load the room: ${err.message}` })
+    refreshMembers().catch((err) => { $('room-result').textContent = `could not list the room: ${err.message}` })
+  }
+  // On every (re)connect; with a shared connection, also when this tab joins a leader that is open.
+  comet.on('status', (status) => { if (status === 'open') catchUp() })
+}
+
+$('room-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault()
+  const text = $('room-text').value
+  try {
+    const id = await comet.publish(ROOM, 'say', { text })
+    // The sender gets the id, not a copy of its own message.
+    showRoomMessage({ id, userId: comet.userId, data: { text } })
+    $('room-text').value = ''
+    $('room-result').textContent = ''
+  } catch (err) {
+    $('room-result').textContent = `not sent: ${err.code ?? ''} ${err.message}`
+  }
+})
 
 async function post (url, body) {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
