@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdirSync, statSync } from 'node:fs'
@@ -10,9 +9,8 @@ import type { Browser, Page } from 'playwright-core'
 import { buildApp } from '../../examples/chat/app.js'
 import { startRedis } from '../helpers/redis.ts'
 import type { RedisServer } from '../helpers/redis.ts'
-import { launch } from './chromium.ts'
+import { build, launch } from './chromium.ts'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
 const results = new URL('../../test-results/', import.meta.url)
 const WAIT = { timeout: 15_000 }
 
@@ -25,10 +23,7 @@ const instances: Instance[] = []
 const pageErrors: Error[] = []
 
 before(async () => {
-  // The page loads the bundle the plugin serves from dist/, and the demo imports the package itself:
-  // test what a user would get, built from the sources under test.
-  const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, encoding: 'utf8' })
-  assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`)
+  build()
   redis = await startRedis()
   // Two demo instances sharing one Redis and one secret, as npm run start:cluster runs them.
   const secret = randomBytes(16).toString('hex')

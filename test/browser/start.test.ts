@@ -3,13 +3,16 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import { test } from 'node:test'
+import { before, test } from 'node:test'
 import WebSocket from 'ws'
 import { CometClient } from '../../lib/client/index.ts'
 import type { CometMessage } from '../../lib/client/index.ts'
 import { startRedis } from '../helpers/redis.ts'
+import { build, launch } from './chromium.ts'
 
 // What `npm start` and `npm run start:cluster` run, started as a user would (from the built package).
+
+before(build)
 
 const script = (name: string): string => new URL(`../../examples/chat/${name}`, import.meta.url).pathname
 
@@ -42,6 +45,23 @@ test('npm start: the demo serves its page and the client bundle', async (t) => {
   assert.equal(bundle.status, 200)
   assert.match(bundle.headers.get('content-type') ?? '', /javascript/)
   assert.match(await bundle.text(), /export\s*\{[^}]*CometClient/)
+
+  // And it works in a browser on the in-memory store.
+  const browser = await launch()
+  t.after(() => browser.close())
+  const tab = await browser.newPage()
+  const errors: string[] = []
+  tab.on('pageerror', (err) => errors.push(err.message))
+  await tab.goto(`${origin}/`)
+  await tab.fill('#signin-user', 'solo')
+  await tab.click('#signin-form button')
+  await tab.locator('#status[data-status="open"]').waitFor({ timeout: 15_000 })
+  await tab.locator('#members li', { hasText: 'solo' }).waitFor({ timeout: 15_000 })
+  await tab.fill('#send-to', 'solo')
+  await tab.fill('#send-text', 'note to self')
+  await tab.click('#send-form button')
+  await tab.locator('#messages li', { hasText: 'note to self' }).waitFor({ timeout: 15_000 })
+  assert.deepEqual(errors, [])
 })
 
 test('npm run start:cluster: two instances share Redis, and a message sent on one reaches a user on the other', async (t) => {
