@@ -30,3 +30,17 @@ test('backoff: full jitter below a ceiling that doubles per attempt and stops at
   assert.equal(backoffDelay(3, 1000, 30_000, () => 0), 0)
   assert.equal(backoffDelay(3, 1000, 30_000, () => 0.5), 4000)
 })
+
+test('nothing from the server is evaluated: no eval, Function, dynamic import or HTML sinks in the client or the demo page', async () => {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const dir = new URL('../../lib/client/', import.meta.url)
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.ts')).map((f) => new URL(f, dir))
+  files.push(new URL('../../examples/chat/public/chat.js', import.meta.url))
+  for (const file of files) {
+    // Comments may mention what the code must not do.
+    const code = (await readFile(file, 'utf8')).replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
+    for (const sink of [/\beval\s*\(/, /\bFunction\s*\(/, /\bimport\s*\(/, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, /set(Timeout|Interval)\s*\(\s*['"`]/]) {
+      assert.doesNotMatch(code, sink, `${file.pathname} must not use ${sink}`)
+    }
+  }
+})
