@@ -166,6 +166,10 @@ test('two tabs with shareConnection open one socket, and a closed leader tab han
   await instance(1).app.comet.sendToUser('dave', 'chat', { from: 'server', text: 'to both tabs' })
   await waitShown(first, ['to both tabs'])
   await waitShown(second, ['to both tabs'])
+  // The follower's channel subscriptions and requests go through the leader's socket.
+  await second.locator('#members li', { hasText: 'dave' }).waitFor(WAIT)
+  await instance(1).app.comet.publish('lobby', 'signin', { userId: 'zoe', instance: 'B' })
+  await second.locator('#lobby li', { hasText: 'zoe' }).waitFor(WAIT)
 
   // The first tab holds the lock and the socket. Hold the second tab's own socket once it takes over,
   // so that a message is sent while no tab is connected.
@@ -183,6 +187,11 @@ test('two tabs with shareConnection open one socket, and a closed leader tab han
   await waitOpen(second)
   await instance(1).app.comet.sendToUser('dave', 'chat', { from: 'server', text: 'after handover' })
   await waitShown(second, ['after handover'])
+  // The new leader's socket subscribed the tab's channels again (it may take a moment to land in Redis).
+  await until('the lobby reaches the new leader', async () => {
+    await instance(1).app.comet.publish('lobby', 'signin', { userId: 'yan', instance: 'B' })
+    return await second.locator('#lobby li', { hasText: 'yan' }).count() > 0
+  })
   assert.deepEqual(await shown(second), ['to both tabs', 'during handover', 'after handover'])
   assert.equal(await devices('dave'), 1)
   assert.equal([...server.clients].filter((ws) => !before.has(ws)).length, 1)
