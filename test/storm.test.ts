@@ -16,6 +16,7 @@ class Device {
   readonly ids: string[] = []
   readyAt = 0
   connections = 0
+  stopped = false
   failures: string[] = []
   constructor (readonly userId: string, readonly target: () => string) {}
 
@@ -40,7 +41,7 @@ class Device {
       ws.on('error', () => {})
       ws.on('close', (code) => {
         this.readyAt = 0
-        if (code === 1000) return
+        if (this.stopped || code === 1000) return
         setTimeout(() => { this.connect().catch(() => {}) }, Math.random() * 250)
         resolve()
       })
@@ -56,7 +57,10 @@ test(`reconnect storm: ${USERS * DEVICES} connections dropped at once come back 
   let alive = a.url
   const devices: Device[] = []
   t.after(async () => {
-    for (const d of devices) d.ws?.close(1000)
+    for (const d of devices) {
+      d.stopped = true
+      d.ws?.terminate()
+    }
     a.child.kill('SIGKILL')
     b.child.kill('SIGKILL')
     await api.app.close()
