@@ -1,14 +1,18 @@
 import { test } from 'node:test'
+import type { TestContext } from 'node:test'
+import type { ChildProcess } from 'node:child_process'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { startApp, HASH } from './helpers/app.ts'
+import type { TestApp } from './helpers/app.ts'
 import { eventually, TestClient } from './helpers/client.ts'
 import { spawnInstance } from './helpers/instance.ts'
 import { startRedis } from './helpers/redis.ts'
 
 const HEARTBEAT = 200
 
-test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' messages are queued', async (t) => {
+/** Instance A in this process, and a victim instance in a child process; both share one Redis. */
+async function survivorAndVictim (t: TestContext): Promise<{ a: TestApp, child: ChildProcess, url: string }> {
   const redis = await startRedis()
   const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
   const { child, url } = await spawnInstance(redis.url, HEARTBEAT)
@@ -17,6 +21,11 @@ test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' me
     await a.app.close()
     await redis.stop()
   })
+  return { a, child, url }
+}
+
+test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' messages are queued', async (t) => {
+  const { a, child, url } = await survivorAndVictim(t)
 
   await a.app.comet.registerAuth('victim', HASH)
   const device = await TestClient.open(url)
@@ -47,14 +56,7 @@ test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' me
 })
 
 test('a frozen instance (no socket closed, so Redis still counts its subscriber) stops counting after 3 heartbeats; messages are queued', async (t) => {
-  const redis = await startRedis()
-  const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
-  const { child, url } = await spawnInstance(redis.url, HEARTBEAT)
-  t.after(async () => {
-    child.kill('SIGKILL')
-    await a.app.close()
-    await redis.stop()
-  })
+  const { a, child, url } = await survivorAndVictim(t)
   await a.app.comet.registerAuth('frozen', HASH)
   const device = await TestClient.open(url)
   t.after(() => device.ws.terminate())
