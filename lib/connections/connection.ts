@@ -1,0 +1,291 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket, RawData } from 'ws'
+import { matches } from '../auth/hash.ts'
+import { CLOSE } from '../protocol/close-codes.ts'
+import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
+import type { ClientFrame, Ref } from '../protocol/frames.ts'
+import type { Hub } from '../routing/hub.ts'
+import type { Routed, Store } from '../store/types.ts'
+import type { Settings } from '../options.ts'
+
+export interface ConnectionContext {
+  settings: Settings
+  store: Store
+  hub: Hub
+  log: FastifyBaseLogger
+  /** A new device id, `<attach ms>.<instance id>.<n>`. */
+  nextDevice (): string
+}
+
+const OPEN = 1
+const TEXT = { binary: false }
+/** Frames a client may send ahead while one of its frames waits on the store; memory stays bounded. */
+const MAX_DEFERRED = 128
+/** How long a client cut for being slow has to take its close frame before the socket is destroyed. */
+const SLOW_CLOSE_GRACE = 1000
+
+/** syncing: authenticating and sending stored messages; live ones wait in the inbox meanwhile. */
+type State = 'new' | 'syncing' | 'ready' | 'closed'
+
+/**
+ * One client socket: authentication, its frames, and the messages routed to it. Listeners are attached in
+ * the constructor, synchronously, so no frame or close is missed; state is re-checked after every await.
+ */
+export class Connection {
+  userId: string | null = null
+  /** Set once the device is recorded in the store (authenticated users only). */
+  device: string | null = null
+  /** Cleared by each heartbeat's ping, set by the pong. */
+  alive = true
+  #ws: WebSocket
+  #ctx: ConnectionContext
+  #state: State = 'new'
+  #authTimer: NodeJS.Timeout | undefined
+  /** Live messages that arrive while the offline queue is being read; merged with it by id. */
+  #inbox: Routed[] = []
+  /** Frames that arrive while an earlier one waits on the store. */
+  #deferred: Array<[RawData, boolean]> = []
+  #busy = false
+  #lastId = 0
+  #synced = 0
+  #subs = new Set<string>()
+
+  constructor (ws: WebSocket, ctx: ConnectionContext) {
+    this.#ws = ws
+    this.#ctx = ctx
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
+    ws.on('pong', () => { this.alive = true })
+    ws.on('close', () => this.#onClose())
+    this.#authTimer = setTimeout(() => this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time'), ctx.settings.authTimeout)
+  }
+
+  get closed (): boolean { return this.#state === 'closed' }
+  /** The id up to which this socket has every private message: where a catch-up starts. */
+  get synced (): number { return Math.max(this.#lastId, this.#synced) }
+
+  /** Offers a routed private message; true when this socket took it (or already had it). */
+  offer (message: Routed): boolean {
+    if (this.#state === 'syncing') {
+      this.#inbox.push(message)
+      return true
+    }
+    if (!this.canTake()) return false
+    if (message.id <= this.#lastId) return true
+    if (!this.#write(message.frame)) return false
+    this.#lastId = message.id
+    return true
+  }
+
+  /** Whether a message routed now would reach this socket. */
+  canTake (): boolean {
+    return this.#state === 'syncing' || (this.#state === 'ready' && this.#ws.readyState === OPEN)
+  }
+
+  takeInbox (): Routed[] {
+    const held = this.#inbox
+    this.#inbox = []
+    return held
+  }
+
+  sendFrame (frame: Buffer): void {
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#write(frame)
+  }
+
+  /** Writes a routed frame unless the client is too slow: then it is cut, and the frame is not taken. */
+  #write (frame: Buffer): boolean {
+    if (this.#ws.bufferedAmount + frame.length > this.#ctx.settings.maxBufferedBytes) {
+      this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
+      this.close(CLOSE.TOO_SLOW, 'too slow')
+      // A client that reads nothing will not read the close frame either.
+      setTimeout(() => this.#ws.terminate(), SLOW_CLOSE_GRACE).unref()
+      return false
+    }
+    this.#ws.send(frame, TEXT)
+    return true
+  }
+
+  ping (): void {
+    this.alive = false
+    this.#ws.ping()
+  }
+
+  terminate (): void { this.#ws.terminate() }
+
+  close (code: number, reason: string): void {
+    if (this.#ws.readyState === OPEN || this.#ws.readyState === 0) this.#ws.close(code, reason)
+  }
+
+  #send (text: string): void {
+    if (this.#ws.readyState === OPEN) this.#ws.send(text)
+  }
+
+  #onMessage (data: RawData, isBinary: boolean): void {
+    // Frames are handled one at a time, in order: while one waits on the store, the next ones wait too.
+    if (this.#busy) {
+      if (this.#deferred.length >= MAX_DEFERRED) return this.close(CLOSE.POLICY, 'too many frames in flight')
+      this.#deferred.push([data, isBinary])
+      return
+    }
+    if (isBinary) return this.#send(errorFrame('bad_json', 'frames must be JSON text'))
+    // When the app registered @fastify/websocket itself, its maxPayload may be larger than ours.
+    const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
+    if (size > this.#ctx.settings.maxPayload) return this.close(CLOSE.TOO_BIG, 'frame too large')
+    let frame: ClientFrame
+    try {
+      frame = parseFrame(data.toString())
+    } catch (err) {
+      const e = err as FrameError
+      return this.#send(errorFrame(e.code, e.message, e.ref))
+    }
+    this.#handle(frame)
+  }
+
+  /** Runs an async frame handler; frames that arrive meanwhile are handled after it, in order. */
+  #exclusive (work: Promise<void>): void {
+    this.#busy = true
+    work.finally(() => {
+      this.#busy = false
+      while (!this.#busy && this.#deferred.length > 0 && !this.closed) {
+        const [data, isBinary] = this.#deferred.shift() as [RawData, boolean]
+        this.#onMessage(data, isBinary)
+      }
+    })
+  }
+
+  #handle (frame: ClientFrame): void {
+    if (this.#state === 'new' && frame.type !== 'auth') {
+      return this.#send(errorFrame('auth_required', 'the first frame must be auth', frame.ref))
+    }
+    switch (frame.type) {
+      case 'auth':
+        if (this.#state !== 'new') return this.#send(errorFrame('already_authenticated', 'this connection is already authenticated', frame.ref))
+        return this.#exclusive(this.#authenticate(frame).catch((err: unknown) => this.#unavailable(err, frame.ref)))
+      case 'subscribe':
+        return this.#exclusive(this.#subscribe(frame.channel, frame.ref).catch((err: unknown) => {
+          this.#ctx.log.warn({ err, channel: frame.channel }, 'comet: subscribe failed')
+          this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
+        }))
+      case 'unsubscribe':
+        if (this.#subs.delete(frame.channel)) this.#ctx.hub.unsubscribe(this, frame.channel)
+        return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
+      case 'ping':
+        return this.#send(reply('pong', {}, frame.ref))
+    }
+  }
+
+  async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
+    const { store, hub, log } = this.#ctx
+    if (userId === null || hash === null) {
+      this.#becomeReady(reply('ready', { userId: null }, ref))
+      return
+    }
+    this.#state = 'syncing'
+    const digest = await store.getAuth(userId)
+    if (this.closed) return
+    if (digest === null || !matches(hash, digest)) {
+      log.info({ userId }, 'comet: authentication failed')
+      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
+    }
+    // Listen first, then read the queue: a message sent in between is either queued or routed here.
+    this.userId = userId
+    await hub.joinUser(this, userId)
+    if (this.closed) return
+    const device = this.#ctx.nextDevice()
+    const result = await store.attach(userId, device, digest, since)
+    if (!result.ok) {
+      if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
+      return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
+        result.reason === 'limit' ? 'too many devices' : 'authentication failed')
+    }
+    if (this.closed) {
+      // Closed while the queue was being taken: give it back, and the device slot too. Missed messages
+      // stay in the resume log, so they need no giving back.
+      hub.track(store.detach(userId, device), 'detach', { userId })
+      if (result.queued.length > 0) hub.requeue(userId, result.queued)
+      return
+    }
+    this.device = device
+    this.#synced = result.synced
+    if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
+    this.#lastId = since ?? 0
+    const stored = new Set<number>()
+    for (const m of result.queued.concat(result.missed)) if (m.id > this.#lastId) stored.add(m.id)
+    const ready = result.recovered === null
+      ? { userId, queued: stored.size, dropped: result.dropped }
+      : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered }
+    clearTimeout(this.#authTimer)
+    this.#send(reply('ready', ready, ref))
+    const unsent = await this.#flush(result.queued.concat(result.missed, this.takeInbox()))
+    if (unsent.length > 0) {
+      hub.requeue(userId, unsent)
+      return
+    }
+    this.#state = 'ready'
+    log.debug({ userId, device }, 'comet: device connected')
+  }
+
+  /**
+   * Sends stored messages (queued, missed) merged by id with live ones that arrive meanwhile, paced by
+   * the socket: a backlog is never cut for being large, only a client that does not read. Ids at or
+   * below the last sent (so up to `since`) are skipped. Returns what could not be sent if the socket closed.
+   */
+  async #flush (backlog: Routed[]): Promise<Routed[]> {
+    const cap = this.#ctx.settings.maxBufferedBytes
+    for (let pending = backlog; pending.length > 0; pending = this.takeInbox()) {
+      pending.sort((a, b) => a.id - b.id)
+      for (let i = 0; i < pending.length; i++) {
+        const message = pending[i] as Routed
+        if (message.id <= this.#lastId) continue
+        if (this.#ws.readyState !== OPEN) return pending.slice(i)
+        if (this.#ws.bufferedAmount + message.frame.length <= cap) {
+          this.#ws.send(message.frame, TEXT)
+        } else {
+          const failed = await new Promise((resolve) => this.#ws.send(message.frame, TEXT, resolve))
+          if (failed !== undefined && failed !== null) return pending.slice(i)
+        }
+        this.#lastId = message.id
+      }
+    }
+    return []
+  }
+
+  #becomeReady (readyFrame: string): void {
+    clearTimeout(this.#authTimer)
+    this.#state = 'ready'
+    this.#send(readyFrame)
+  }
+
+  async #subscribe (channel: string, ref: Ref | undefined): Promise<void> {
+    if (!this.#subs.has(channel)) {
+      if (this.#subs.size >= this.#ctx.settings.maxSubscriptions) {
+        return this.#send(errorFrame('too_many_subscriptions', `at most ${this.#ctx.settings.maxSubscriptions} subscriptions per connection`, ref))
+      }
+      this.#subs.add(channel)
+      try {
+        await this.#ctx.hub.subscribe(this, channel)
+      } catch (err) {
+        this.#subs.delete(channel)
+        throw err
+      }
+      if (this.closed) return this.#ctx.hub.unsubscribe(this, channel)
+    }
+    this.#send(reply('subscribed', { channel }, ref))
+  }
+
+  #unavailable (err: unknown, ref: Ref | undefined): void {
+    this.#ctx.log.warn({ err, userId: this.userId }, 'comet: store unavailable during authentication')
+    this.#send(errorFrame('unavailable', 'the server cannot authenticate now; retry later', ref))
+    this.close(CLOSE.TRY_AGAIN_LATER, 'try again later')
+  }
+
+  #onClose (): void {
+    if (this.closed) return
+    this.#state = 'closed'
+    clearTimeout(this.#authTimer)
+    const { hub, store } = this.#ctx
+    for (const channel of this.#subs) hub.unsubscribe(this, channel)
+    this.#subs.clear()
+    if (this.userId !== null) hub.leaveUser(this, this.userId)
+    if (this.device !== null && this.userId !== null) hub.track(store.detach(this.userId, this.device), 'detach', { userId: this.userId })
+  }
+}

@@ -1,0 +1,193 @@
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import { digest } from './auth/hash.ts'
+import { Connection } from './connections/connection.ts'
+import type { ConnectionContext } from './connections/connection.ts'
+import { startHeartbeat } from './connections/heartbeat.ts'
+import { errors } from './errors.ts'
+import { normalize } from './options.ts'
+import { CLOSE } from './protocol/close-codes.ts'
+import { MESSAGE_TAIL, messageHead } from './protocol/frames.ts'
+import { Hub } from './routing/hub.ts'
+import { MemoryStore } from './store/memory.ts'
+import { RedisStore } from './store/redis/index.ts'
+import type { Store } from './store/types.ts'
+import type { CometApi, CometOptions, Presence, RegisterAuthOptions, UserId } from './types.ts'
+import * as validate from './validate.ts'
+
+export type * from './types.ts'
+export { errors } from './errors.ts'
+export { CLOSE } from './protocol/close-codes.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    comet: CometApi
+  }
+}
+
+/** Longest id (16 digits) plus the closing `"}`: what a frame adds to its head. */
+const ID_AND_TAIL = 18
+/** How long shutdown waits for clients to answer the close handshake before cutting them. */
+const CLOSE_GRACE = 2000
+
+async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
+  const settings = normalize(options)
+  const storeSettings = {
+    prefix: settings.prefix,
+    maxDevices: settings.maxDevices,
+    evictOldest: settings.onDeviceLimit === 'evict-oldest',
+    queue: settings.offlineQueue,
+    resume: settings.resume,
+    presenceTtl: 3 * settings.heartbeatInterval,
+    lastSeenTtl: settings.lastSeenTtl
+  }
+  const log = app.log.child({}, { redact: ['hash'] })
+  const store: Store = settings.redis === undefined
+    ? new MemoryStore(storeSettings)
+    : new RedisStore(settings.redis, storeSettings, log)
+  const hub = new Hub(store, log)
+  const conns = new Set<Connection>()
+  const instance = randomBytes(6).toString('hex')
+  let devices = 0
+  let published = 0
+  let state: 'open' | 'closing' | 'closed' = 'open'
+
+  try {
+    await store.start({
+      user: (userId, message) => hub.deliverUser(userId, message),
+      control: (userId, control) => hub.control(userId, control),
+      channel: (channel, frame) => hub.deliverChannel(channel, frame),
+      resync: () => hub.resync()
+    })
+  } catch (err) {
+    await store.close()
+    throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
+  }
+
+  const ctx: ConnectionContext = {
+    settings,
+    store,
+    hub,
+    log,
+    nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
+  }
+  const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log)
+
+  /** Phase one of shutdown: sockets close with 1001 and this instance's devices leave the store. */
+  async function shutdown (): Promise<void> {
+    if (state !== 'open') return
+    state = 'closing'
+    stopHeartbeat()
+    for (const conn of conns) conn.close(CLOSE.GOING_AWAY, 'server shutting down')
+    const deadline = Date.now() + CLOSE_GRACE
+    while (conns.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    for (const conn of conns) conn.terminate()
+    await Promise.allSettled([...hub.pending])
+  }
+
+  if (app.hasDecorator('websocketServer')) {
+    app.addHook('preClose', shutdown)
+  } else {
+    await app.register(websocket, {
+      options: { maxPayload: settings.maxPayload },
+      preClose: async function () {
+        await shutdown()
+        app.websocketServer.close()
+      }
+    })
+  }
+  app.addHook('onClose', async () => {
+    await shutdown()
+    state = 'closed'
+    await store.close()
+  })
+
+  app.get(settings.path, { websocket: true }, (socket) => {
+    if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
+    const conn = new Connection(socket, ctx)
+    conns.add(conn)
+    socket.on('close', () => conns.delete(conn))
+  })
+
+  if (settings.serveClient) serveClient(app, `${settings.path === '/' ? '' : settings.path}/client.js`)
+
+  /** Runs a store call for the public API: unusable after close, and store failures become UNAVAILABLE. */
+  async function call<T> (work: () => Promise<T>): Promise<T> {
+    if (state === 'closed') throw new errors.CLOSED()
+    try {
+      return await work()
+    } catch (err) {
+      throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
+    }
+  }
+
+  function frameHead (channel: string, event: unknown, data: unknown): string {
+    const head = messageHead(channel, validate.eventName(event), validate.json(data))
+    const size = Buffer.byteLength(head) + ID_AND_TAIL
+    if (size > settings.maxPayload) throw new errors.PAYLOAD_TOO_LARGE(size, settings.maxPayload)
+    return head
+  }
+
+  const api: CometApi = {
+    async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
+      const id = validate.userId(userId)
+      if (typeof hash !== 'string') throw new errors.HASH('it must be a string')
+      if (hash.length < settings.minHashLength) throw new errors.HASH(`it must be at least ${settings.minHashLength} characters (minHashLength)`)
+      if (hash.length > 1024) throw new errors.HASH('it must be at most 1024 characters')
+      if (typeof opts !== 'object' || opts === null) throw new errors.TTL('options must be an object')
+      const ttl = validate.ttl(opts.ttl)
+      await call(() => store.setAuth(id, digest(hash), ttl))
+    },
+    async revokeAuth (userId: UserId): Promise<void> {
+      const id = validate.userId(userId)
+      await call(() => store.revokeAuth(id))
+    },
+    async sendToUser (userId: UserId, event: string, data: unknown) {
+      const id = validate.userId(userId)
+      const head = frameHead(validate.PRIVATE_CHANNEL, event, data)
+      return await call(() => store.sendToUser(id, head))
+    },
+    async publish (channel: string, event: string, data: unknown) {
+      const name = validate.channelName(channel)
+      const head = frameHead(name, event, data)
+      const id = `${instance}-${(++published).toString(36)}`
+      await call(() => store.publish(name, head + id + MESSAGE_TAIL))
+      return { id }
+    },
+    async isOnline (userId: UserId): Promise<boolean> {
+      return (await api.presence(userId)).online
+    },
+    async presence (userId: UserId): Promise<Presence> {
+      const id = validate.userId(userId)
+      return await call(() => store.presence(id))
+    }
+  }
+  app.decorate('comet', api)
+}
+
+/** Serves the browser client bundle, built to dist/client.js, next to the socket route. */
+function serveClient (app: FastifyInstance, route: string): void {
+  const candidates = [new URL('./client.js', import.meta.url), new URL('../dist/client.js', import.meta.url)]
+  let bundle: Promise<string | null> | undefined
+  async function load (): Promise<string | null> {
+    for (const file of candidates) {
+      try {
+        return await readFile(file, 'utf8')
+      } catch {}
+    }
+    return null
+  }
+  app.get(route, async (_request, reply) => {
+    bundle ??= load()
+    const code = await bundle
+    if (code === null) return await reply.code(404).send({ error: 'client bundle not built: run npm run build' })
+    return await reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(code)
+  })
+}
+
+const plugin = fp(comet, { fastify: '5.x', name: 'fastify-comet' })
+export default plugin
+export { plugin as comet }

@@ -1,0 +1,87 @@
+import type { Redis, RedisOptions } from 'ioredis'
+import { errors } from './errors.ts'
+import type { CometOptions } from './types.ts'
+
+export interface Settings {
+  redis: string | RedisOptions | Redis | undefined
+  path: string
+  prefix: string
+  maxDevices: number
+  onDeviceLimit: 'reject' | 'evict-oldest'
+  /** maxMessages 0 means no queue. */
+  offlineQueue: { maxMessages: number, ttl: number }
+  /** size 0 means no resume log. */
+  resume: { size: number, ttl: number }
+  maxPayload: number
+  maxBufferedBytes: number
+  heartbeatInterval: number
+  authTimeout: number
+  maxSubscriptions: number
+  lastSeenTtl: number
+  serveClient: boolean
+  minHashLength: number
+}
+
+const KNOWN = new Set(['redis', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes'])
+
+/** Validates every option once, up front, so a typo fails at register time and not at the first message. */
+export function normalize (options: CometOptions = {}): Settings {
+  if (typeof options !== 'object' || options === null) throw new errors.OPTIONS('options must be an object')
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new errors.OPTIONS(`unknown option "${key}"`)
+  }
+  const queue = options.offlineQueue === false ? { maxMessages: 0, ttl: 1 } : options.offlineQueue ?? {}
+  if (typeof queue !== 'object' || queue === null) throw new errors.OPTIONS('offlineQueue must be an object or false')
+  const resume = options.resume === false ? { size: 0, ttl: 1 } : options.resume ?? {}
+  if (typeof resume !== 'object' || resume === null) throw new errors.OPTIONS('resume must be an object or false')
+
+  const path = options.path ?? '/comet'
+  if (typeof path !== 'string' || !/^\/[^?#\s]*$/.test(path)) throw new errors.OPTIONS('path must start with "/" and contain no query')
+  const prefix = options.prefix ?? 'comet:'
+  if (typeof prefix !== 'string' || /[{}\s]/.test(prefix)) throw new errors.OPTIONS('prefix must be a string without braces or spaces')
+  const onDeviceLimit = options.onDeviceLimit ?? 'reject'
+  if (onDeviceLimit !== 'reject' && onDeviceLimit !== 'evict-oldest') throw new errors.OPTIONS('onDeviceLimit must be "reject" or "evict-oldest"')
+  const redis = options.redis
+  if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || redis === null)) {
+    throw new errors.OPTIONS('redis must be a URL, ioredis options or an ioredis instance')
+  }
+
+  return {
+    redis,
+    path: path.length > 1 ? path.replace(/\/$/, '') : path,
+    prefix,
+    maxDevices: int('maxDevices', options.maxDevices, 16, 1),
+    onDeviceLimit,
+    offlineQueue: {
+      maxMessages: options.offlineQueue === false ? 0 : int('offlineQueue.maxMessages', queue.maxMessages, 100, 1),
+      ttl: int('offlineQueue.ttl', queue.ttl, 86_400_000, 1)
+    },
+    resume: {
+      size: options.resume === false ? 0 : int('resume.size', resume.size, 100, 1),
+      ttl: int('resume.ttl', resume.ttl, 300_000, 1)
+    },
+    maxPayload: int('maxPayload', options.maxPayload, 65_536, 256),
+    maxBufferedBytes: int('maxBufferedBytes', options.maxBufferedBytes, 1_048_576, 1024),
+    heartbeatInterval: int('heartbeatInterval', options.heartbeatInterval, 25_000, 50),
+    authTimeout: int('authTimeout', options.authTimeout, 10_000, 1),
+    maxSubscriptions: int('maxSubscriptions', options.maxSubscriptions, 64, 0),
+    lastSeenTtl: int('lastSeenTtl', options.lastSeenTtl, 2_592_000_000, 1),
+    serveClient: bool('serveClient', options.serveClient, true),
+    minHashLength: int('minHashLength', options.minHashLength, 16, 1)
+  }
+}
+
+function int (name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new errors.OPTIONS(`${name} must be an integer ≥ ${min}, got ${String(value)}`)
+  }
+  return value
+}
+
+function bool (name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new errors.OPTIONS(`${name} must be a boolean`)
+  return value
+}

@@ -1,0 +1,79 @@
+import { isChannelName, NAME } from '../validate.ts'
+
+export type Ref = string | number
+
+export type ClientFrame =
+  | { type: 'auth', userId: string | null, hash: string | null, since: number | null, ref?: Ref }
+  | { type: 'subscribe' | 'unsubscribe', channel: string, ref?: Ref }
+  | { type: 'ping', ref?: Ref }
+
+/** A client frame we answer with an `error` frame; the connection stays usable. */
+export class FrameError extends Error {
+  readonly code: string
+  readonly ref: Ref | undefined
+  constructor (code: string, message: string, ref?: Ref) {
+    super(message)
+    this.code = code
+    this.ref = ref
+  }
+}
+
+/** Parses and checks one client text frame. Throws FrameError, never anything else. */
+export function parseFrame (text: string): ClientFrame {
+  let frame: unknown
+  try {
+    frame = JSON.parse(text)
+  } catch {
+    throw new FrameError('bad_json', 'frame is not valid JSON')
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    throw new FrameError('bad_json', 'frame must be a JSON object')
+  }
+  const f = frame as Record<string, unknown>
+  const ref = f.ref
+  if (ref !== undefined && !((typeof ref === 'string' && ref.length <= 64) || (typeof ref === 'number' && Number.isFinite(ref)))) {
+    throw new FrameError('bad_frame', 'ref must be a number or a string of at most 64 characters')
+  }
+  const r = ref as Ref | undefined
+  switch (f.type) {
+    case 'auth': {
+      const { userId, hash } = f
+      if (userId === undefined && hash === undefined) return { type: 'auth', userId: null, hash: null, since: null, ref: r }
+      const id = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
+      if (typeof id !== 'string' || !NAME.test(id)) throw new FrameError('bad_frame', 'userId must match [A-Za-z0-9_-]{1,64}', r)
+      if (typeof hash !== 'string' || hash.length === 0 || hash.length > 1024) throw new FrameError('bad_frame', 'hash must be a non-empty string', r)
+      const since = f.since
+      if (since !== undefined && !(typeof since === 'string' && /^\d{1,16}$/.test(since))) {
+        throw new FrameError('bad_frame', 'since must be the id of a message, a string of digits', r)
+      }
+      return { type: 'auth', userId: id, hash, since: since === undefined ? null : Number(since), ref: r }
+    }
+    case 'subscribe':
+    case 'unsubscribe':
+      if (!isChannelName(f.channel)) throw new FrameError('bad_channel', 'channel must match [A-Za-z0-9_-]{1,64} and not be "msg"', r)
+      return { type: f.type, channel: f.channel, ref: r }
+    case 'ping':
+      return { type: 'ping', ref: r }
+    default:
+      throw new FrameError('unknown_type', 'type must be one of auth, subscribe, unsubscribe, ping', r)
+  }
+}
+
+/** A server reply frame; `ref` is echoed when the client sent one. */
+export function reply (type: string, fields: Record<string, unknown>, ref: Ref | undefined): string {
+  return JSON.stringify(ref === undefined ? { type, ...fields } : { type, ...fields, ref })
+}
+
+export function errorFrame (code: string, message: string, ref?: Ref): string {
+  return reply('error', { code, message }, ref)
+}
+
+/**
+ * A `message` frame without its id: `head + id + '"}'` is the whole frame. The data is already JSON and
+ * names are from a charset that needs no escaping, so the frame is built by concatenation, once per send.
+ */
+export function messageHead (channel: string, event: string, dataJson: string): string {
+  return `{"type":"message","channel":"${channel}","event":"${event}","data":${dataJson},"id":"`
+}
+
+export const MESSAGE_TAIL = '"}'

@@ -1,0 +1,153 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Control, Routed, Store } from '../store/types.ts'
+import type { Connection } from '../connections/connection.ts'
+import { CLOSE } from '../protocol/close-codes.ts'
+
+interface Route {
+  conns: Set<Connection>
+  /** Resolves once the store routes this user's / channel's traffic here. */
+  listening: Promise<void>
+}
+
+/**
+ * This instance's routing table: which local sockets belong to which user and channel. The store brings
+ * a message here only when this instance listens for its user or channel; the hub hands it to the sockets,
+ * and puts back what no open socket could take.
+ */
+export class Hub {
+  readonly users = new Map<string, Route>()
+  readonly channels = new Map<string, Route>()
+  /** Store calls in flight that shutdown must wait for (detach, requeue). */
+  readonly pending = new Set<Promise<unknown>>()
+  #store: Store
+  #log: FastifyBaseLogger
+
+  constructor (store: Store, log: FastifyBaseLogger) {
+    this.#store = store
+    this.#log = log
+  }
+
+  /** Registers an authenticating socket; resolves when the user's messages are routed to this instance. */
+  joinUser (conn: Connection, userId: string): Promise<void> {
+    let route = this.users.get(userId)
+    if (route === undefined) {
+      route = { conns: new Set(), listening: this.#store.listenUser(userId) }
+      this.users.set(userId, route)
+    }
+    route.conns.add(conn)
+    return route.listening
+  }
+
+  leaveUser (conn: Connection, userId: string): void {
+    const route = this.users.get(userId)
+    if (route === undefined || !route.conns.delete(conn)) return
+    if (route.conns.size === 0) {
+      this.users.delete(userId)
+      this.track(this.#store.unlistenUser(userId), 'unlisten user')
+    }
+    // Live messages this socket held while it was still authenticating are nobody's now: queue them again.
+    const held = conn.takeInbox()
+    if (held.length > 0 && !this.#hasTaker(route)) this.requeue(userId, held)
+  }
+
+  /** A private message routed to this instance. */
+  deliverUser (userId: string, message: Routed): void {
+    const route = this.users.get(userId)
+    let taken = false
+    if (route !== undefined) {
+      for (const conn of route.conns) {
+        if (conn.offer(message)) taken = true
+      }
+    }
+    // It reached us after the user's last local socket closed: it must not vanish.
+    if (!taken) this.requeue(userId, [message])
+  }
+
+  control (userId: string, control: Control): void {
+    const route = this.users.get(userId)
+    if (route === undefined) return
+    for (const conn of [...route.conns]) {
+      if (control.kind === 'revoke') conn.close(CLOSE.AUTH_FAILED, 'revoked')
+      else if (conn.device === control.device) conn.close(CLOSE.REPLACED, 'replaced by a newer device')
+    }
+  }
+
+  async subscribe (conn: Connection, channel: string): Promise<void> {
+    let route = this.channels.get(channel)
+    if (route === undefined) {
+      const listening = this.#store.listenChannel(channel)
+      route = { conns: new Set(), listening }
+      this.channels.set(channel, route)
+      listening.catch(() => { if (this.channels.get(channel)?.listening === listening) this.channels.delete(channel) })
+    }
+    route.conns.add(conn)
+    try {
+      await route.listening
+    } catch (err) {
+      route.conns.delete(conn)
+      throw err
+    }
+  }
+
+  unsubscribe (conn: Connection, channel: string): void {
+    const route = this.channels.get(channel)
+    if (route === undefined || !route.conns.delete(conn)) return
+    if (route.conns.size === 0) {
+      this.channels.delete(channel)
+      this.track(this.#store.unlistenChannel(channel), 'unlisten channel')
+    }
+  }
+
+  deliverChannel (channel: string, frame: Buffer): void {
+    const route = this.channels.get(channel)
+    if (route === undefined) return
+    for (const conn of route.conns) conn.sendFrame(frame)
+  }
+
+  /**
+   * After a gap in routing, every local user takes what was queued for them and what their sockets
+   * missed. A socket that cannot get all it missed is closed with 1012 so its client resumes and learns
+   * `recovered: false`: never a silent gap.
+   */
+  resync (): void {
+    for (const [userId, route] of this.users) {
+      let since = Infinity
+      for (const conn of route.conns) since = Math.min(since, conn.synced)
+      if (since === Infinity) continue
+      this.track(this.#store.catchUp(userId, since).then((caught) => {
+        const messages = caught.queued.concat(caught.missed).sort((a, b) => a.id - b.id)
+        for (const conn of route.conns) {
+          if (!caught.recovered) conn.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
+          else for (const message of messages) conn.offer(message)
+        }
+      }), 'catch up', { userId })
+    }
+  }
+
+  requeue (userId: string, messages: Routed[]): void {
+    this.track(this.#store.requeue(userId, messages), 'requeue', { userId, count: messages.length })
+  }
+
+  /** Devices this instance holds, per user: what the heartbeat keeps alive in the store. */
+  devices (): Map<string, string[]> {
+    const all = new Map<string, string[]>()
+    for (const [userId, route] of this.users) {
+      const ids: string[] = []
+      for (const conn of route.conns) if (conn.device !== null) ids.push(conn.device)
+      if (ids.length > 0) all.set(userId, ids)
+    }
+    return all
+  }
+
+  /** Runs a store call in the background: logged if it fails, awaited by shutdown. */
+  track (work: Promise<unknown>, what: string, context: Record<string, unknown> = {}): void {
+    const p = work.catch((err: unknown) => this.#log.warn({ err, ...context }, `comet: ${what} failed`))
+      .finally(() => this.pending.delete(p))
+    this.pending.add(p)
+  }
+
+  #hasTaker (route: Route): boolean {
+    for (const conn of route.conns) if (conn.canTake()) return true
+    return false
+  }
+}

@@ -1,0 +1,202 @@
+import type { Presence, SendResult } from '../types.ts'
+import { MESSAGE_TAIL } from '../protocol/frames.ts'
+import { deviceAge, nextId } from './types.ts'
+import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from './types.ts'
+
+interface UserState {
+  auth: { digest: string, expires: number } | null
+  lastId: number
+  /** Recent messages for devices that resume, ordered by id; `floor` is the newest id known to be gone. */
+  log: Routed[]
+  floor: number
+  /** Offline queue, ordered by id. */
+  queue: Routed[]
+  queueExpires: number
+  dropped: number
+  /** device → the time it lapses unless refreshed */
+  devices: Map<string, number>
+  seen: number
+}
+
+/** One instance, everything in process memory: the same contract as the Redis store, minus sharing. */
+export class MemoryStore implements Store {
+  #settings: StoreSettings
+  #users = new Map<string, UserState>()
+  #listeningUsers = new Set<string>()
+  #listeningChannels = new Set<string>()
+  #handlers: BusHandlers | null = null
+
+  constructor (settings: StoreSettings) {
+    this.#settings = settings
+  }
+
+  async start (handlers: BusHandlers): Promise<void> {
+    this.#handlers = handlers
+  }
+
+  #user (userId: string): UserState {
+    let user = this.#users.get(userId)
+    if (user === undefined) {
+      user = { auth: null, lastId: 0, log: [], floor: 0, queue: [], queueExpires: 0, dropped: 0, devices: new Map(), seen: 0 }
+      this.#users.set(userId, user)
+    }
+    return user
+  }
+
+  /** Applies expiry the way Redis TTLs would, and forgets users with nothing left. */
+  #expire (userId: string, user: UserState, now: number): void {
+    if (user.auth !== null && user.auth.expires <= now) user.auth = null
+    if (user.queue.length > 0 && user.queueExpires <= now) user.queue = []
+    this.#trimLog(user, now)
+    for (const [device, expires] of user.devices) {
+      if (expires <= now) user.devices.delete(device)
+    }
+    if (user.seen !== 0 && user.seen + this.#settings.lastSeenTtl <= now) user.seen = 0
+    if (user.auth === null && user.queue.length === 0 && user.log.length === 0 && user.devices.size === 0 && user.seen === 0 && user.dropped === 0) {
+      this.#users.delete(userId)
+    }
+  }
+
+  #get (userId: string): UserState | undefined {
+    const user = this.#users.get(userId)
+    if (user !== undefined) this.#expire(userId, user, Date.now())
+    return this.#users.get(userId)
+  }
+
+  async setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void> {
+    this.#user(userId).auth = { digest, expires: ttl === undefined ? Infinity : Date.now() + ttl }
+  }
+
+  async getAuth (userId: string): Promise<string | null> {
+    return this.#get(userId)?.auth?.digest ?? null
+  }
+
+  async revokeAuth (userId: string): Promise<void> {
+    const user = this.#get(userId)
+    if (user !== undefined) {
+      user.auth = null
+      user.devices.clear()
+    }
+    if (this.#listeningUsers.has(userId)) this.#handlers?.control(userId, { kind: 'revoke' })
+  }
+
+  async sendToUser (userId: string, head: string): Promise<SendResult> {
+    const now = Date.now()
+    const user = this.#get(userId) ?? this.#user(userId)
+    const last = user.lastId
+    user.lastId = nextId(last, now)
+    if (last === 0) user.floor = user.lastId - 1
+    const message = { id: user.lastId, frame: Buffer.from(head + user.lastId + MESSAGE_TAIL) }
+    const id = String(user.lastId)
+    if (this.#settings.resume.size > 0) {
+      user.log.push(message)
+      this.#trimLog(user, now)
+    }
+    if (this.#listeningUsers.has(userId)) {
+      this.#handlers?.user(userId, message)
+      return { id, queued: false }
+    }
+    if (this.#settings.queue.maxMessages === 0) return { id, queued: false }
+    this.#enqueue(user, [message], now)
+    return { id, queued: true }
+  }
+
+  #enqueue (user: UserState, messages: Routed[], now: number): void {
+    user.queue.push(...messages)
+    user.queue.sort((a, b) => a.id - b.id)
+    const over = user.queue.length - this.#settings.queue.maxMessages
+    if (over > 0) {
+      user.queue.splice(0, over)
+      user.dropped += over
+    }
+    user.queueExpires = now + this.#settings.queue.ttl
+  }
+
+  /** Drops log entries past the size or older than the ttl, and raises the floor to the newest dropped. */
+  #trimLog (user: UserState, now: number): void {
+    const cutoff = (now - this.#settings.resume.ttl) * 1000
+    let drop = Math.max(0, user.log.length - this.#settings.resume.size)
+    while (drop < user.log.length && (user.log[drop] as Routed).id <= cutoff) drop++
+    if (drop === 0) return
+    user.floor = Math.max(user.floor, (user.log[drop - 1] as Routed).id)
+    user.log.splice(0, drop)
+  }
+
+  async requeue (userId: string, messages: Routed[]): Promise<void> {
+    if (this.#settings.queue.maxMessages > 0) this.#enqueue(this.#user(userId), messages, Date.now())
+  }
+
+  async publish (channel: string, frame: string): Promise<void> {
+    if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame))
+  }
+
+  async listenUser (userId: string): Promise<void> { this.#listeningUsers.add(userId) }
+  async unlistenUser (userId: string): Promise<void> { this.#listeningUsers.delete(userId) }
+  async listenChannel (channel: string): Promise<void> { this.#listeningChannels.add(channel) }
+  async unlistenChannel (channel: string): Promise<void> { this.#listeningChannels.delete(channel) }
+
+  async attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult> {
+    const now = Date.now()
+    const user = this.#get(userId)
+    if (user?.auth?.digest !== digest) return { ok: false, reason: 'revoked' }
+    while (user.devices.size >= this.#settings.maxDevices) {
+      if (!this.#settings.evictOldest) return { ok: false, reason: 'limit' }
+      const oldest = [...user.devices.keys()].sort((a, b) => deviceAge(a) - deviceAge(b))[0] as string
+      user.devices.delete(oldest)
+      this.#handlers?.control(userId, { kind: 'evict', device: oldest })
+    }
+    user.devices.set(device, now + this.#settings.presenceTtl)
+    user.seen = now
+    const { queue, dropped } = user
+    user.queue = []
+    user.dropped = 0
+    const resumed = since === null ? { recovered: null, missed: [] } : this.#resume(user, since)
+    if (user.lastId === 0) user.lastId = user.floor = now * 1000
+    return { ok: true, queued: queue, dropped, ...resumed, synced: user.lastId }
+  }
+
+  /** As in Redis (resumeFrom in scripts.ts); memory never loses data under a connected socket. */
+  #resume (user: UserState, since: number): { recovered: boolean, missed: Routed[] } {
+    // An empty log (expired, or resume off) recovers only a device that saw the last id.
+    const recovered = user.lastId !== 0 && since >= (user.log.length === 0 ? user.lastId : user.floor)
+    return { recovered, missed: recovered ? user.log.filter((m) => m.id > since) : [] }
+  }
+
+  async catchUp (userId: string, since: number): Promise<CatchUp> {
+    const user = this.#user(userId)
+    const queued = user.queue
+    user.queue = []
+    return { queued, ...this.#resume(user, since) }
+  }
+
+  async detach (userId: string, device: string): Promise<void> {
+    const user = this.#users.get(userId)
+    if (user === undefined) return
+    user.devices.delete(device)
+    user.seen = Date.now()
+  }
+
+  async refresh (devices: Map<string, string[]>): Promise<void> {
+    const now = Date.now()
+    for (const [userId, ids] of devices) {
+      const user = this.#user(userId)
+      for (const device of ids) user.devices.set(device, now + this.#settings.presenceTtl)
+      user.seen = now
+    }
+    // The heartbeat doubles as the sweep that bounds memory for users who never come back.
+    for (const [userId, user] of this.#users) this.#expire(userId, user, now)
+  }
+
+  async presence (userId: string): Promise<Presence> {
+    const user = this.#get(userId)
+    const devices = user?.devices.size ?? 0
+    const seen = user?.seen ?? 0
+    return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen > 0 ? new Date(seen) : null }
+  }
+
+  async close (): Promise<void> {
+    this.#handlers = null
+    this.#listeningUsers.clear()
+    this.#listeningChannels.clear()
+  }
+}

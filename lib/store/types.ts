@@ -1,0 +1,109 @@
+import type { Presence, SendResult } from '../types.ts'
+
+/** A private message on its way to a user's sockets: its id and the complete `message` frame. */
+export interface Routed {
+  id: number
+  frame: Buffer
+}
+
+/** Commands that travel on a user's routing channel next to their messages. */
+export type Control = { kind: 'revoke' } | { kind: 'evict', device: string }
+
+/** What the store hands to this instance: only traffic for users and channels it listens to. */
+export interface BusHandlers {
+  user (userId: string, message: Routed): void
+  control (userId: string, control: Control): void
+  channel (channel: string, frame: Buffer): void
+  /** Routing was interrupted (the subscriber reconnected): local sockets may have missed messages. */
+  resync (): void
+}
+
+export interface CatchUp {
+  queued: Routed[]
+  /** Whether `missed` is every message after `since`. */
+  recovered: boolean
+  missed: Routed[]
+}
+
+export type AttachResult =
+  | {
+    ok: true
+    /** The offline queue, now taken. */
+    queued: Routed[]
+    dropped: number
+    /** With `since`: whether `missed` is every message after it; null without `since`. */
+    recovered: boolean | null
+    missed: Routed[]
+    /** The user's last id when the device attached: it is in sync up to here. */
+    synced: number
+  }
+  | { ok: false, reason: 'revoked' | 'limit' }
+
+/**
+ * Everything instances share, behind one interface with two implementations: memory (one instance) and
+ * Redis (any number). `device` ids are `<attach ms>.<instance id>.<n>`, so the oldest device sorts first.
+ */
+export interface Store {
+  start (handlers: BusHandlers): Promise<void>
+
+  setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void>
+  getAuth (userId: string): Promise<string | null>
+  /** Deletes the hash and the user's devices, and tells every instance to close the user's sockets. */
+  revokeAuth (userId: string): Promise<void>
+
+  /**
+   * Deliver-or-queue as one atomic step: assigns the next id, routes `head + id + '"}'` to the instances
+   * listening for the user and, when none is, appends it to the offline queue.
+   */
+  sendToUser (userId: string, head: string): Promise<SendResult>
+  /** Puts back messages that reached this instance after the user's last local socket had closed. */
+  requeue (userId: string, messages: Routed[]): Promise<void>
+  publish (channel: string, frame: string): Promise<void>
+
+  /** Starts routing the user's messages to this instance; resolves once messages can no longer miss it. */
+  listenUser (userId: string): Promise<void>
+  unlistenUser (userId: string): Promise<void>
+  listenChannel (channel: string): Promise<void>
+  unlistenChannel (channel: string): Promise<void>
+
+  /**
+   * Records a device after the instance listens for the user: re-checks the hash (a revoke may have raced
+   * the login), enforces maxDevices, and takes the offline queue, all at once.
+   */
+  attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult>
+  detach (userId: string, device: string): Promise<void>
+  /** Takes the user's queue and the messages after `since`, for sockets that stayed open through a routing gap. */
+  catchUp (userId: string, since: number): Promise<CatchUp>
+  /** Heartbeat: keeps this instance's devices alive; devices not refreshed lapse after 3 heartbeats. */
+  refresh (devices: Map<string, string[]>): Promise<void>
+  presence (userId: string): Promise<Presence>
+
+  close (): Promise<void>
+}
+
+export interface StoreSettings {
+  prefix: string
+  maxDevices: number
+  evictOldest: boolean
+  queue: { maxMessages: number, ttl: number }
+  /** Every message is kept this long / this many for devices that resume (size 0: no log). */
+  resume: { size: number, ttl: number }
+  /** How long a device counts as present without a refresh (3 × heartbeatInterval). */
+  presenceTtl: number
+  lastSeenTtl: number
+}
+
+/** Ids are ≥ send time (ms) × 1000 and > the previous id: increasing per user even across restarts and expiry. */
+export function nextId (last: number, now: number): number {
+  return Math.max(last + 1, now * 1000)
+}
+
+/** Parses the `<id>|<frame>` form messages take in Redis and on the bus. */
+export function parseRouted (entry: Buffer): Routed {
+  const bar = entry.indexOf(124)
+  return { id: Number(entry.toString('latin1', 0, bar)), frame: entry.subarray(bar + 1) }
+}
+
+export function deviceAge (device: string): number {
+  return Number(device.slice(0, device.indexOf('.')))
+}

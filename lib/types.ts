@@ -1,0 +1,98 @@
+import type { Redis, RedisOptions } from 'ioredis'
+
+export interface OfflineQueueOptions {
+  /** Messages kept per offline user; past it the oldest are dropped and the drop is reported. @default 100 */
+  maxMessages?: number
+  /** How long a queued message is kept, in ms (refreshed by every new queued message). @default 86400000 */
+  ttl?: number
+}
+
+export interface ResumeOptions {
+  /** Messages kept per user. @default 100 */
+  size?: number
+  /** How long each message is kept, in ms. @default 300000 */
+  ttl?: number
+}
+
+export interface CometOptions {
+  /**
+   * Where instances share state: a redis:// URL, ioredis options, or an ioredis instance (which we then
+   * do not close). Omit it to run one instance with everything in memory.
+   */
+  redis?: string | RedisOptions | Redis
+  /** Route of the WebSocket endpoint. @default '/comet' */
+  path?: string
+  /** Prefix of every Redis key and channel. @default 'comet:' */
+  prefix?: string
+  /** Devices one user may have connected at once, across all instances. @default 16 */
+  maxDevices?: number
+  /** What happens to a device over `maxDevices`: refuse it (4429) or close the oldest (4409). @default 'reject' */
+  onDeviceLimit?: 'reject' | 'evict-oldest'
+  /** Queue for users with no device online, or `false` to drop such messages. @default { maxMessages: 100, ttl: 86400000 } */
+  offlineQueue?: OfflineQueueOptions | false
+  /**
+   * Every private message is kept this long and this many per user, so a device that reconnects with the
+   * last id it saw (`since` in its auth frame) gets exactly what it missed; `false` turns it off.
+   * @default { size: 100, ttl: 300000 }
+   */
+  resume?: ResumeOptions | false
+  /** Largest frame in bytes, both from clients (close 1009) and to clients (rejected at send). @default 65536 */
+  maxPayload?: number
+  /**
+   * Outbound bytes one connection may have waiting; a client that reads slower than it is sent to is
+   * closed with 4413 (it resumes from its last id when it reconnects), so memory stays bounded.
+   * @default 1048576
+   */
+  maxBufferedBytes?: number
+  /** Interval of WebSocket pings and of presence refresh, in ms; presence of a dead instance lapses after 3×. @default 25000 */
+  heartbeatInterval?: number
+  /** Time a new socket has to send its `auth` frame, in ms (close 4408). @default 10000 */
+  authTimeout?: number
+  /** Channel subscriptions per connection. @default 64 */
+  maxSubscriptions?: number
+  /** How long `lastSeen` is remembered after a user's last device leaves, in ms. @default 2592000000 (30 days) */
+  lastSeenTtl?: number
+  /** Serve the browser client at `${path}/client.js`. @default true */
+  serveClient?: boolean
+  /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
+  minHashLength?: number
+}
+
+export interface RegisterAuthOptions {
+  /** Lifetime of the hash in ms; without it the hash lives until `revokeAuth`. */
+  ttl?: number
+}
+
+export interface SendResult {
+  /** The message id: a decimal string, increasing per user. */
+  id: string
+  /** True when no device of the user was online: the message waits in the offline queue. */
+  queued: boolean
+}
+
+export interface PublishResult {
+  id: string
+}
+
+export interface Presence {
+  online: boolean
+  /** Connected devices across all instances. */
+  devices: number
+  /** When the user's last device left; null when never seen (or forgotten after `lastSeenTtl`). */
+  lastSeen: Date | null
+}
+
+export type UserId = string | number
+
+export interface CometApi {
+  /** Stores the user's secret (as a SHA-256 digest). A browser authenticates with (userId, hash). */
+  registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void>
+  /** Deletes the user's hash and closes their sockets on every instance with 4401. */
+  revokeAuth (userId: UserId): Promise<void>
+  /** Delivers to every connected device of the user on every instance, or queues it when none is online. */
+  sendToUser (userId: UserId, event: string, data: unknown): Promise<SendResult>
+  /** Delivers to every subscriber of a public channel on every instance. */
+  publish (channel: string, event: string, data: unknown): Promise<PublishResult>
+  isOnline (userId: UserId): Promise<boolean>
+  presence (userId: UserId): Promise<Presence>
+}

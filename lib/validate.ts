@@ -1,0 +1,51 @@
+import { errors } from './errors.ts'
+
+/** User ids, event and channel names share one charset, safe in Redis keys and JSON without escaping. */
+export const NAME = /^[A-Za-z0-9_-]{1,64}$/
+
+/** The channel name private messages arrive on; no public channel may use it. */
+export const PRIVATE_CHANNEL = 'msg'
+
+export function userId (value: unknown): string {
+  const id = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value
+  if (typeof id !== 'string' || !NAME.test(id)) throw new errors.USER_ID(describe(value))
+  return id
+}
+
+export function eventName (value: unknown): string {
+  if (typeof value !== 'string' || !NAME.test(value)) throw new errors.EVENT(describe(value))
+  return value
+}
+
+export function channelName (value: unknown): string {
+  if (!isChannelName(value)) throw new errors.CHANNEL(describe(value))
+  return value
+}
+
+export function isChannelName (value: unknown): value is string {
+  return typeof value === 'string' && value !== PRIVATE_CHANNEL && NAME.test(value)
+}
+
+export function ttl (value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new errors.TTL(describe(value))
+  return value
+}
+
+/** Serializes `data` once; the JSON text is forwarded as-is from here to every socket. */
+export function json (data: unknown): string {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(data)
+  } catch (err) {
+    throw new errors.DATA((err as Error).message)
+  }
+  if (text === undefined) throw new errors.DATA(`${typeof data} is not JSON`)
+  return text
+}
+
+export function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? value.slice(0, 80) + '…' : value)
+  if (typeof value === 'bigint') return `${value}n`
+  return typeof value === 'object' && value !== null ? Object.prototype.toString.call(value) : String(value)
+}

@@ -1,0 +1,87 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import type { Readable } from 'node:stream'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { startApp, HASH } from './helpers/app.ts'
+import { eventually, TestClient } from './helpers/client.ts'
+import { startRedis } from './helpers/redis.ts'
+
+const HEARTBEAT = 200
+
+async function spawnInstance (redisUrl: string): Promise<{ child: ChildProcess, url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fixtures/instance.ts', import.meta.url).pathname], {
+    env: { ...process.env, REDIS_URL: redisUrl, HEARTBEAT: String(HEARTBEAT) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const [line] = await once(createInterface({ input: child.stdout as Readable }), 'line') as [string]
+  const { port } = JSON.parse(line) as { port: number }
+  return { child, url: `ws://127.0.0.1:${port}/comet` }
+}
+
+test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' messages are queued', async (t) => {
+  const redis = await startRedis()
+  const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
+  const { child, url } = await spawnInstance(redis.url)
+  t.after(async () => {
+    child.kill('SIGKILL')
+    await a.app.close()
+    await redis.stop()
+  })
+
+  await a.app.comet.registerAuth('victim', HASH)
+  const device = await TestClient.open(url)
+  await device.auth('victim', HASH)
+  assert.equal(await a.app.comet.isOnline('victim'), true)
+  assert.equal((await a.app.comet.sendToUser('victim', 'e', 'live')).queued, false)
+  await device.type('message')
+
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  const killedAt = Date.now()
+  await device.closed
+
+  // The dead instance's subscriber connection is gone with it: nothing is published into the void.
+  const after = await a.app.comet.sendToUser('victim', 'e', 'while-down')
+  assert.equal(after.queued, true)
+
+  await eventually(async () => !(await a.app.comet.isOnline('victim')), 'presence of the dead instance lapses', 3 * HEARTBEAT + 1000)
+  assert.ok(Date.now() - killedAt <= 3 * HEARTBEAT + 1000)
+  const presence = await a.app.comet.presence('victim')
+  assert.equal(presence.devices, 0)
+  assert.ok(presence.lastSeen !== null && presence.lastSeen.getTime() <= killedAt)
+
+  const back = await TestClient.open(a.url)
+  t.after(() => back.close())
+  assert.equal((await back.auth('victim', HASH)).queued, 1)
+  assert.equal((await back.type('message')).id, after.id)
+})
+
+test('a frozen instance (no socket closed, so Redis still counts its subscriber) stops counting after 3 heartbeats; messages are queued', async (t) => {
+  const redis = await startRedis()
+  const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
+  const { child, url } = await spawnInstance(redis.url)
+  t.after(async () => {
+    child.kill('SIGKILL')
+    await a.app.close()
+    await redis.stop()
+  })
+  await a.app.comet.registerAuth('frozen', HASH)
+  const device = await TestClient.open(url)
+  t.after(() => device.ws.terminate())
+  await device.auth('frozen', HASH)
+
+  child.kill('SIGSTOP')
+  const stoppedAt = Date.now()
+  await eventually(async () => !(await a.app.comet.isOnline('frozen')), 'presence lapses', 3 * HEARTBEAT + 1000)
+  assert.ok(Date.now() - stoppedAt >= 2 * HEARTBEAT, 'not before its devices lapse')
+  const sent = await a.app.comet.sendToUser('frozen', 'e', 'while-frozen')
+  assert.equal(sent.queued, true, 'queued although the frozen subscriber still receives the publish')
+
+  const back = await TestClient.open(a.url)
+  t.after(() => back.close())
+  assert.equal((await back.auth('frozen', HASH)).queued, 1)
+  assert.equal((await back.type('message')).id, sent.id)
+})

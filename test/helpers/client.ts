@@ -1,0 +1,85 @@
+import { once } from 'node:events'
+import WebSocket from 'ws'
+
+export interface Frame {
+  type: string
+  [key: string]: any
+}
+
+/**
+ * A test client over a real WebSocket: keeps every frame it receives, and lets a test wait for the next
+ * one matching a predicate.
+ */
+export class TestClient {
+  readonly ws: WebSocket
+  readonly frames: Frame[] = []
+  closeCode: number | null = null
+  #waiters: Array<{ match: (f: Frame) => boolean, resolve: (f: Frame) => void, from: number }> = []
+  readonly closed: Promise<number>
+
+  constructor (url: string, options: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(url, options)
+    this.ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as Frame
+      this.frames.push(frame)
+      this.#waiters = this.#waiters.filter((w) => {
+        if (!w.match(frame)) return true
+        w.resolve(frame)
+        return false
+      })
+    })
+    this.ws.on('error', () => {})
+    this.closed = new Promise((resolve) => this.ws.on('close', (code) => {
+      this.closeCode = code
+      resolve(code)
+    }))
+  }
+
+  static async open (url: string, options?: WebSocket.ClientOptions): Promise<TestClient> {
+    const client = new TestClient(url, options)
+    await once(client.ws, 'open')
+    return client
+  }
+
+  send (frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** The first frame (already received or coming) that matches. */
+  next (match: (f: Frame) => boolean, timeout = 5000): Promise<Frame> {
+    const seen = this.frames.find(match)
+    if (seen !== undefined) return Promise.resolve(seen)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames.slice(-5))}`)), timeout)
+      this.#waiters.push({ match, resolve: (f) => { clearTimeout(timer); resolve(f) }, from: this.frames.length })
+    })
+  }
+
+  type (type: string, timeout?: number): Promise<Frame> {
+    return this.next((f) => f.type === type, timeout)
+  }
+
+  messages (channel = 'msg'): Frame[] {
+    return this.frames.filter((f) => f.type === 'message' && f.channel === channel)
+  }
+
+  async auth (userId: string, hash: string, extra: Record<string, unknown> = {}): Promise<Frame> {
+    this.send({ type: 'auth', userId, hash, ...extra })
+    return await Promise.race([this.type('ready'), this.closed.then((code) => { throw new Error(`closed with ${code} instead of ready`) })])
+  }
+
+  async close (): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return
+    this.ws.close()
+    await this.closed
+  }
+}
+
+/** Resolves when `check` returns true, polling; rejects with `what` after `timeout`. */
+export async function eventually (check: () => boolean | Promise<boolean>, what: string, timeout = 5000): Promise<void> {
+  const deadline = Date.now() + timeout
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}

@@ -1,0 +1,39 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Socket } from 'node:net'
+import { appOn, BACKENDS } from './helpers/backends.ts'
+import { HASH } from './helpers/app.ts'
+import { eventually, TestClient } from './helpers/client.ts'
+
+for (const backend of BACKENDS) {
+  test(`${backend}: a client that stops reading is cut at maxBufferedBytes with 4413, and resumes without loss`, async (t) => {
+    const maxBufferedBytes = 256 * 1024
+    const { app, url } = await appOn(t, backend, { maxBufferedBytes, resume: { size: 1000 } })
+    await app.comet.registerAuth('slow', HASH)
+    const client = await TestClient.open(url)
+    await client.auth('slow', HASH)
+    const socket = (client.ws as unknown as { _socket: Socket })._socket
+    socket.pause()
+
+    const payload = 'x'.repeat(32 * 1024)
+    const sent: string[] = []
+    let maxBuffered = 0
+    for (let i = 0; i < 600; i++) {
+      sent.push((await app.comet.sendToUser('slow', 'big', { i, payload })).id)
+      for (const ws of app.websocketServer.clients) maxBuffered = Math.max(maxBuffered, ws.bufferedAmount)
+    }
+    await eventually(() => [...app.websocketServer.clients].every((ws) => ws.readyState !== ws.OPEN), 'the server cut the slow client')
+    assert.ok(maxBuffered <= maxBufferedBytes, `buffered ${maxBuffered} bytes, cap ${maxBufferedBytes}`)
+    socket.resume()
+    assert.equal(await client.closed, 4413)
+
+    const got = client.messages().map((m) => m.id)
+    assert.ok(got.length < sent.length, 'the client really fell behind')
+    const back = await TestClient.open(url)
+    t.after(() => back.close())
+    const ready = await back.auth('slow', HASH, { since: got.at(-1) })
+    assert.equal(ready.recovered, true)
+    await eventually(() => got.length + back.messages().length === sent.length, 'the rest')
+    assert.deepEqual([...got, ...back.messages().map((m) => m.id)], sent, 'every message once, in order')
+  })
+}
