@@ -47,7 +47,8 @@ const FULL = {
   scaleRate: 1000,
   scaleMs: 3000,
   drainUsers: 500,
-  drainPerUser: 100
+  drainPerUser: 100,
+  idleMs: 5000
 }
 const SMOKE: typeof FULL = {
   pairs: 40,
@@ -67,12 +68,16 @@ const SMOKE: typeof FULL = {
   scaleRate: 200,
   scaleMs: 700,
   drainUsers: 10,
-  drainPerUser: 10
+  drainPerUser: 10,
+  idleMs: 300
 }
 const cfg = argv.smoke ? SMOKE : FULL
 const phases = new Set((argv.only ?? 'main,instances,scale,drain').split(','))
-// A step passes ("keeps up") when nothing is lost, the sender kept its schedule and p99 stays under this.
-const MAX_P99_MS = 250
+// A step passes ("keeps up") when nothing is lost, the sender kept its schedule, the median stays low (an
+// overloaded system's queue grows through the step, so its median climbs) and p99 stays bounded. The p99
+// bound is loose on purpose: this 2-core machine is shared, and other processes' bursts show up in p99.
+const MAX_P50_MS = 20
+const MAX_P99_MS = 500
 const MAX_LAG_MS = 100
 
 const log = (...a: unknown[]): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${a.join(' ')}\n`) }
@@ -206,6 +211,8 @@ export interface StepResult {
   redis: RedisDelta
   redisPerMsg: { commands: number, netIn: number, netOut: number, cpuUs: number }
   pass: boolean
+  loadAvg1: number
+  wallMs: number
 }
 
 let stepNo = 0
@@ -258,9 +265,11 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
       netOut: redis.netOut / run.sent,
       cpuUs: redis.cpuMs * 1000 / run.sent
     },
-    pass: false
+    pass: false,
+    loadAvg1: os.loadavg()[0]!,
+    wallMs: wall
   }
-  res.pass = lost === 0 && run.errors === 0 && run.queued === 0 && end.latency.p99 <= MAX_P99_MS && run.maxLagMs <= MAX_LAG_MS
+  res.pass = lost === 0 && run.errors === 0 && run.queued === 0 && end.latency.p99 <= MAX_P99_MS && end.latency.p50 <= MAX_P50_MS && run.maxLagMs <= MAX_LAG_MS
   log(`  ${rate} msg/s × ${ms} ms: ${end.received}/${run.expected} delivered, p50 ${end.latency.p50.toFixed(2)} p99 ${end.latency.p99.toFixed(2)} ms, ` +
     `lag ${run.maxLagMs.toFixed(1)} ms, cpu ${res.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, redis ${res.redisPerMsg.commands.toFixed(2)} cmd/msg ${res.pass ? 'ok' : 'FAIL'}`)
   return res
@@ -283,6 +292,14 @@ async function phaseMain (system: System): Promise<any> {
     await new Promise(resolve => setTimeout(resolve, 1000))
     const after = await memAll(c.servers)
     const mem = perConn(before, after)
+    // What the servers burn with every connection open and no traffic (heartbeats, presence refresh, timers),
+    // so CPU per delivery can also be given with this idle share taken out.
+    const idle0 = await cpuMs(c.servers)
+    const idleT0 = nowMs()
+    await new Promise(resolve => setTimeout(resolve, cfg.idleMs))
+    const idle1 = await cpuMs(c.servers)
+    const idleCores = idle1.reduce((a, v, i) => a + v - idle0[i]!, 0) / (nowMs() - idleT0)
+    log(`  idle servers: ${(idleCores * 100).toFixed(1)} % of a core`)
     await setTargets(c.servers[0]!, users)
     await step(c, client, cfg.warmup.rate, cfg.warmup.ms)
     // Round trips per send: what each message costs in top-level Redis commands, watched with MONITOR.
@@ -324,6 +341,7 @@ async function phaseMain (system: System): Promise<any> {
     await client.call('closeAll')
     return {
       connections: conn.ok,
+      idleCores,
       roundTrips,
       connectFailed: conn.failed,
       connectMs: conn.ms,
@@ -431,7 +449,7 @@ async function main (): Promise<number> {
     date: started.toISOString(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), fdLimit },
     config: cfg,
-    criteria: { maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS },
+    criteria: { maxP50Ms: MAX_P50_MS, maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS },
     main: {},
     instances: { comet: [], sio: [] },
     scale: {},
