@@ -6,6 +6,7 @@ export const errors = {
   USER_ID: createError<[string]>('FST_ERR_COMET_USER_ID', 'Invalid user id %s: use a string or an integer matching [A-Za-z0-9_-]{1,64}', 400, TypeError),
   EVENT: createError<[string]>('FST_ERR_COMET_EVENT', 'Invalid event name %s: use [A-Za-z0-9_-]{1,64}', 400, TypeError),
   CHANNEL: createError<[string]>('FST_ERR_COMET_CHANNEL', 'Invalid channel name %s: use [A-Za-z0-9_-]{1,64}; "msg" is reserved for private messages', 400, TypeError),
+  HISTORY: createError<[string]>('FST_ERR_COMET_HISTORY', 'No history to read: %s. Configure it with the history option', 400, TypeError),
   HASH: createError<[string]>('FST_ERR_COMET_HASH', 'Invalid hash: %s', 400, TypeError),
   TTL: createError<[string]>('FST_ERR_COMET_TTL', 'Invalid ttl %s: use a positive integer number of milliseconds', 400, TypeError),
   DATA: createError<[string]>('FST_ERR_COMET_DATA', 'Invalid data: %s. Send a JSON value (no BigInt, functions, undefined or cycles)', 400, TypeError),

@@ -4,13 +4,15 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import { digest } from './auth/hash.ts'
+import { AuthLimits } from './auth/limits.ts'
+import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
-import { MESSAGE_TAIL, messageHead } from './protocol/frames.ts'
+import { messageHead } from './protocol/frames.ts'
 import { Hub } from './routing/hub.ts'
 import { MemoryStore } from './store/memory.ts'
 import { RedisStore } from './store/redis/index.ts'
@@ -51,6 +53,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const hub = new Hub(store, log)
   const conns = new Set<Connection>()
   const instance = randomBytes(6).toString('hex')
+  const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
   let published = 0
   let state: 'open' | 'closing' | 'closed' = 'open'
@@ -59,7 +62,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.start({
       user: (userId, message) => hub.deliverUser(userId, message),
       control: (userId, control) => hub.control(userId, control),
-      channel: (channel, frame) => hub.deliverChannel(channel, frame),
+      channel: (channel, frame, sender) => hub.deliverChannel(channel, frame, channels.sender(sender)),
       resync: () => hub.resync()
     })
   } catch (err) {
@@ -67,20 +70,25 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
 
+  const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
   const ctx: ConnectionContext = {
     settings,
     store,
     hub,
     log,
+    limits,
+    channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
   }
-  const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log)
+  const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log, () => limits?.sweep())
+  channels.start()
 
   /** Phase one of shutdown: sockets close with 1001 and this instance's devices leave the store. */
   async function shutdown (): Promise<void> {
     if (state !== 'open') return
     state = 'closing'
     stopHeartbeat()
+    channels.stop()
     for (const conn of conns) conn.close(CLOSE.GOING_AWAY, 'server shutting down')
     const deadline = Date.now() + CLOSE_GRACE
     while (conns.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
@@ -105,9 +113,22 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
   })
 
-  app.get(settings.path, { websocket: true }, (socket) => {
+  app.get(settings.path, {
+    websocket: true,
+    // Refused before the WebSocket opens: a page from another site (cross-site WebSocket hijacking), and
+    // an address that keeps failing to authenticate.
+    onRequest: async (request, reply) => {
+      if (!originAllowed(request.headers.origin, request.headers.host, settings.allowedOrigins)) {
+        log.info({ origin: request.headers.origin }, 'comet: upgrade refused: origin not allowed')
+        return await reply.code(403).send({ error: 'origin not allowed' })
+      }
+      if (limits?.blocked(request.ip) === true) {
+        return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
+      }
+    }
+  }, (socket, request) => {
     if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
-    const conn = new Connection(socket, ctx)
+    const conn = new Connection(socket, ctx, request.ip)
     conns.add(conn)
     socket.on('close', () => conns.delete(conn))
   })
@@ -132,6 +153,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   }
 
   const api: CometApi = {
+    ...channels.api(call),
     async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
       const id = validate.userId(userId)
       if (typeof hash !== 'string') throw new errors.HASH('it must be a string')
@@ -154,8 +176,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const name = validate.channelName(channel)
       const head = frameHead(name, event, data)
       const id = `${instance}-${(++published).toString(36)}`
-      await call(() => store.publish(name, head + id + MESSAGE_TAIL))
-      return { id }
+      return { id: await call(() => channels.publish(name, head, id)) }
     },
     async isOnline (userId: UserId): Promise<boolean> {
       return (await api.presence(userId)).online
@@ -166,6 +187,16 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     }
   }
   app.decorate('comet', api)
+}
+
+function originAllowed (origin: string | undefined, host: string | undefined, allowed: Set<string> | '*' | null): boolean {
+  if (origin === undefined || allowed === '*') return true
+  if (allowed !== null) return allowed.has(origin.toLowerCase())
+  try {
+    return new URL(origin).host === host?.toLowerCase()
+  } catch {
+    return false
+  }
 }
 
 /** Serves the browser client bundle, built to dist/client.js, next to the socket route. */

@@ -1,9 +1,13 @@
 import type { Redis, RedisOptions } from 'ioredis'
 import { errors } from './errors.ts'
 import type { CometOptions } from './types.ts'
+import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
+import type { ChannelSettings } from './channels/options.ts'
 
 export interface Settings {
   redis: string | RedisOptions | Redis | undefined
+  /** Channel kinds, presence, history, client publishing: lib/channels/options.ts. */
+  channels: ChannelSettings
   path: string
   prefix: string
   maxDevices: number
@@ -20,10 +24,14 @@ export interface Settings {
   lastSeenTtl: number
   serveClient: boolean
   minHashLength: number
+  allowedOrigins: Set<string> | '*' | null
+  /** max 0 means no limit. */
+  authRateLimit: { max: number, window: number }
 }
 
 const KNOWN = new Set(['redis', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
+for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
 export function normalize (options: CometOptions = {}): Settings {
@@ -42,6 +50,12 @@ export function normalize (options: CometOptions = {}): Settings {
   if (typeof prefix !== 'string' || /[{}\s]/.test(prefix)) throw new errors.OPTIONS('prefix must be a string without braces or spaces')
   const onDeviceLimit = options.onDeviceLimit ?? 'reject'
   if (onDeviceLimit !== 'reject' && onDeviceLimit !== 'evict-oldest') throw new errors.OPTIONS('onDeviceLimit must be "reject" or "evict-oldest"')
+  const origins = options.allowedOrigins
+  if (origins !== undefined && origins !== '*' && !(Array.isArray(origins) && origins.every((o) => typeof o === 'string'))) {
+    throw new errors.OPTIONS('allowedOrigins must be a list of origins or "*"')
+  }
+  const rate = options.authRateLimit === false ? { max: 0, window: 1 } : options.authRateLimit ?? {}
+  if (typeof rate !== 'object' || rate === null) throw new errors.OPTIONS('authRateLimit must be an object or false')
   const redis = options.redis
   if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || redis === null)) {
     throw new errors.OPTIONS('redis must be a URL, ioredis options or an ioredis instance')
@@ -49,6 +63,7 @@ export function normalize (options: CometOptions = {}): Settings {
 
   return {
     redis,
+    channels: normalizeChannels(options),
     path: path.length > 1 ? path.replace(/\/$/, '') : path,
     prefix,
     maxDevices: int('maxDevices', options.maxDevices, 16, 1),
@@ -68,7 +83,12 @@ export function normalize (options: CometOptions = {}): Settings {
     maxSubscriptions: int('maxSubscriptions', options.maxSubscriptions, 64, 0),
     lastSeenTtl: int('lastSeenTtl', options.lastSeenTtl, 2_592_000_000, 1),
     serveClient: bool('serveClient', options.serveClient, true),
-    minHashLength: int('minHashLength', options.minHashLength, 16, 1)
+    minHashLength: int('minHashLength', options.minHashLength, 16, 1),
+    allowedOrigins: origins === undefined ? null : origins === '*' ? '*' : new Set(origins.map((o) => o.replace(/\/$/, '').toLowerCase())),
+    authRateLimit: {
+      max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
+      window: int('authRateLimit.window', rate.window, 60_000, 1)
+    }
   }
 }
 

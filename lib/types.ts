@@ -1,4 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis'
+import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+
+export type * from './channels/types.ts'
 
 export interface OfflineQueueOptions {
   /** Messages kept per offline user; past it the oldest are dropped and the drop is reported. @default 100 */
@@ -14,7 +17,14 @@ export interface ResumeOptions {
   ttl?: number
 }
 
-export interface CometOptions {
+export interface AuthRateLimitOptions {
+  /** Failed authentications one address may make per window before its upgrades are refused (429). @default 10 */
+  max?: number
+  /** The window, in ms. @default 60000 */
+  window?: number
+}
+
+export interface CometOptions extends ChannelOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options, or an ioredis instance (which we then
    * do not close). Omit it to run one instance with everything in memory.
@@ -54,6 +64,14 @@ export interface CometOptions {
   lastSeenTtl?: number
   /** Serve the browser client at `${path}/client.js`. @default true */
   serveClient?: boolean
+  /**
+   * Origins allowed to open the socket from a browser: a list of origins (`'https://app.example.com'`),
+   * or `'*'` for any. By default only the page's own host (Origin host = Host header). Clients that send
+   * no Origin (servers, native apps) are always allowed: the check stops cross-site WebSocket hijacking.
+   */
+  allowedOrigins?: string[] | '*'
+  /** Limits on failed authentications per client address, or `false`. @default { max: 10, window: 60000 } */
+  authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
 }
@@ -84,14 +102,14 @@ export interface Presence {
 
 export type UserId = string | number
 
-export interface CometApi {
+export interface CometApi extends ChannelApi {
   /** Stores the user's secret (as a SHA-256 digest). A browser authenticates with (userId, hash). */
   registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void>
   /** Deletes the user's hash and closes their sockets on every instance with 4401. */
   revokeAuth (userId: UserId): Promise<void>
   /** Delivers to every connected device of the user on every instance, or queues it when none is online. */
   sendToUser (userId: UserId, event: string, data: unknown): Promise<SendResult>
-  /** Delivers to every subscriber of a public channel on every instance. */
+  /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
   publish (channel: string, event: string, data: unknown): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>

@@ -1,18 +1,22 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import { matches } from '../auth/hash.ts'
+import type { AuthLimits } from '../auth/limits.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
 import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
+import type { Channels } from '../channels/index.ts'
 
 export interface ConnectionContext {
   settings: Settings
   store: Store
   hub: Hub
   log: FastifyBaseLogger
+  limits: AuthLimits | null
+  channels: Channels
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
 }
@@ -39,6 +43,8 @@ export class Connection {
   alive = true
   #ws: WebSocket
   #ctx: ConnectionContext
+  /** The client's address, for the failed-authentication limit. */
+  #address: string
   #state: State = 'new'
   #authTimer: NodeJS.Timeout | undefined
   /** Live messages that arrive while the offline queue is being read; merged with it by id. */
@@ -50,9 +56,10 @@ export class Connection {
   #synced = 0
   #subs = new Set<string>()
 
-  constructor (ws: WebSocket, ctx: ConnectionContext) {
+  constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
     this.#ws = ws
     this.#ctx = ctx
+    this.#address = address
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
     ws.on('close', () => this.#onClose())
@@ -166,10 +173,17 @@ export class Connection {
           this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
         }))
       case 'unsubscribe':
-        if (this.#subs.delete(frame.channel)) this.#ctx.hub.unsubscribe(this, frame.channel)
+        if (this.#subs.delete(frame.channel)) {
+          this.#ctx.hub.unsubscribe(this, frame.channel)
+          this.#ctx.channels.unsubscribed(this, frame.channel)
+        }
         return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
       case 'ping':
         return this.#send(reply('pong', {}, frame.ref))
+      case 'publish':
+      case 'members':
+      case 'history':
+        return this.#exclusive(this.#ctx.channels.handle(this, frame, (text) => this.#send(text)))
     }
   }
 
@@ -183,8 +197,10 @@ export class Connection {
     const digest = await store.getAuth(userId)
     if (this.closed) return
     if (digest === null || !matches(hash, digest)) {
-      log.info({ userId }, 'comet: authentication failed')
-      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
+      log.info({ userId, address: this.#address }, 'comet: authentication failed')
+      const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
+      setTimeout(() => this.close(CLOSE.AUTH_FAILED, 'authentication failed'), delay).unref()
+      return
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
@@ -206,6 +222,7 @@ export class Connection {
     }
     this.device = device
     this.#synced = result.synced
+    this.#ctx.channels.deviceUp(this)
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
     this.#lastId = since ?? 0
     const stored = new Set<number>()
@@ -260,6 +277,10 @@ export class Connection {
       if (this.#subs.size >= this.#ctx.settings.maxSubscriptions) {
         return this.#send(errorFrame('too_many_subscriptions', `at most ${this.#ctx.settings.maxSubscriptions} subscriptions per connection`, ref))
       }
+      if (!(await this.#ctx.channels.canSubscribe(this, channel))) {
+        return this.#send(errorFrame('forbidden', `not allowed to subscribe to ${channel}`, ref))
+      }
+      if (this.closed) return
       this.#subs.add(channel)
       try {
         await this.#ctx.hub.subscribe(this, channel)
@@ -268,6 +289,7 @@ export class Connection {
         throw err
       }
       if (this.closed) return this.#ctx.hub.unsubscribe(this, channel)
+      await this.#ctx.channels.subscribed(this, channel)
     }
     this.#send(reply('subscribed', { channel }, ref))
   }
@@ -283,6 +305,7 @@ export class Connection {
     this.#state = 'closed'
     clearTimeout(this.#authTimer)
     const { hub, store } = this.#ctx
+    this.#ctx.channels.closed(this, this.#subs)
     for (const channel of this.#subs) hub.unsubscribe(this, channel)
     this.#subs.clear()
     if (this.userId !== null) hub.leaveUser(this, this.userId)

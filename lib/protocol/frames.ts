@@ -1,4 +1,6 @@
 import { isChannelName, NAME } from '../validate.ts'
+import { parseChannelFrame } from '../channels/frames.ts'
+import type { ChannelFrame } from '../channels/frames.ts'
 
 export type Ref = string | number
 
@@ -6,6 +8,7 @@ export type ClientFrame =
   | { type: 'auth', userId: string | null, hash: string | null, since: number | null, ref?: Ref }
   | { type: 'subscribe' | 'unsubscribe', channel: string, ref?: Ref }
   | { type: 'ping', ref?: Ref }
+  | ChannelFrame
 
 /** A client frame we answer with an `error` frame; the connection stays usable. */
 export class FrameError extends Error {
@@ -54,8 +57,12 @@ export function parseFrame (text: string): ClientFrame {
       return { type: f.type, channel: f.channel, ref: r }
     case 'ping':
       return { type: 'ping', ref: r }
+    case 'publish':
+    case 'members':
+    case 'history':
+      return parseChannelFrame(f, r)
     default:
-      throw new FrameError('unknown_type', 'type must be one of auth, subscribe, unsubscribe, ping', r)
+      throw new FrameError('unknown_type', 'type must be one of auth, subscribe, unsubscribe, ping, publish, members, history', r)
   }
 }
 

@@ -98,10 +98,11 @@ export class Hub {
     }
   }
 
-  deliverChannel (channel: string, frame: Buffer): void {
+  /** `except`: the local connection that published the message, which does not get its own copy. */
+  deliverChannel (channel: string, frame: Buffer, except?: Connection): void {
     const route = this.channels.get(channel)
     if (route === undefined) return
-    for (const conn of route.conns) conn.sendFrame(frame)
+    for (const conn of route.conns) if (conn !== except) conn.sendFrame(frame)
   }
 
   /**

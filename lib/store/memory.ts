@@ -2,6 +2,7 @@ import type { Presence, SendResult } from '../types.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { deviceAge, nextId } from './types.ts'
 import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from './types.ts'
+import { MemoryChannels } from './memory-channels.ts'
 
 interface UserState {
   auth: { digest: string, expires: number } | null
@@ -25,6 +26,9 @@ export class MemoryStore implements Store {
   #listeningUsers = new Set<string>()
   #listeningChannels = new Set<string>()
   #handlers: BusHandlers | null = null
+  readonly channels = new MemoryChannels((channel, frame, sender) => {
+    if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame), sender)
+  })
 
   constructor (settings: StoreSettings) {
     this.#settings = settings

@@ -1,4 +1,5 @@
 import type { Presence, SendResult } from '../types.ts'
+import type { ChannelStore } from './channels.ts'
 
 /** A private message on its way to a user's sockets: its id and the complete `message` frame. */
 export interface Routed {
@@ -13,7 +14,8 @@ export type Control = { kind: 'revoke' } | { kind: 'evict', device: string }
 export interface BusHandlers {
   user (userId: string, message: Routed): void
   control (userId: string, control: Control): void
-  channel (channel: string, frame: Buffer): void
+  /** `sender`: the connection that published it (client publish), which must not get its own copy. */
+  channel (channel: string, frame: Buffer, sender?: string): void
   /** Routing was interrupted (the subscriber reconnected): local sockets may have missed messages. */
   resync (): void
 }
@@ -45,6 +47,8 @@ export type AttachResult =
  */
 export interface Store {
   start (handlers: BusHandlers): Promise<void>
+  /** Channels: publishing with history, presence sets and counts (lib/store/channels.ts). */
+  readonly channels: ChannelStore
 
   setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void>
   getAuth (userId: string): Promise<string | null>

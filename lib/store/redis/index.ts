@@ -7,6 +7,8 @@ import { parseRouted } from '../types.ts'
 import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from '../types.ts'
 import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
+import { RedisChannels } from './channels.ts'
+import { routeChannel } from '../channels.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
 
@@ -49,6 +51,7 @@ export class RedisStore implements Store {
   #probe: string
   /** True from sending a probe until it comes back through the subscriber. */
   #probeOut = false
+  readonly channels: RedisChannels
 
   constructor (redis: string | RedisOptions | Redis, settings: StoreSettings, log: FastifyBaseLogger) {
     this.#settings = settings
@@ -66,6 +69,7 @@ export class RedisStore implements Store {
       if (typeof (cmd as unknown as Record<string, unknown>)[base] !== 'function') cmd.defineCommand(base, script)
     }
     this.#cmd = cmd as CommandClient
+    this.channels = new RedisChannels(cmd, this.#keys)
     // A subscribed connection cannot run commands: routing gets a connection of its own, always ours.
     this.#sub = cmd.duplicate()
     for (const [role, client] of [['commands', cmd], ['subscriber', this.#sub]] as const) {
@@ -78,11 +82,11 @@ export class RedisStore implements Store {
     const keys = this.#keys
     this.#sub.on('messageBuffer', (channelBuf: Buffer, message: Buffer) => {
       const [kind, name] = keys.parseRoute(channelBuf.toString())
-      if (kind === 'c') return handlers.channel(name, message)
       if (kind === 'i') {
         this.#probeOut = false
         return
       }
+      if (kind === 'c') return routeChannel(handlers, name, message)
       if (message[0] !== 33 /* ! */) return handlers.user(name, parseRouted(message))
       const control = message.toString()
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })

@@ -1,0 +1,48 @@
+import { FrameError } from '../protocol/frames.ts'
+import type { Ref } from '../protocol/frames.ts'
+import { isChannelName, NAME } from '../validate.ts'
+
+export type ChannelFrame =
+  | { type: 'publish', channel: string, event: string, data: unknown, ref?: Ref }
+  | { type: 'members', channel: string, ref?: Ref }
+  | { type: 'history', channel: string, since: string | null, ref?: Ref }
+
+/** Parses the channel frames (publish, members, history) once lib/protocol/frames.ts has checked type and ref. */
+export function parseChannelFrame (f: Record<string, unknown>, ref: Ref | undefined): ChannelFrame {
+  if (!isChannelName(f.channel)) throw new FrameError('bad_channel', 'channel must match [A-Za-z0-9_-]{1,64} and not be "msg"', ref)
+  const channel = f.channel
+  switch (f.type) {
+    case 'publish':
+      if (typeof f.event !== 'string' || !NAME.test(f.event)) throw new FrameError('bad_frame', 'event must match [A-Za-z0-9_-]{1,64}', ref)
+      return { type: 'publish', channel, event: f.event, data: f.data === undefined ? null : f.data, ref }
+    case 'members':
+      return { type: 'members', channel, ref }
+    default: {
+      const since = f.since ?? null
+      if (since !== null && (typeof since !== 'string' || since.length > 64)) throw new FrameError('bad_frame', 'since must be a message id', ref)
+      return { type: 'history', channel, since, ref }
+    }
+  }
+}
+
+/** A client-published `message` frame without its id: like messageHead(), with the sender's userId. */
+export function clientMessageHead (channel: string, event: string, dataJson: string, userId: string | null): string {
+  return `{"type":"message","channel":"${channel}","event":"${event}","data":${dataJson},"userId":${userId === null ? 'null' : `"${userId}"`},"id":"`
+}
+
+/** A `<type>` presence frame is `head + userId + tail`; user ids need no escaping. */
+export interface PresenceFrames {
+  joinHead: string
+  leaveHead: string
+  tail: string
+}
+
+export function presenceFrames (channel: string, join: string, leave: string): PresenceFrames {
+  return { joinHead: `{"type":"${join}","channel":"${channel}","userId":"`, leaveHead: `{"type":"${leave}","channel":"${channel}","userId":"`, tail: '"}' }
+}
+
+/** Builds a reply whose `messages` are frames already serialized, without parsing them again. */
+export function historyReply (channel: string, recovered: boolean, frames: string[], ref: Ref | undefined): string {
+  return `{"type":"history","channel":"${channel}","recovered":${String(recovered)},"messages":[${frames.join(',')}]` +
+    (ref === undefined ? '}' : `,"ref":${JSON.stringify(ref)}}`)
+}

@@ -1,0 +1,221 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Connection } from '../connections/connection.ts'
+import { errors } from '../errors.ts'
+import { errorFrame, MESSAGE_TAIL, reply } from '../protocol/frames.ts'
+import type { Hub } from '../routing/hub.ts'
+import type { Store } from '../store/types.ts'
+import * as validate from '../validate.ts'
+import { clientMessageHead, historyReply } from './frames.ts'
+import type { ChannelFrame } from './frames.ts'
+import type { ChannelSettings } from './options.ts'
+import { historyOf, kindOf, mayPublish, subscribeRule, USER_STATUS } from './policy.ts'
+import { Presence } from './presence.ts'
+import { TokenBucket } from './rate-limit.ts'
+import type { ChannelApi, ChannelInfo, ChannelStats, HistoryResult } from './types.ts'
+
+export interface ChannelsContext {
+  settings: ChannelSettings
+  store: Store
+  hub: Hub
+  log: FastifyBaseLogger
+  /** This instance's id: connection ids and client message ids start with it. */
+  instance: string
+  heartbeatInterval: number
+  maxPayload: number
+}
+
+/** Longest id plus the closing `"}` (see lib/index.ts). */
+const ID_AND_TAIL = 48
+
+/**
+ * Everything channels add to a connection and to the API: who may subscribe, client publishing (policy,
+ * rate limit, hook, sender stamp), presence, history and counts. Connections call in at a few points
+ * (subscribe, unsubscribe, close, device attached) and hand over the channel frames.
+ */
+export class Channels {
+  readonly presence: Presence
+  #ctx: ChannelsContext
+  #ids = new WeakMap<Connection, string>()
+  /** Local connections that published, by id: the bus names the sender, and it gets no copy. */
+  #senders = new Map<string, Connection>()
+  #buckets = new WeakMap<Connection, TokenBucket>()
+  #n = 0
+
+  constructor (ctx: ChannelsContext) {
+    this.#ctx = ctx
+    this.presence = new Presence(ctx.store, ctx.hub, ctx.log, ctx.settings.presenceGrace, ctx.heartbeatInterval, (conn) => this.id(conn))
+  }
+
+  /** A connection's id, unique across instances: its presence entry and its sender mark. */
+  id (conn: Connection): string {
+    let id = this.#ids.get(conn)
+    if (id === undefined) {
+      id = `${this.#ctx.instance}.${(++this.#n).toString(36)}`
+      this.#ids.set(conn, id)
+    }
+    return id
+  }
+
+  /** The local connection that published a message, if it is on this instance. */
+  sender (id: string | undefined): Connection | undefined {
+    return id === undefined ? undefined : this.#senders.get(id)
+  }
+
+  async canSubscribe (conn: Connection, channel: string): Promise<boolean> {
+    const kind = kindOf(channel)
+    const hook = this.#ctx.settings.canSubscribe
+    const rule = subscribeRule(channel, kind, conn.userId, hook !== undefined)
+    if (rule !== 'ask' || hook === undefined) return rule !== 'deny'
+    try {
+      return await hook({ channel, kind, userId: conn.userId }) === true
+    } catch (err) {
+      this.#ctx.log.warn({ err, channel, userId: conn.userId }, 'comet: canSubscribe threw; subscription refused')
+      return false
+    }
+  }
+
+  /** After the hub routes the channel here: the connection enters the channel's presence set. */
+  async subscribed (conn: Connection, channel: string): Promise<void> {
+    try {
+      await Promise.all([
+        this.presence.enter(this.presence.subs(channel), [conn.userId, this.id(conn)]),
+        this.#ctx.store.channels.markActive([channel], 2 * this.#ctx.heartbeatInterval)
+      ])
+    } catch (err) {
+      // The next heartbeat adds the entry (and sends the join) anyway.
+      this.#ctx.log.warn({ err, channel }, 'comet: presence enter failed')
+    }
+  }
+
+  unsubscribed (conn: Connection, channel: string): void {
+    this.presence.exit(this.presence.subs(channel), [conn.userId, this.id(conn)])
+  }
+
+  /** An authenticated device is recorded: it counts for `user_status_<id>`. */
+  deviceUp (conn: Connection): void {
+    if (conn.userId === null || conn.device === null) return
+    const { userId, device } = conn
+    this.#ctx.hub.track(this.presence.enter(this.presence.devices(userId), [userId, device]), 'presence enter', { userId })
+  }
+
+  /** The connection closed: it leaves every channel's presence, and its device leaves the user's status. */
+  closed (conn: Connection, channels: Iterable<string>): void {
+    for (const channel of channels) this.unsubscribed(conn, channel)
+    if (conn.userId !== null && conn.device !== null) this.presence.exit(this.presence.devices(conn.userId), [conn.userId, conn.device])
+    const id = this.#ids.get(conn)
+    if (id !== undefined) this.#senders.delete(id)
+  }
+
+  /** A channel frame from a client. Never rejects: failures become `error` frames. */
+  async handle (conn: Connection, frame: ChannelFrame, send: (text: string) => void): Promise<void> {
+    try {
+      if (frame.type === 'publish') return await this.#publish(conn, frame, send)
+      if (!(await this.canSubscribe(conn, frame.channel))) {
+        return send(errorFrame('forbidden', `not allowed to read ${frame.channel}`, frame.ref))
+      }
+      if (frame.type === 'members') {
+        return send(reply('members', { channel: frame.channel, members: await this.#members(frame.channel) }, frame.ref))
+      }
+      if (historyOf(this.#ctx.settings, frame.channel) === undefined) {
+        return send(errorFrame('no_history', `${frame.channel} keeps no history`, frame.ref))
+      }
+      const read = await this.#ctx.store.channels.history(frame.channel, frame.since)
+      send(historyReply(frame.channel, read.recovered, read.frames, frame.ref))
+    } catch (err) {
+      this.#ctx.log.warn({ err, channel: frame.channel }, `comet: ${frame.type} failed`)
+      send(errorFrame('unavailable', `could not ${frame.type} now; retry later`, frame.ref))
+    }
+  }
+
+  async #publish (conn: Connection, frame: ChannelFrame & { type: 'publish' }, send: (text: string) => void): Promise<void> {
+    const { settings, log } = this.#ctx
+    const { channel, ref } = frame
+    const kind = kindOf(channel)
+    if (!mayPublish(kind, conn.userId)) {
+      return send(errorFrame('forbidden', kind === 'webauth' ? 'only authorized users may publish here' : 'clients may publish only on web_* and webauth_* channels', ref))
+    }
+    let bucket = this.#buckets.get(conn)
+    if (bucket === undefined) {
+      bucket = new TokenBucket(settings.publishRate, settings.publishBurst)
+      this.#buckets.set(conn, bucket)
+    }
+    if (!bucket.take()) return send(errorFrame('rate_limited', `at most ${settings.publishRate} messages per second`, ref))
+    let { event, data } = frame
+    if (settings.onClientPublish !== undefined) {
+      let decision
+      try {
+        decision = await settings.onClientPublish({ channel, kind, event, data, userId: conn.userId })
+      } catch (err) {
+        log.warn({ err, channel, userId: conn.userId }, 'comet: onClientPublish threw; message rejected')
+        return send(errorFrame('rejected', 'the server rejected this message', ref))
+      }
+      if (decision === false) return send(errorFrame('rejected', 'the server rejected this message', ref))
+      if (typeof decision === 'object' && decision !== null) {
+        if (decision.event !== undefined) event = decision.event
+        if ('data' in decision) data = decision.data
+      }
+    }
+    if (conn.closed) return
+    let head: string
+    try {
+      head = clientMessageHead(channel, validate.eventName(event), validate.json(data), conn.userId)
+    } catch (err) {
+      log.warn({ err, channel }, 'comet: onClientPublish returned an invalid event or data; message rejected')
+      return send(errorFrame('rejected', 'the server rejected this message', ref))
+    }
+    if (Buffer.byteLength(head) + ID_AND_TAIL > this.#ctx.maxPayload) return send(errorFrame('too_large', 'the message would exceed maxPayload', ref))
+    const sender = this.id(conn)
+    this.#senders.set(sender, conn)
+    const id = await this.publish(channel, head, `${this.#ctx.instance}.${(++this.#n).toString(36)}`, sender)
+    send(reply('published', { id }, ref))
+  }
+
+  /** Publishes a message head; on a channel with history the store assigns (and returns) the id. */
+  async publish (channel: string, head: string, id: string, sender?: string): Promise<string> {
+    const history = historyOf(this.#ctx.settings, channel)
+    if (history === undefined && sender === undefined) {
+      await this.#ctx.store.publish(channel, head + id + MESSAGE_TAIL)
+      return id
+    }
+    return await this.#ctx.store.channels.publish(channel, head, id, history, sender)
+  }
+
+  async #members (channel: string): Promise<string[]> {
+    const p = this.presence
+    const set = kindOf(channel) === 'user_status' ? p.devices(channel.slice(USER_STATUS.length)) : p.subs(channel)
+    return (await this.#ctx.store.channels.read(set)).members
+  }
+
+  async #stats (channel: string): Promise<ChannelStats> {
+    return (await this.#ctx.store.channels.read(this.presence.subs(channel))).stats
+  }
+
+  /** The API half, each call run through the plugin's `call` (closed → CLOSED, store failure → UNAVAILABLE). */
+  api (call: <T>(work: () => Promise<T>) => Promise<T>): ChannelApi {
+    return {
+      members: async (channel) => {
+        const name = validate.channelName(channel)
+        return await call(() => this.#members(name))
+      },
+      channelStats: async (channel) => {
+        const name = validate.channelName(channel)
+        return await call(() => this.#stats(name))
+      },
+      channels: async () => await call(async () => {
+        const names = await this.#ctx.store.channels.active()
+        const all: ChannelInfo[] = await Promise.all(names.map(async (channel) => ({ channel, ...await this.#stats(channel) })))
+        return all.filter((c) => c.subscribers > 0).sort((a, b) => a.channel < b.channel ? -1 : 1)
+      }),
+      history: async (channel, since) => {
+        const name = validate.channelName(channel)
+        if (since !== undefined && typeof since !== 'string') throw new errors.HISTORY(`since must be a message id, got ${validate.describe(since)}`)
+        if (historyOf(this.#ctx.settings, name) === undefined) throw new errors.HISTORY(`${name} matches no history pattern`)
+        const read = await call(() => this.#ctx.store.channels.history(name, since ?? null))
+        return { recovered: read.recovered, messages: read.frames.map((f) => JSON.parse(f) as HistoryResult['messages'][number]) }
+      }
+    }
+  }
+
+  start (): void { this.presence.start() }
+  stop (): void { this.presence.stop() }
+}

@@ -1,0 +1,117 @@
+// Lua for channels: publishing with history, and presence sets. Each script touches only the keys of one
+// channel (hash tag `{c:<channel>}`), so it runs on one Redis Cluster slot; PUBLISH takes no key.
+
+/**
+ * KEYS: history stream. ARGV: route, head, tail, size, ttl, sender prefix ('' or `~<sender>|`).
+ * Keeps the message and publishes it in one step; the stream id is the message id.
+ */
+export const publish = {
+  numberOfKeys: 1,
+  lua: `
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'h', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[1], ARGV[6] .. ARGV[2] .. id .. ARGV[3])
+return id
+`
+}
+
+/**
+ * KEYS: history stream. ARGV: since ('' for everything kept).
+ * Returns { 1, entries } or { 0 } when since is no longer (or never was) in the stream: never a partial list.
+ */
+export const history = {
+  numberOfKeys: 1,
+  lua: `
+if ARGV[1] == '' then return { 1, redis.call('XRANGE', KEYS[1], '-', '+') } end
+-- An id Redis cannot parse (too big) is one we never gave out: not recovered, rather than an error.
+local hit = redis.pcall('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if hit.err ~= nil or #hit == 0 then return { 0 } end
+return { 1, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+') }
+`
+}
+
+/*
+ * Presence sets. KEYS: entries (ZSET `<user>|<entry>` → lapse time), members (HASH user → live entries,
+ * 0 during grace), pending (ZSET user → end of grace).
+ * ARGV 1-7: now, route, join head ('' = no events), leave head, tail, entry ttl, grace.
+ * A user joins when their first entry arrives and is not in grace; leaves when a sweep finds their grace
+ * over. Entries of a crashed instance lapse and are swept by any instance that beats or reads the set.
+ */
+const presence = `
+local now = tonumber(ARGV[1])
+local function emit (head, user)
+  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], head .. user .. ARGV[5]) end
+end
+local function add (user, entry, lapse)
+  if redis.call('ZADD', KEYS[1], lapse, user .. '|' .. entry) == 1 and user ~= '' then
+    if redis.call('HINCRBY', KEYS[2], user, 1) == 1 and redis.call('ZREM', KEYS[3], user) == 0 then emit(ARGV[3], user) end
+  end
+end
+local function gone (user, due)
+  if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+    redis.call('HSET', KEYS[2], user, 0)
+    redis.call('ZADD', KEYS[3], due, user)
+  end
+end
+local function sweep ()
+  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+    redis.call('ZREM', KEYS[1], e)
+    local user = string.match(e, '^([^|]*)|')
+    if user ~= '' then gone(user, now) end
+  end
+  for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+    redis.call('ZREM', KEYS[3], user)
+    if tonumber(redis.call('HGET', KEYS[2], user) or '0') <= 0 then
+      redis.call('HDEL', KEYS[2], user)
+      emit(ARGV[4], user)
+    end
+  end
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  return first[2] or false
+end
+local function keep ()
+  local ttl = tonumber(ARGV[6]) + tonumber(ARGV[7])
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+`
+
+/** ARGV 8-9: user ('' for anonymous), entry. */
+export const enter = {
+  numberOfKeys: 3,
+  lua: presence + `
+add(ARGV[8], ARGV[9], now + tonumber(ARGV[6]))
+keep()
+`
+}
+
+/** ARGV 8-9: user, entry. Returns the end of the next grace period, or false. */
+export const exit = {
+  numberOfKeys: 3,
+  lua: presence + `
+if redis.call('ZREM', KEYS[1], ARGV[8] .. '|' .. ARGV[9]) == 1 and ARGV[8] ~= '' then gone(ARGV[8], now + tonumber(ARGV[7])) end
+local upcoming = sweep()
+keep()
+return upcoming
+`
+}
+
+/** ARGV 8…: user, entry pairs. ZADD, not XX: if Redis lost the set, the heartbeat rebuilds it. */
+export const beat = {
+  numberOfKeys: 3,
+  lua: presence + `
+local lapse = now + tonumber(ARGV[6])
+for i = 8, #ARGV, 2 do add(ARGV[i], ARGV[i + 1], lapse) end
+local upcoming = sweep()
+keep()
+return upcoming
+`
+}
+
+/** Returns { members, entries } after a sweep. */
+export const read = {
+  numberOfKeys: 3,
+  lua: presence + `
+sweep()
+return { redis.call('HKEYS', KEYS[2]), redis.call('ZCARD', KEYS[1]) }
+`
+}

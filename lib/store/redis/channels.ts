@@ -1,0 +1,106 @@
+import type { Redis } from 'ioredis'
+import type { HistorySettings } from '../../channels/options.ts'
+import { MESSAGE_TAIL } from '../../protocol/frames.ts'
+import type { ChannelStats } from '../../channels/types.ts'
+import { HISTORY_ID, withSender } from '../channels.ts'
+import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
+import type { Keys } from './keys.ts'
+import * as scripts from './channel-scripts.ts'
+
+type Args = Array<string | number>
+
+interface Commands {
+  cometChannelPublish (...args: Args): Promise<string>
+  cometChannelHistory (...args: Args): Promise<[number, Array<[string, string[]]>?]>
+  cometPresenceEnter (...args: Args): Promise<null>
+  cometPresenceExit (...args: Args): Promise<string | null>
+  cometPresenceBeat (...args: Args): Promise<string | null>
+  cometPresenceRead (...args: Args): Promise<[string[], number]>
+}
+
+const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> = [
+  ['cometChannelPublish', scripts.publish],
+  ['cometChannelHistory', scripts.history],
+  ['cometPresenceEnter', scripts.enter],
+  ['cometPresenceExit', scripts.exit],
+  ['cometPresenceBeat', scripts.beat],
+  ['cometPresenceRead', scripts.read]
+]
+
+/** The channel half of the Redis store; uses the store's command connection. */
+export class RedisChannels implements ChannelStore {
+  #cmd: Redis & Commands
+  #keys: Keys
+
+  constructor (cmd: Redis, keys: Keys) {
+    for (const [name, script] of COMMANDS) {
+      if (typeof (cmd as unknown as Record<string, unknown>)[name] !== 'function') cmd.defineCommand(name, script)
+    }
+    this.#cmd = cmd as Redis & Commands
+    this.#keys = keys
+  }
+
+  #key (channel: string, what: string): string { return `${this.#keys.prefix}{c:${channel}}:${what}` }
+
+  async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): Promise<string> {
+    const route = this.#keys.channelRoute(channel)
+    if (history === undefined) {
+      await this.#cmd.publish(route, withSender(head + id + MESSAGE_TAIL, sender))
+      return id
+    }
+    return await this.#cmd.cometChannelPublish(this.#key(channel, 'history'), route, head, MESSAGE_TAIL, history.size, history.ttl, withSender('', sender))
+  }
+
+  async history (channel: string, since: string | null): Promise<HistoryRead> {
+    if (since !== null && !HISTORY_ID.test(since)) return { recovered: false, frames: [] }
+    const [recovered, entries = []] = await this.#cmd.cometChannelHistory(this.#key(channel, 'history'), since ?? '')
+    return { recovered: recovered === 1, frames: entries.map(([id, fields]) => (fields[1] as string) + id + MESSAGE_TAIL) }
+  }
+
+  #args (set: PresenceSet): Args {
+    const k = (what: string): string => this.#key(set.channel, `${set.kind}:${what}`)
+    const e = set.events
+    return [k('entries'), k('members'), k('pending'), Date.now(), this.#keys.channelRoute(set.channel),
+      e?.joinHead ?? '', e?.leaveHead ?? '', e?.tail ?? '', set.ttl, set.grace]
+  }
+
+  async enter (set: PresenceSet, [user, entry]: PresenceEntry): Promise<void> {
+    await this.#cmd.cometPresenceEnter(...this.#args(set), user ?? '', entry)
+  }
+
+  async exit (set: PresenceSet, [user, entry]: PresenceEntry): Promise<number | null> {
+    return due(await this.#cmd.cometPresenceExit(...this.#args(set), user ?? '', entry))
+  }
+
+  async beat (set: PresenceSet, entries: PresenceEntry[]): Promise<number | null> {
+    const args = this.#args(set)
+    for (const [user, entry] of entries) args.push(user ?? '', entry)
+    return due(await this.#cmd.cometPresenceBeat(...args))
+  }
+
+  async read (set: PresenceSet): Promise<{ members: string[], stats: ChannelStats }> {
+    const [members, subscribers] = await this.#cmd.cometPresenceRead(...this.#args(set))
+    return { members, stats: { subscribers, users: members.length } }
+  }
+
+  async markActive (channels: string[], ttl: number): Promise<void> {
+    if (channels.length === 0) return
+    const lapse = String(Date.now() + ttl)
+    const args: string[] = []
+    for (const channel of channels) args.push(lapse, channel)
+    await this.#cmd.zadd(this.#activeKey(), ...args)
+    await this.#cmd.pexpire(this.#activeKey(), ttl)
+  }
+
+  async active (): Promise<string[]> {
+    await this.#cmd.zremrangebyscore(this.#activeKey(), '-inf', String(Date.now()))
+    return await this.#cmd.zrange(this.#activeKey(), '0', '-1')
+  }
+
+  /** One key for all channels (its own slot): which channels have subscribers on some live instance. */
+  #activeKey (): string { return `${this.#keys.prefix}channels` }
+}
+
+function due (reply: string | null): number | null {
+  return reply === null ? null : Number(reply)
+}
