@@ -134,6 +134,17 @@ export function renderMarkdown (r: R): string {
     out.push('')
   }
 
+  for (const sys of SYS) {
+    const prof = r.main?.[sys]?.profile
+    if (prof === undefined) continue
+    out.push(`### Where ${NAME[sys]}'s servers spend CPU at ${r.config.profileRate} msg/s (V8 sampling profile, self time)`)
+    out.push('')
+    for (const p of prof) {
+      out.push(`${p.file.replace(/^.*\//, '')}: ${fmt(p.totalMs, 0)} ms busy; ` + p.areas.slice(0, 8).map(([a, ms]: [string, number]) => `${a} ${(ms / p.totalMs * 100).toFixed(0)} %`).join(', '))
+      out.push('')
+    }
+  }
+
   out.push('### Every rate step')
   out.push('')
   out.push(row(['system', 'offered msg/s', 'deliveries/s', 'lost', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sender lag ms', 'server µs/delivery', 'client cores', 'Redis cmds/msg', 'Redis µs/msg', 'load avg', 'keeps up']))

@@ -13,6 +13,7 @@ import { BenchRedis, freePort, redisDelta, spawned, type RedisDelta } from './li
 import { nowMs } from './lib/clock.ts'
 import type { LatencySummary } from './lib/stats.ts'
 import { renderMarkdown, renderSvg, checkSmoke } from './report.ts'
+import { summarizeProfile } from './profile.ts'
 
 type System = 'comet' | 'sio'
 const SYSTEMS: System[] = ['comet', 'sio']
@@ -310,12 +311,14 @@ async function phaseMain (system: System): Promise<any> {
     const fixed: StepResult[] = []
     for (const rate of cfg.fixed) fixed.push(await step(c, client, rate, cfg.fixedMs))
     let profile: string[] | undefined
+    let profileSummary: unknown
     if (argv.profile) {
       await mkdir(argv.out!, { recursive: true })
       await Promise.all(c.servers.map(s => s.call('profileStart')))
       await step(c, client, cfg.profileRate, cfg.fixedMs)
       profile = c.servers.map((_, i) => `${argv.out}/${system}-${i === 0 ? 'A' : 'B'}.cpuprofile`)
       await Promise.all(c.servers.map((s, i) => s.call('profileStop', { file: profile![i] })))
+      profileSummary = await Promise.all(profile.map(async (f) => ({ file: f, ...(await summarizeProfile(f, 12)) })))
     }
     // Saturation: raise the rate until a step fails, then bisect between the last pass and the first fail.
     const ramp: StepResult[] = []
@@ -352,7 +355,7 @@ async function phaseMain (system: System): Promise<any> {
       saturation: best === undefined ? undefined : { rate: best.rate, deliveriesPerSec: best.deliveriesPerSec, clientCpuShare: best.clientCpuShare, serverCpuUs: best.serverCpuUs, ms: best.ms },
       firstFail: ramp.find(r => !r.pass)?.rate,
       droppedDuringRun: dropped.dropped,
-      profile
+      profile: profileSummary
     }
   } finally {
     await client.call('closeAll').catch(() => {})
