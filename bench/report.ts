@@ -97,6 +97,14 @@ export function renderMarkdown (r: R): string {
   both(`server CPU per delivery at ${cpuRate} msg/s with the idle share taken out (µs)`, s => netCpu(r, s, cpuRate))
   both('servers\' idle CPU with all connections open (cores)', s => r.main?.[s]?.idleCores)
   both(`… of which instance A (sender) at ${cpuRate} msg/s (µs)`, s => { const x = fixedAt(r, s, cpuRate); return x === undefined ? undefined : x.serverCpuUs[0] / x.received })
+  const threadShare = (s: string): string => {
+    const x = fixedAt(r, s, cpuRate)
+    if (x?.threadsMs === undefined) return '–'
+    const total = Object.values(x.threadsMs as Record<string, number>).reduce((a, b) => a + b, 0)
+    return Object.entries(x.threadsMs as Record<string, number>).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1])
+      .map(([name, ms]) => `${name} ${(ms / total * 100).toFixed(0)} %`).join(', ')
+  }
+  out.push(row([`server CPU by thread at ${cpuRate} msg/s (/proc, both instances)`, threadShare('comet'), threadShare('sio'), '']))
   both(`client process CPU at ${cpuRate} msg/s (cores)`, s => fixedAt(r, s, cpuRate)?.clientCpuShare)
   both('RSS per idle connection, main run (after GC)', s => r.main?.[s]?.memory?.rssPerConn, bytes)
   both('heap per idle connection, main run (after GC)', s => r.main?.[s]?.memory?.heapPerConn, bytes)
@@ -151,7 +159,7 @@ export function renderMarkdown (r: R): string {
   out.push(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']))
   for (const s of SYS) {
     for (const x of allSteps(r, s)) {
-      out.push(row([NAME[s], fmt(x.rate), fmt(x.deliveriesPerSec), x.lost, fmt(x.latency.p50), fmt(x.latency.p99), fmt(x.latency.p999), fmt(x.latency.max), fmt(x.maxLagMs), fmt(x.serverCpuUsPerDelivery), fmt(x.clientCpuShare), fmt(x.redisPerMsg.commands), fmt(x.redisPerMsg.cpuUs), fmt(x.loadAvg1), x.pass ? 'yes' : 'no']))
+      out.push(row([NAME[s], fmt(x.rate), fmt(x.deliveriesPerSec), x.lost, fmt(x.latency.p50), fmt(x.latency.p99), fmt(x.latency.p999), fmt(x.latency.max), fmt(x.maxLagMs), fmt(x.serverCpuUsPerDelivery), fmt(x.clientCpuShare), fmt(x.redisPerMsg.commands), fmt(x.redisPerMsg.cpuUs), fmt(x.loadAvg1), x.pass ? 'yes' : x.retried === true ? 'no (retry)' : 'no']))
     }
   }
   out.push('')

@@ -34,7 +34,9 @@ const FULL = {
   singles: 2000, // users with 1 device, half on A, half on B
   warmup: { rate: 1000, ms: 2000 },
   fixed: [1000, 2000, 4000],
-  fixedMs: 5000,
+  // 25 s = one heartbeat period of both systems (comet heartbeatInterval, Socket.IO pingInterval), so every
+  // fixed-rate step contains exactly one heartbeat and its presence refresh / ping burst, as real traffic would.
+  fixedMs: 25_000,
   ramp: [6000, 8000, 11000, 16000, 22000, 32000, 45000, 64000],
   rampMs: 3000,
   bisect: 2,
@@ -213,7 +215,9 @@ export interface StepResult {
   redisPerMsg: { commands: number, netIn: number, netOut: number, cpuUs: number }
   pass: boolean
   loadAvg1: number
+  threadsMs: Record<string, number>
   wallMs: number
+  retried?: boolean
 }
 
 let stepNo = 0
@@ -222,6 +226,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
   const k = ++stepNo
   const r0 = await c.redis.snapshot()
   const cpu0 = await cpuMs(c.servers)
+  const th0 = await Promise.all(c.servers.map(s => s.call('threads')))
   await client.call('stepBegin', { k })
   const t0 = nowMs()
   const run = await c.servers[sender]!.call('run', { rate, durationMs: ms, step: k }, ms + 120_000)
@@ -237,6 +242,11 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
   }
   const end = await client.call('stepEnd')
   const cpu1 = await cpuMs(c.servers)
+  const th1 = await Promise.all(c.servers.map(s => s.call('threads')))
+  const threads: Record<string, number> = {}
+  th1.forEach((t: Record<string, number>, i: number) => {
+    for (const [name, ms] of Object.entries(t)) threads[name] = (threads[name] ?? 0) + ms - (th0[i][name] ?? 0)
+  })
   const r1 = await c.redis.snapshot()
   const wall = nowMs() - t0
   const redis = redisDelta(r0, r1, c.redis)
@@ -268,6 +278,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
     },
     pass: false,
     loadAvg1: os.loadavg()[0]!,
+    threadsMs: threads,
     wallMs: wall
   }
   res.pass = lost === 0 && run.errors === 0 && run.queued === 0 && end.latency.p99 <= MAX_P99_MS && end.latency.p50 <= MAX_P50_MS && run.maxLagMs <= MAX_LAG_MS
@@ -324,18 +335,25 @@ async function phaseMain (system: System): Promise<any> {
     const ramp: StepResult[] = []
     let lo = 0
     let hi = 0
-    for (const rate of cfg.ramp) {
+    // A step that fails is run once more before it counts: a burst from another process on this shared
+    // machine, or a heartbeat landing in a 3 s step, should not end the ramp.
+    const tryRate = async (rate: number): Promise<boolean> => {
       const r = await step(c, client, rate, cfg.rampMs)
       ramp.push(r)
-      if (r.pass) lo = rate
+      if (r.pass) return true
+      const again = await step(c, client, rate, cfg.rampMs)
+      again.retried = true
+      ramp.push(again)
+      return again.pass
+    }
+    for (const rate of cfg.ramp) {
+      if (await tryRate(rate)) lo = rate
       else { hi = rate; break }
     }
     for (let i = 0; i < cfg.bisect && hi > 0 && lo > 0; i++) {
       const rate = Math.round((lo + hi) / 2 / 100) * 100
       if (rate === lo || rate === hi) break
-      const r = await step(c, client, rate, cfg.rampMs)
-      ramp.push(r)
-      if (r.pass) lo = rate
+      if (await tryRate(rate)) lo = rate
       else hi = rate
     }
     const passing = [...fixed, ...ramp].filter(r => r.pass)

@@ -2,7 +2,7 @@
 // Environment: BENCH_SYSTEM=comet|sio, BENCH_PORT, BENCH_REDIS (redis:// URL).
 // The parent drives it over IPC: register users, send at a fixed rate (open loop), report CPU and memory.
 import { createHash } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { Session } from 'node:inspector/promises'
 import { serve } from './lib/ipc.ts'
@@ -187,6 +187,22 @@ serve({
       })))
     }
     return { queued, errors }
+  },
+  // CPU per thread of this process (Linux /proc), in ms: the main thread vs V8's GC and compiler helpers
+  // and libuv's pool. process.cpuUsage() counts all of them together.
+  async threads () {
+    const out: Record<string, number> = {}
+    const tick = 10 // ms per clock tick (USER_HZ 100)
+    for (const tid of await readdir('/proc/self/task')) {
+      try {
+        const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8')
+        const close = stat.lastIndexOf(')')
+        const name = tid === String(process.pid) ? 'main thread' : 'other threads'
+        const f = stat.slice(close + 2).split(' ')
+        out[name] = (out[name] ?? 0) + (Number(f[11]) + Number(f[12])) * tick
+      } catch {}
+    }
+    return out
   },
   cpu () {
     const c = process.cpuUsage()
