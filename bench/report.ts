@@ -155,11 +155,11 @@ export function renderMarkdown (r: R): string {
 
   out.push('### Every rate step')
   out.push('')
-  out.push(row(['system', 'offered msg/s', 'deliveries/s', 'lost', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sender lag ms', 'server µs/delivery', 'client cores', 'Redis cmds/msg', 'Redis µs/msg', 'load avg', 'keeps up']))
-  out.push(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']))
+  out.push(row(['system', 'offered msg/s', 'deliveries/s', 'lost', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sender lag ms', 'server µs/delivery', 'client cores', 'Redis cmds/msg', 'Redis µs/msg', 'longest event-loop stall A/B ms', 'load avg', 'keeps up']))
+  out.push(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']))
   for (const s of SYS) {
     for (const x of allSteps(r, s)) {
-      out.push(row([NAME[s], fmt(x.rate), fmt(x.deliveriesPerSec), x.lost, fmt(x.latency.p50), fmt(x.latency.p99), fmt(x.latency.p999), fmt(x.latency.max), fmt(x.maxLagMs), fmt(x.serverCpuUsPerDelivery), fmt(x.clientCpuShare), fmt(x.redisPerMsg.commands), fmt(x.redisPerMsg.cpuUs), fmt(x.loadAvg1), x.pass ? 'yes' : x.retried === true ? 'no (retry)' : 'no']))
+      out.push(row([NAME[s], fmt(x.rate), fmt(x.deliveriesPerSec), x.lost, fmt(x.latency.p50), fmt(x.latency.p99), fmt(x.latency.p999), fmt(x.latency.max), fmt(x.maxLagMs), fmt(x.serverCpuUsPerDelivery), fmt(x.clientCpuShare), fmt(x.redisPerMsg.commands), fmt(x.redisPerMsg.cpuUs), x.eventLoopMaxMs === undefined ? '–' : x.eventLoopMaxMs.map((v: number) => fmt(v, 0)).join(' / '), fmt(x.loadAvg1), x.pass ? 'yes' : x.retried === true ? 'no (retry)' : 'no']))
     }
   }
   out.push('')

@@ -16,14 +16,17 @@ import { renderMarkdown, renderSvg, checkSmoke } from './report.ts'
 import { summarizeProfile } from './profile.ts'
 
 type System = 'comet' | 'sio'
-const SYSTEMS: System[] = ['comet', 'sio']
 
 const { values: argv } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
-    out: { type: 'string', default: 'bench/results' }
+    out: { type: 'string', default: 'bench/results' },
+    systems: { type: 'string', default: 'comet,sio' },
+    heartbeat: { type: 'string' },
+    fixed: { type: 'string' },
+    ramp: { type: 'string' }
   }
 })
 
@@ -75,6 +78,10 @@ const SMOKE: typeof FULL = {
   idleMs: 300
 }
 const cfg = argv.smoke ? SMOKE : FULL
+const SYSTEMS = argv.systems!.split(',') as System[]
+const list = (v: string): number[] => v.split(',').filter(x => x !== '').map(Number)
+if (argv.fixed !== undefined) cfg.fixed = list(argv.fixed)
+if (argv.ramp !== undefined) cfg.ramp = list(argv.ramp)
 const phases = new Set((argv.only ?? 'main,instances,scale,drain').split(','))
 // A step passes ("keeps up") when nothing is lost, the sender kept its schedule, the median stays low (an
 // overloaded system's queue grows through the step, so its median climbs) and p99 stays bounded. The p99
@@ -114,7 +121,9 @@ async function startCluster (system: System, n: number): Promise<Cluster> {
   for (let i = 0; i < n; i++) {
     const port = await freePort()
     ports.push(port)
-    servers.push(await startChild('./server.ts', { BENCH_SYSTEM: system, BENCH_PORT: String(port), BENCH_REDIS: redis.url }, ['--expose-gc']))
+    const env: Record<string, string> = { BENCH_SYSTEM: system, BENCH_PORT: String(port), BENCH_REDIS: redis.url }
+    if (argv.heartbeat !== undefined) env.BENCH_HEARTBEAT = argv.heartbeat
+    servers.push(await startChild('./server.ts', env, ['--expose-gc']))
   }
   await redis.calibrate()
   return { redis, servers, ports }
@@ -216,6 +225,7 @@ export interface StepResult {
   pass: boolean
   loadAvg1: number
   threadsMs: Record<string, number>
+  eventLoopMaxMs: number[]
   wallMs: number
   retried?: boolean
 }
@@ -227,6 +237,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
   const r0 = await c.redis.snapshot()
   const cpu0 = await cpuMs(c.servers)
   const th0 = await Promise.all(c.servers.map(s => s.call('threads')))
+  await Promise.all(c.servers.map(s => s.call('loopReset')))
   await client.call('stepBegin', { k })
   const t0 = nowMs()
   const run = await c.servers[sender]!.call('run', { rate, durationMs: ms, step: k }, ms + 120_000)
@@ -243,6 +254,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
   const end = await client.call('stepEnd')
   const cpu1 = await cpuMs(c.servers)
   const th1 = await Promise.all(c.servers.map(s => s.call('threads')))
+  const loops = await Promise.all(c.servers.map(s => s.call('loop')))
   const threads: Record<string, number> = {}
   th1.forEach((t: Record<string, number>, i: number) => {
     for (const [name, ms] of Object.entries(t)) threads[name] = (threads[name] ?? 0) + ms - (th0[i][name] ?? 0)
@@ -279,11 +291,12 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
     pass: false,
     loadAvg1: os.loadavg()[0]!,
     threadsMs: threads,
+    eventLoopMaxMs: loops.map((l: { maxMs: number }) => l.maxMs),
     wallMs: wall
   }
   res.pass = lost === 0 && run.errors === 0 && run.queued === 0 && end.latency.p99 <= MAX_P99_MS && end.latency.p50 <= MAX_P50_MS && run.maxLagMs <= MAX_LAG_MS
   log(`  ${rate} msg/s × ${ms} ms: ${end.received}/${run.expected} delivered, p50 ${end.latency.p50.toFixed(2)} p99 ${end.latency.p99.toFixed(2)} ms, ` +
-    `lag ${run.maxLagMs.toFixed(1)} ms, cpu ${res.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, redis ${res.redisPerMsg.commands.toFixed(2)} cmd/msg ${res.pass ? 'ok' : 'FAIL'}`)
+    `lag ${run.maxLagMs.toFixed(1)} ms, loop stall ${res.eventLoopMaxMs.map(v => v.toFixed(0)).join('/')} ms, cpu ${res.serverCpuUsPerDelivery.toFixed(1)} µs/delivery, redis ${res.redisPerMsg.commands.toFixed(2)} cmd/msg ${res.pass ? 'ok' : 'FAIL'}`)
   return res
 }
 
@@ -470,6 +483,7 @@ async function main (): Promise<number> {
     date: started.toISOString(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), fdLimit },
     config: cfg,
+    heartbeatMs: Number(argv.heartbeat ?? 25_000),
     criteria: { maxP50Ms: MAX_P50_MS, maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS },
     main: {},
     instances: { comet: [], sio: [] },

@@ -5,13 +5,16 @@ import { createHash } from 'node:crypto'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { Session } from 'node:inspector/promises'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { serve } from './lib/ipc.ts'
 import { nowMs } from './lib/clock.ts'
 
 const system = process.env.BENCH_SYSTEM
 const port = Number(process.env.BENCH_PORT)
 const redisUrl = process.env.BENCH_REDIS!
-const heartbeatInterval = 25_000
+// Both systems' heartbeat (comet heartbeatInterval, Socket.IO pingInterval); BENCH_HEARTBEAT overrides it
+// for the experiment that takes heartbeats out of the measurement window.
+const heartbeatInterval = Number(process.env.BENCH_HEARTBEAT ?? 25_000)
 
 // Payload of every bench message besides the timestamps: a short text, as a chat or notification would carry.
 const BODY = 'You have a new notification: order #12345 has shipped.'
@@ -106,6 +109,9 @@ const backend = system === 'comet' ? await startComet() : await startSocketIo()
 let users: string[] = []
 let devices: Uint8Array = new Uint8Array(0)
 let profiler: Session | undefined
+// How long the event loop was blocked: the longest stall shows bursts (heartbeats, GC) directly.
+const loop = monitorEventLoopDelay({ resolution: 5 })
+loop.enable()
 
 serve({
   async register ({ ids, hashes }: { ids: string[], hashes: string[] }) {
@@ -203,6 +209,13 @@ serve({
       } catch {}
     }
     return out
+  },
+  loopReset () {
+    loop.reset()
+    return true
+  },
+  loop () {
+    return { p99Ms: loop.percentile(99) / 1e6, maxMs: loop.max / 1e6 }
   },
   cpu () {
     const c = process.cpuUsage()
