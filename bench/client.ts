@@ -7,7 +7,7 @@ import { serve } from './lib/ipc.ts'
 import { nowMs } from './lib/clock.ts'
 import { summarize } from './lib/stats.ts'
 
-type System = 'comet' | 'sio'
+type System = 'comet' | 'sio' | 'bare'
 
 interface Target { userId: string, hash: string, port: number }
 
@@ -58,7 +58,7 @@ let addrCount = 16
 function open (system: System, t: Target, index: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const localAddress = `127.0.0.${1 + (index % addrCount)}`
-    const url = system === 'comet'
+    const url = system !== 'sio'
       ? `ws://127.0.0.1:${t.port}/comet`
       : `ws://127.0.0.1:${t.port}/socket.io/?EIO=4&transport=websocket`
     const ws = new WebSocket(url, { perMessageDeflate: false, localAddress })
@@ -71,7 +71,7 @@ function open (system: System, t: Target, index: number): Promise<Conn> {
     }
     ws.on('error', (err) => { if (!c.ready) fail(err.message) })
     ws.on('close', (code) => fail(`closed ${code}`))
-    if (system === 'comet') {
+    if (system !== 'sio') {
       ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', userId: t.userId, hash: t.hash })))
       ws.on('message', (buf) => {
         const m = JSON.parse(buf.toString())

@@ -15,7 +15,7 @@ import type { LatencySummary } from './lib/stats.ts'
 import { renderMarkdown, renderSvg, checkSmoke } from './report.ts'
 import { summarizeProfile } from './profile.ts'
 
-type System = 'comet' | 'sio'
+type System = 'comet' | 'sio' | 'bare'
 
 const { values: argv } = parseArgs({
   options: {
@@ -486,7 +486,7 @@ async function main (): Promise<number> {
     heartbeatMs: Number(argv.heartbeat ?? 25_000),
     criteria: { maxP50Ms: MAX_P50_MS, maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS },
     main: {},
-    instances: { comet: [], sio: [] },
+    instances: { comet: [], sio: [], bare: [] },
     scale: {},
     drain: undefined
   }

@@ -100,11 +100,81 @@ async function startSocketIo (): Promise<Backend> {
   }
 }
 
+// The floor: what the issue calls "a bare ws + one-Redis-channel-per-user design with none of our
+// features". Plain `ws`, auth against the same SHA-256 in Redis, one SUBSCRIBE per user with local sockets,
+// one auto-pipelined PUBLISH per send with the frame serialized once. No queue, no ids that survive a
+// restart, no presence, no resume, no slow-client cut-off. It speaks comet's protocol, so the client is the same.
+async function startBare (): Promise<Backend> {
+  const { WebSocketServer } = await import('ws')
+  const { Redis } = await import('ioredis')
+  const cmd = new Redis(redisUrl, { enableAutoPipelining: true })
+  const sub = new Redis(redisUrl)
+  cmd.on('error', () => {})
+  sub.on('error', () => {})
+  const local = new Map<string, Set<import('ws').WebSocket>>()
+  sub.on('messageBuffer', (channel: Buffer, frame: Buffer) => {
+    const set = local.get(channel.toString('latin1', 7))
+    if (set !== undefined) for (const ws of set) ws.send(frame, { binary: false })
+  })
+  const http = createServer()
+  const wss = new WebSocketServer({ server: http, path: '/comet', perMessageDeflate: false })
+  wss.on('connection', (ws) => {
+    let userId: string | undefined
+    ws.on('message', (raw) => {
+      if (userId !== undefined) return
+      const m = JSON.parse(raw.toString())
+      if (m.type !== 'auth' || typeof m.userId !== 'string' || typeof m.hash !== 'string') return ws.close(4401)
+      const id = m.userId as string
+      cmd.get('bare:a:' + id).then(async (stored) => {
+        if (stored !== sha256(m.hash)) return ws.close(4401)
+        userId = id
+        let set = local.get(id)
+        if (set === undefined) {
+          set = new Set()
+          local.set(id, set)
+          await sub.subscribe('bare:u:' + id)
+        }
+        set.add(ws)
+        ws.on('close', () => {
+          set!.delete(ws)
+          if (set!.size === 0 && local.get(id) === set) {
+            local.delete(id)
+            sub.unsubscribe('bare:u:' + id).catch(() => {})
+          }
+        })
+        ws.send(JSON.stringify({ type: 'ready', userId: id, queued: 0, dropped: 0 }))
+      }, () => ws.close(1011))
+    })
+  })
+  const ping = setInterval(() => { for (const ws of wss.clients) ws.ping() }, heartbeatInterval)
+  ping.unref()
+  await new Promise<void>(resolve => http.listen(port, '127.0.0.1', resolve))
+  let open = 0
+  http.on('connection', (s) => { open++; s.once('close', () => { open-- }) })
+  let seq = 0
+  return {
+    async registerAuth (userId, hash) { await cmd.set('bare:a:' + userId, sha256(hash)) },
+    send (userId, data, done) {
+      const frame = JSON.stringify({ type: 'message', channel: 'msg', event: 'e', data, id: String(++seq) })
+      cmd.publish('bare:u:' + userId, frame).then(() => done(null, false), (err: Error) => done(err, false))
+    },
+    connections: () => open,
+    async close () {
+      clearInterval(ping)
+      for (const ws of wss.clients) ws.terminate()
+      wss.close()
+      http.close()
+      cmd.disconnect()
+      sub.disconnect()
+    }
+  }
+}
+
 function sha256 (s: string): string {
   return createHash('sha256').update(s).digest('hex')
 }
 
-const backend = system === 'comet' ? await startComet() : await startSocketIo()
+const backend = system === 'comet' ? await startComet() : system === 'bare' ? await startBare() : await startSocketIo()
 
 let users: string[] = []
 let devices: Uint8Array = new Uint8Array(0)
