@@ -26,7 +26,9 @@ const { values: argv } = parseArgs({
     systems: { type: 'string', default: 'comet,sio' },
     heartbeat: { type: 'string' },
     fixed: { type: 'string' },
-    ramp: { type: 'string' }
+    ramp: { type: 'string' },
+    'profile-rate': { type: 'string' },
+    'profile-ms': { type: 'string' }
   }
 })
 
@@ -82,6 +84,8 @@ const SYSTEMS = argv.systems!.split(',') as System[]
 const list = (v: string): number[] => v.split(',').filter(x => x !== '').map(Number)
 if (argv.fixed !== undefined) cfg.fixed = list(argv.fixed)
 if (argv.ramp !== undefined) cfg.ramp = list(argv.ramp)
+if (argv['profile-rate'] !== undefined) cfg.profileRate = Number(argv['profile-rate'])
+const profileMs = Number(argv['profile-ms'] ?? cfg.fixedMs)
 const phases = new Set((argv.only ?? 'main,instances,scale,drain').split(','))
 // A step passes ("keeps up") when nothing is lost, the sender kept its schedule, the median stays low (an
 // overloaded system's queue grows through the step, so its median climbs) and p99 stays bounded. The p99
@@ -336,10 +340,11 @@ async function phaseMain (system: System): Promise<any> {
     for (const rate of cfg.fixed) fixed.push(await step(c, client, rate, cfg.fixedMs))
     let profile: string[] | undefined
     let profileSummary: unknown
+    let profileStep: StepResult | undefined
     if (argv.profile) {
       await mkdir(argv.out!, { recursive: true })
       await Promise.all(c.servers.map(s => s.call('profileStart')))
-      await step(c, client, cfg.profileRate, cfg.fixedMs)
+      profileStep = await step(c, client, cfg.profileRate, profileMs)
       profile = c.servers.map((_, i) => `${argv.out}/${system}-${i === 0 ? 'A' : 'B'}.cpuprofile`)
       await Promise.all(c.servers.map((s, i) => s.call('profileStop', { file: profile![i] })))
       profileSummary = await Promise.all(profile.map(async (f) => ({ file: f, ...(await summarizeProfile(f, 12)) })))
@@ -386,7 +391,8 @@ async function phaseMain (system: System): Promise<any> {
       saturation: best === undefined ? undefined : { rate: best.rate, deliveriesPerSec: best.deliveriesPerSec, clientCpuShare: best.clientCpuShare, serverCpuUs: best.serverCpuUs, ms: best.ms },
       firstFail: ramp.find(r => !r.pass)?.rate,
       droppedDuringRun: dropped.dropped,
-      profile: profileSummary
+      profile: profileSummary,
+      profileStep
     }
   } finally {
     await client.call('closeAll').catch(() => {})
