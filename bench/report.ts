@@ -220,8 +220,8 @@ export function renderSvg (r: R): string {
     }
     const steps = [...byRate.values()].sort((a, b) => a.rate - b.rate)
     if (steps.length === 0) continue
-    series.push({ label: `${NAME[s]} p50`, color: colors[s], dash: '', pts: steps.map(x => ({ x: x.rate, y: x.latency.p50, pass: x.pass })) })
-    series.push({ label: `${NAME[s]} p99`, color: colors[s], dash: '6 4', pts: steps.map(x => ({ x: x.rate, y: x.latency.p99, pass: x.pass })) })
+    series.push({ label: `${NAME[s]} p50`, color: colors[s]!, dash: '', pts: steps.map(x => ({ x: x.rate, y: x.latency.p50, pass: x.pass })) })
+    series.push({ label: `${NAME[s]} p99`, color: colors[s]!, dash: '6 4', pts: steps.map(x => ({ x: x.rate, y: x.latency.p99, pass: x.pass })) })
   }
   const xs = series.flatMap(s => s.pts.map(p => p.x))
   const ys = series.flatMap(s => s.pts.map(p => p.y)).filter(v => Number.isFinite(v) && v > 0)
