@@ -1,35 +1,31 @@
 import { test } from 'node:test'
-import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import type { TestContext } from 'node:test'
 import type { ChildProcess } from 'node:child_process'
-import type { Readable } from 'node:stream'
+import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { startApp, HASH } from './helpers/app.ts'
+import type { TestApp } from './helpers/app.ts'
 import { eventually, TestClient } from './helpers/client.ts'
+import { spawnInstance } from './helpers/instance.ts'
 import { startRedis } from './helpers/redis.ts'
 
 const HEARTBEAT = 200
 
-async function spawnInstance (redisUrl: string): Promise<{ child: ChildProcess, url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./fixtures/instance.ts', import.meta.url).pathname], {
-    env: { ...process.env, REDIS_URL: redisUrl, HEARTBEAT: String(HEARTBEAT) },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const [line] = await once(createInterface({ input: child.stdout as Readable }), 'line') as [string]
-  const { port } = JSON.parse(line) as { port: number }
-  return { child, url: `ws://127.0.0.1:${port}/comet` }
-}
-
-test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' messages are queued', async (t) => {
+/** Instance A in this process, and a victim instance in a child process; both share one Redis. */
+async function survivorAndVictim (t: TestContext): Promise<{ a: TestApp, child: ChildProcess, url: string }> {
   const redis = await startRedis()
   const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
-  const { child, url } = await spawnInstance(redis.url)
+  const { child, url } = await spawnInstance(redis.url, HEARTBEAT)
   t.after(async () => {
     child.kill('SIGKILL')
     await a.app.close()
     await redis.stop()
   })
+  return { a, child, url }
+}
+
+test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' messages are queued', async (t) => {
+  const { a, child, url } = await survivorAndVictim(t)
 
   await a.app.comet.registerAuth('victim', HASH)
   const device = await TestClient.open(url)
@@ -60,14 +56,7 @@ test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' me
 })
 
 test('a frozen instance (no socket closed, so Redis still counts its subscriber) stops counting after 3 heartbeats; messages are queued', async (t) => {
-  const redis = await startRedis()
-  const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
-  const { child, url } = await spawnInstance(redis.url)
-  t.after(async () => {
-    child.kill('SIGKILL')
-    await a.app.close()
-    await redis.stop()
-  })
+  const { a, child, url } = await survivorAndVictim(t)
   await a.app.comet.registerAuth('frozen', HASH)
   const device = await TestClient.open(url)
   t.after(() => device.ws.terminate())

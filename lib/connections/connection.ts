@@ -127,6 +127,7 @@ export class Connection {
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
+    if (this.#ws.readyState !== OPEN) return
     // Frames are handled one at a time, in order: while one waits on the store, the next ones wait too.
     if (this.#busy) {
       if (this.#deferred.length >= MAX_DEFERRED) return this.close(CLOSE.POLICY, 'too many frames in flight')
@@ -152,7 +153,7 @@ export class Connection {
     this.#busy = true
     work.finally(() => {
       this.#busy = false
-      while (!this.#busy && this.#deferred.length > 0 && !this.closed) {
+      while (!this.#busy && this.#deferred.length > 0 && this.#ws.readyState === OPEN) {
         const [data, isBinary] = this.#deferred.shift() as [RawData, boolean]
         this.#onMessage(data, isBinary)
       }
@@ -198,9 +199,10 @@ export class Connection {
     if (this.closed) return
     if (digest === null || !matches(hash, digest)) {
       log.info({ userId, address: this.#address }, 'comet: authentication failed')
+      // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
       const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
-      setTimeout(() => this.close(CLOSE.AUTH_FAILED, 'authentication failed'), delay).unref()
-      return
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId

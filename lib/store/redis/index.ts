@@ -37,8 +37,11 @@ const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> =
   ['cometRevoke', scripts.revoke]
 ]
 
-/** Defaults for clients we create: never hang a caller for long while Redis is away. */
-const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
+/**
+ * Defaults for clients we create: never hang a caller while Redis is away. Commands fail at once while
+ * disconnected (no offline queue) and after 5 s on a connection that hangs.
+ */
+const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
 
 export class RedisStore implements Store {
   #settings: StoreSettings
@@ -71,7 +74,8 @@ export class RedisStore implements Store {
     this.#cmd = cmd as CommandClient
     this.channels = new RedisChannels(cmd, this.#keys)
     // A subscribed connection cannot run commands: routing gets a connection of its own, always ours.
-    this.#sub = cmd.duplicate()
+    // Its (un)subscribes queue while it reconnects, so the subscription set ioredis restores stays exact.
+    this.#sub = cmd.duplicate({ enableOfflineQueue: true })
     for (const [role, client] of [['commands', cmd], ['subscriber', this.#sub]] as const) {
       if (role === 'commands' && !this.#ownsCmd) continue
       client.on('error', (err: Error) => log.warn({ err, role }, 'comet: redis connection error'))
@@ -92,6 +96,7 @@ export class RedisStore implements Store {
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
       else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
     })
+    await whenReady(this.#cmd)
     await Promise.all([this.#cmd.ping(), this.#sub.subscribe(this.#probe)])
     // After a reconnect ioredis subscribes to everything again; once a PING behind those SUBSCRIBEs comes
     // back, routing is whole again and local sockets can catch up on what they missed in between.
@@ -204,6 +209,20 @@ export class RedisStore implements Store {
     await quit(this.#sub)
     if (this.#ownsCmd) await quit(this.#cmd)
   }
+}
+
+/** Resolves once the client is connected; rejects if its first attempt fails. */
+async function whenReady (client: Redis): Promise<void> {
+  if (client.status === 'ready') return
+  await new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      client.off('ready', settle).off('error', settle).off('end', ended)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const ended = (): void => settle(new Error('connection closed'))
+    client.on('ready', settle).on('error', settle).on('end', ended)
+  })
 }
 
 /** QUIT with a bound, then cut the connection: shutdown must not hang on an unreachable Redis. */

@@ -1,0 +1,230 @@
+import { Connection, toMessage, type ConnectionHost, type ConnectionOptions } from './connection.ts'
+import { CometClientError } from './errors.ts'
+import { defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
+import { SharedLink } from './shared.ts'
+import { checkName, parseTopic, PRIVATE, privateId } from './topics.ts'
+import type { CometClientOptions, CometEvents, CometHistory, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
+
+interface Link {
+  readonly status: CometStatus
+  start (): void
+  setChannels (channels: Iterable<string>): void
+  request (frame: RequestFrame): Promise<ServerFrame>
+  close (): void
+}
+
+interface Subscription {
+  channel: string
+  event: string | null
+  callback: (message: CometMessage<never>) => void
+}
+
+/**
+ * The browser side of fastify-comet.
+ *
+ * ```js
+ * const comet = new CometClient({ url: '/comet', userId: '42', hash })
+ * const off = comet.subscribe('msg.invoice', (m) => show(m.data))
+ * ```
+ *
+ * It connects at once and keeps connecting (backoff with full jitter, capped) until `close()` or a
+ * failed authentication. Every subscription is restored after a reconnect, and a private message is
+ * never delivered twice: one whose id is not above the last id seen is dropped.
+ */
+export class CometClient {
+  readonly #link: Link
+  readonly #subs = new Set<Subscription>()
+  readonly #listeners: { [K in keyof CometEvents]: Set<CometEvents[K]> } = { status: new Set(), ready: new Set(), error: new Set() }
+  #lastId: number | undefined
+  #lastIdText: string | undefined
+  #closed = false
+  readonly #userId: string | undefined
+
+  constructor (options: CometClientOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('new CometClient({ url, userId, hash }): options are required')
+    const userId = options.userId === undefined ? undefined : String(options.userId)
+    if (userId !== undefined) {
+      checkName('userId', userId)
+      if (typeof options.hash !== 'string' || options.hash.length === 0) throw new TypeError('hash is required with userId: the secret your backend registered with app.comet.registerAuth()')
+    } else if (options.hash !== undefined) {
+      throw new TypeError('hash was given without userId')
+    }
+    this.#userId = userId
+    if (options.since !== undefined) {
+      const since = privateId(options.since)
+      if (since === undefined) throw new TypeError(`since must be a private message id (a decimal string), got ${JSON.stringify(options.since)}`)
+      this.#lastId = since
+      this.#lastIdText = options.since
+    }
+    const WebSocket = options.WebSocket ?? defaultWebSocket()
+    if (WebSocket === undefined) throw new TypeError('no WebSocket implementation: pass one as the WebSocket option (in Node 20: import { WebSocket } from \'ws\')')
+    const opts: ConnectionOptions = {
+      url: resolveUrl(options.url),
+      userId,
+      hash: options.hash,
+      WebSocket,
+      baseDelay: positive('reconnect.baseDelay', options.reconnect?.baseDelay, 1000),
+      maxDelay: positive('reconnect.maxDelay', options.reconnect?.maxDelay, 30_000),
+      pingInterval: positive('pingInterval', options.pingInterval, 25_000, true),
+      connectTimeout: positive('connectTimeout', options.connectTimeout, 15_000),
+      requestTimeout: positive('requestTimeout', options.requestTimeout, 10_000),
+      window: options.window === null ? undefined : options.window ?? defaultWindow()
+    }
+    const host: ConnectionHost = {
+      status: (status, info) => this.#emit('status', status, info),
+      ready: (info) => this.#emit('ready', info),
+      message: (frame) => this.#dispatch(frame),
+      error: (error) => this.#emit('error', error),
+      since: () => this.#lastIdText
+    }
+    const sharing = options.shareConnection === true ? options.sharing ?? defaultSharing() : undefined
+    this.#link = sharing === undefined ? new Connection(opts, host) : new SharedLink(opts, host, sharing)
+    this.#link.start()
+  }
+
+  /** `connecting` (also while waiting to retry), `open`, `closed` (by `close()` or replaced by another device) or `auth-failed`. */
+  get status (): CometStatus {
+    return this.#link.status
+  }
+
+  get userId (): string | undefined {
+    return this.#userId
+  }
+
+  /** The id of the last private message delivered, to keep across a page reload and pass back as `since`. */
+  get lastMessageId (): string | undefined {
+    return this.#lastIdText
+  }
+
+  /**
+   * Call `callback` for each message of a topic: `msg` (all private messages), `msg.<event>`,
+   * `<channel>` or `<channel>.<event>`. Returns the function that unsubscribes.
+   */
+  subscribe<T = unknown> (topic: string, callback: (message: CometMessage<T>) => void): () => void {
+    const { channel, event } = parseTopic(topic)
+    if (typeof callback !== 'function') throw new TypeError('subscribe(topic, callback): callback must be a function')
+    const sub: Subscription = { channel, event, callback: callback as (message: CometMessage<never>) => void }
+    this.#subs.add(sub)
+    this.#syncChannels()
+    return () => {
+      if (this.#subs.delete(sub)) this.#syncChannels()
+    }
+  }
+
+  /** Publish to a channel clients may publish to (`web_*`); resolves with the message id. */
+  async publish (channel: string, event: string, data?: unknown): Promise<string> {
+    checkName('channel', channel)
+    checkName('event', event)
+    const reply = await this.#request({ type: 'publish', channel, event, data: data ?? null })
+    return String(reply['id'])
+  }
+
+  /** The user ids present in a `track_*` channel (or `[id]` / `[]` for `user_status_<id>`). */
+  async members (channel: string): Promise<string[]> {
+    checkName('channel', channel)
+    const reply = await this.#request({ type: 'members', channel })
+    const members = reply['members']
+    return Array.isArray(members) ? members.map(String) : []
+  }
+
+  /**
+   * The messages a channel with history kept after `since` (a channel message id), or all it kept.
+   * `recovered: false` (and no messages) when `since` is no longer kept. Rejects with `no_history` on a
+   * channel without history.
+   */
+  async history<T = unknown> (channel: string, since?: string): Promise<CometHistory<T>> {
+    checkName('channel', channel)
+    if (since !== undefined && typeof since !== 'string') throw new TypeError('since must be a channel message id (a string)')
+    const reply = await this.#request(since === undefined ? { type: 'history', channel } : { type: 'history', channel, since })
+    const messages: Array<CometMessage<T>> = []
+    for (const frame of Array.isArray(reply['messages']) ? reply['messages'] as unknown[] : []) {
+      const message = frame !== null && typeof frame === 'object' ? toMessage(frame as Record<string, unknown>) : undefined
+      if (message !== undefined) messages.push(publicMessage(message) as CometMessage<T>)
+    }
+    return { recovered: reply['recovered'] === true, messages }
+  }
+
+  on<K extends keyof CometEvents> (event: K, listener: CometEvents[K]): () => void {
+    const listeners = this.#listeners[event] as Set<CometEvents[K]> | undefined
+    if (listeners === undefined) throw new TypeError(`unknown event ${String(event)}: use status, ready or error`)
+    listeners.add(listener)
+    return () => { listeners.delete(listener) }
+  }
+
+  /** Disconnect for good. Pending requests are rejected; with `shareConnection`, another tab takes over. */
+  close (): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#link.close()
+    this.#subs.clear()
+  }
+
+  #request (frame: RequestFrame): Promise<ServerFrame> {
+    if (this.#closed) return Promise.reject(new CometClientError('closed', 'the client was closed'))
+    return this.#link.request(frame)
+  }
+
+  #syncChannels (): void {
+    const channels = new Set<string>()
+    for (const sub of this.#subs) {
+      if (sub.channel !== PRIVATE) channels.add(sub.channel)
+    }
+    this.#link.setChannels(channels)
+  }
+
+  #dispatch (frame: MessageFrame): void {
+    if (frame.channel === PRIVATE) {
+      const id = privateId(frame.id)
+      if (id !== undefined) {
+        // Seen already (a resume, a queue flush racing a live send, a leader handover): drop it.
+        if (this.#lastId !== undefined && id <= this.#lastId) return
+        this.#lastId = id
+        this.#lastIdText = frame.id
+      }
+    }
+    const message = publicMessage(frame) as CometMessage<never>
+    for (const sub of [...this.#subs]) {
+      if (sub.channel !== frame.channel || (sub.event !== null && sub.event !== frame.event)) continue
+      try {
+        sub.callback(message)
+      } catch (error) {
+        reportError(error)
+      }
+    }
+  }
+
+  #emit<K extends keyof CometEvents> (event: K, ...args: Parameters<CometEvents[K]>): void {
+    for (const listener of [...this.#listeners[event]]) {
+      try {
+        (listener as (...a: Parameters<CometEvents[K]>) => void)(...args)
+      } catch (error) {
+        reportError(error)
+      }
+    }
+  }
+}
+
+function publicMessage (frame: MessageFrame): CometMessage {
+  const message: CometMessage = { channel: frame.channel, event: frame.event, data: frame.data, id: frame.id }
+  if (frame.userId !== undefined) message.userId = frame.userId
+  return message
+}
+
+function resolveUrl (url: string): string {
+  if (typeof url !== 'string' || url.length === 0) throw new TypeError('url is required: the plugin\'s WebSocket route, such as wss://example.com/comet')
+  if (/^wss?:\/\//i.test(url)) return url
+  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, 'ws')
+  const location = pageLocation()
+  if (url.startsWith('/') && location !== undefined) {
+    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${url}`
+  }
+  throw new TypeError(`url must start with ws://, wss://, http://, https:// or (in a page) /, got ${JSON.stringify(url)}`)
+}
+
+function positive (name: string, value: number | undefined, fallback: number, zeroOk = false): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
+    throw new TypeError(`${name} must be a ${zeroOk ? 'non-negative' : 'positive'} number of milliseconds, got ${String(value)}`)
+  }
+  return value
+}
