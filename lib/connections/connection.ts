@@ -47,7 +47,7 @@ export class Connection {
   #address: string
   #state: State = 'new'
   #authTimer: NodeJS.Timeout | undefined
-  /** Live messages that arrive while the offline queue is being read; merged with it by id. */
+  /** Live messages that arrive while syncing; merged by id with the stored ones. */
   #inbox: Routed[] = []
   /** Frames that arrive while an earlier one waits on the store. */
   #deferred: Array<[RawData, boolean]> = []
