@@ -172,6 +172,19 @@ export function renderMarkdown (r: R): string {
     out.push('')
   }
 
+  for (const sys of ALL) {
+    const h = r.main?.[sys]?.heap
+    if (h === undefined) continue
+    out.push(`### What one idle connection keeps on ${NAME[sys]}'s heap (instance A, heap snapshots before and after connecting)`)
+    out.push('')
+    out.push(`${fmt(h.perConnBytes, 0)} bytes per connection in all.`)
+    out.push('')
+    out.push(row(['constructor', 'objects per connection', 'bytes per connection']))
+    out.push(row(['---', '---:', '---:']))
+    for (const x of h.rows) out.push(row([x.name.replace(/\|/g, '\\|'), fmt(x.perConn), fmt(x.bytesPerConn, 0)]))
+    out.push('')
+  }
+
   out.push('### Every rate step')
   out.push('')
   out.push(row(['system', 'offered msg/s', 'deliveries/s', 'lost', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sender lag ms', 'server µs/delivery', 'client cores', 'Redis cmds/msg', 'Redis µs/msg', 'longest event-loop stall A/B ms', 'load avg', 'keeps up']))

@@ -14,6 +14,7 @@ import { nowMs } from './lib/clock.ts'
 import type { LatencySummary } from './lib/stats.ts'
 import { renderMarkdown, renderSvg, checkSmoke } from './report.ts'
 import { summarizeProfile } from './profile.ts'
+import { heapDiff } from './heap.ts'
 
 type System = 'comet' | 'sio' | 'bare'
 
@@ -21,6 +22,7 @@ const { values: argv } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    heap: { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     systems: { type: 'string', default: 'comet,sio' },
@@ -316,11 +318,22 @@ async function phaseMain (system: System): Promise<any> {
     await register(c.servers[0]!, users)
     const targets = connTargets(users)
     const before = await memAll(c.servers)
+    const heapFiles = [`${argv.out}/${system}-A-before.heapsnapshot`, `${argv.out}/${system}-A-after.heapsnapshot`]
+    if (argv.heap) {
+      await mkdir(argv.out!, { recursive: true })
+      await c.servers[0]!.call('heapSnapshot', { file: heapFiles[0] }, 300_000)
+    }
     const conn = await client.call('connect', { system, targets }, 600_000)
     log(`  connected ${conn.ok}/${targets.length} in ${conn.ms.toFixed(0)} ms (${(conn.ok / conn.ms * 1000).toFixed(0)}/s)`, JSON.stringify(conn.errors))
     await new Promise(resolve => setTimeout(resolve, 1000))
     const after = await memAll(c.servers)
     const mem = perConn(before, after)
+    let heap: unknown
+    if (argv.heap) {
+      await c.servers[0]!.call('heapSnapshot', { file: heapFiles[1] }, 300_000)
+      heap = await heapDiff(heapFiles[0]!, heapFiles[1]!, after[0]!.connections - before[0]!.connections, 15)
+      log(`  heap per connection on A: ${(heap as { perConnBytes: number }).perConnBytes.toFixed(0)} bytes`)
+    }
     // What the servers burn with every connection open and no traffic (heartbeats, presence refresh, timers),
     // so CPU per delivery can also be given with this idle share taken out.
     const idle0 = await cpuMs(c.servers)
@@ -392,6 +405,7 @@ async function phaseMain (system: System): Promise<any> {
       firstFail: ramp.find(r => !r.pass)?.rate,
       droppedDuringRun: dropped.dropped,
       profile: profileSummary,
+      heap,
       profileStep
     }
   } finally {

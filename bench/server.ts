@@ -6,6 +6,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { Session } from 'node:inspector/promises'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { writeHeapSnapshot } from 'node:v8'
 import { serve } from './lib/ipc.ts'
 import { nowMs } from './lib/clock.ts'
 
@@ -297,6 +298,10 @@ serve({
     globalThis.gc?.()
     const m = process.memoryUsage()
     return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, connections: backend.connections() }
+  },
+  heapSnapshot ({ file }: { file: string }) {
+    globalThis.gc?.()
+    return writeHeapSnapshot(file)
   },
   async profileStart () {
     profiler = new Session()
