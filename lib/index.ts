@@ -80,8 +80,15 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
   }
-  const stopHeartbeat = startHeartbeat(conns, hub, store, settings.heartbeatInterval, log, () => limits?.sweep())
-  channels.start()
+  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
+    for (const conn of conns) if (conn.slice === slice) conn.heartbeat()
+    hub.track(store.refresh(hub.devices(slice)), 'presence refresh')
+    hub.track(channels.beat(slice), 'channel presence heartbeat')
+    if (slice === 0) {
+      hub.track(store.maintain(), 'routing check')
+      limits?.sweep()
+    }
+  })
 
   /** Phase one of shutdown: sockets close with 1001 and this instance's devices leave the store. */
   async function shutdown (): Promise<void> {

@@ -216,6 +216,7 @@ export class Channels {
     }
   }
 
-  start (): void { this.presence.start() }
+  /** One heartbeat slice of channel presence (lib/connections/heartbeat.ts). */
+  beat (slice: number): Promise<void> { return this.presence.beat(slice) }
   stop (): void { this.presence.stop() }
 }

@@ -6,6 +6,7 @@ import type { Store } from '../store/types.ts'
 import { presenceFrames } from './frames.ts'
 import type { PresenceFrames } from './frames.ts'
 import { kindOf, USER_STATUS } from './policy.ts'
+import { sliceOf } from '../connections/heartbeat.ts'
 
 /**
  * Cluster-wide presence, built on the store's presence sets:
@@ -24,7 +25,6 @@ export class Presence {
   #entryOf: (conn: Connection) => string
   /** Grace-period timers, one per set: when it fires, the set is swept (and `leave` sent). */
   #timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
-  #beat: NodeJS.Timeout | undefined
   #stopped = false
 
   constructor (store: Store, hub: Hub, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Connection) => string) {
@@ -97,31 +97,27 @@ export class Presence {
     this.#timers.set(key, { at: due, timer })
   }
 
-  /** Every heartbeat: refresh this instance's entries, sweep the sets it listens to, mark its channels active. */
-  start (): void {
-    this.#beat = setInterval(() => {
-      this.#hub.track(this.beat(), 'presence heartbeat')
-    }, this.#interval)
-    this.#beat.unref()
-  }
-
-  async beat (): Promise<void> {
+  /**
+   * One heartbeat slice: refresh this instance's entries and sweep the sets it listens to, for the channels
+   * and users of the slice; once per interval (slice 0), mark its channels active.
+   */
+  async beat (slice: number): Promise<void> {
     const sets: PresenceSet[] = []
-    const users = new Set(this.#hub.devices().keys())
+    const users = new Set(this.#hub.devices(slice).keys())
     for (const channel of this.#hub.channels.keys()) {
+      if (sliceOf(channel) !== slice) continue
       sets.push(this.subs(channel))
       if (kindOf(channel) === 'user_status') users.add(channel.slice(USER_STATUS.length))
     }
     for (const userId of users) sets.push(this.devices(userId))
     const work: Array<Promise<unknown>> = sets.map((set) => this.#sweep(set))
-    work.push(this.#store.channels.markActive([...this.#hub.channels.keys()], 2 * this.#interval))
+    if (slice === 0) work.push(this.#store.channels.markActive([...this.#hub.channels.keys()], 2 * this.#interval))
     const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected')
     if (failed !== undefined) this.#log.warn({ err: failed.reason }, 'comet: presence heartbeat failed')
   }
 
   stop (): void {
     this.#stopped = true
-    clearInterval(this.#beat)
     for (const { timer } of this.#timers.values()) clearTimeout(timer)
     this.#timers.clear()
   }

@@ -9,6 +9,7 @@ import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
+import { SLICES } from './heartbeat.ts'
 
 export interface ConnectionContext {
   settings: Settings
@@ -21,6 +22,7 @@ export interface ConnectionContext {
   nextDevice (): string
 }
 
+let nextSlice = 0
 const OPEN = 1
 const TEXT = { binary: false }
 /** Frames a client may send ahead while one of its frames waits on the store; memory stays bounded. */
@@ -39,6 +41,8 @@ export class Connection {
   userId: string | null = null
   /** Set once the device is recorded in the store (authenticated users only). */
   device: string | null = null
+  /** The heartbeat slice that pings this socket. */
+  readonly slice = nextSlice++ % SLICES
   /** Cleared by each heartbeat's ping, set by the pong. */
   alive = true
   #ws: WebSocket
@@ -111,7 +115,9 @@ export class Connection {
     return true
   }
 
-  ping (): void {
+  /** Heartbeat: cut a socket that did not answer the previous ping, ping the others. */
+  heartbeat (): void {
+    if (!this.alive) return this.#ws.terminate()
     this.alive = false
     this.#ws.ping()
   }

@@ -1,21 +1,25 @@
-import type { FastifyBaseLogger } from 'fastify'
-import type { Hub } from '../routing/hub.ts'
-import type { Store } from '../store/types.ts'
-import type { Connection } from './connection.ts'
-
 /**
- * One timer per instance: pings every socket (terminating those that missed the previous ping) and
- * refreshes this instance's devices in the store, which is what keeps their presence alive.
+ * The heartbeat is spread over its interval: every key (a socket, a user, a channel) belongs to one of
+ * SLICES slices, and a tick every interval / SLICES handles one slice. Each key is still visited once per
+ * interval, but no tick pings every socket or refreshes every user at once (that stalled the event loop
+ * for hundreds of ms with thousands of sockets).
  */
-export function startHeartbeat (conns: Set<Connection>, hub: Hub, store: Store, interval: number, log: FastifyBaseLogger, sweep: () => void): () => void {
+export const SLICES = 10
+
+/** The slice of a string key (FNV-1a), stable for the key's lifetime. */
+export function sliceOf (key: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
+  return (hash >>> 0) % SLICES
+}
+
+/** Calls `tick(slice)` for slices 0, 1, … SLICES - 1, 0, … on an unref'd timer; returns the stop function. */
+export function startHeartbeat (interval: number, tick: (slice: number) => void): () => void {
+  let next = 0
   const timer = setInterval(() => {
-    for (const conn of conns) {
-      if (!conn.alive) conn.terminate()
-      else conn.ping()
-    }
-    store.refresh(hub.devices()).catch((err: unknown) => log.warn({ err }, 'comet: presence refresh failed'))
-    sweep()
-  }, interval)
+    tick(next)
+    next = (next + 1) % SLICES
+  }, interval / SLICES)
   timer.unref()
   return () => clearInterval(timer)
 }

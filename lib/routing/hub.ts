@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Control, Routed, Store } from '../store/types.ts'
 import type { Connection } from '../connections/connection.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
+import { sliceOf } from '../connections/heartbeat.ts'
 
 interface Route {
   conns: Set<Connection>
@@ -129,10 +130,11 @@ export class Hub {
     this.track(this.#store.requeue(userId, messages), 'requeue', { userId, count: messages.length })
   }
 
-  /** Devices this instance holds, per user: what the heartbeat keeps alive in the store. */
-  devices (): Map<string, string[]> {
+  /** Devices this instance holds, per user (of one heartbeat slice): what the heartbeat keeps alive. */
+  devices (slice?: number): Map<string, string[]> {
     const all = new Map<string, string[]>()
     for (const [userId, route] of this.users) {
+      if (slice !== undefined && sliceOf(userId) !== slice) continue
       const ids: string[] = []
       for (const conn of route.conns) if (conn.device !== null) ids.push(conn.device)
       if (ids.length > 0) all.set(userId, ids)

@@ -187,7 +187,11 @@ export class MemoryStore implements Store {
       for (const device of ids) user.devices.set(device, now + this.#settings.presenceTtl)
       user.seen = now
     }
-    // The heartbeat doubles as the sweep that bounds memory for users who never come back.
+  }
+
+  /** The sweep that bounds memory for users who never come back. */
+  async maintain (): Promise<void> {
+    const now = Date.now()
     for (const [userId, user] of this.#users) this.#expire(userId, user, now)
   }
 

@@ -80,6 +80,8 @@ export interface Store {
   catchUp (userId: string, since: number): Promise<CatchUp>
   /** Heartbeat: keeps this instance's devices alive; devices not refreshed lapse after 3 heartbeats. */
   refresh (devices: Map<string, string[]>): Promise<void>
+  /** Once per heartbeat interval: checks that routing still works (Redis), forgets what expired (memory). */
+  maintain (): Promise<void>
   presence (userId: string): Promise<Presence>
 
   close (): Promise<void>

@@ -180,15 +180,20 @@ export class RedisStore implements Store {
     }
   }
 
-  async refresh (devices: Map<string, string[]>): Promise<void> {
-    // A subscriber can go deaf without an error (a proxy or failover that drops the stream): if the last
-    // probe did not come back in a whole heartbeat, reconnect it; ioredis subscribes to everything again.
+  /**
+   * A subscriber can go deaf without an error (a proxy or failover that drops the stream): if the last
+   * probe did not come back in a whole heartbeat, reconnect it; ioredis subscribes to everything again.
+   */
+  async maintain (): Promise<void> {
     if (this.#probeOut && this.#sub.status === 'ready') {
       this.#log.warn('comet: redis subscriber stopped receiving; reconnecting it')
       this.#sub.disconnect(true)
     }
     this.#probeOut = true
-    const probe = this.#cmd.publish(this.#probe, '')
+    await this.#cmd.publish(this.#probe, '')
+  }
+
+  async refresh (devices: Map<string, string[]>): Promise<void> {
     const now = Date.now()
     const ttl = this.#settings.presenceTtl
     const work: Array<Promise<unknown>> = []
@@ -196,7 +201,7 @@ export class RedisStore implements Store {
     for (const [userId, ids] of devices) {
       work.push(this.#cmd.cometRefresh(this.#keys.devices(userId), this.#keys.meta(userId), now + ttl, ttl, now, this.#metaTtl, ...ids))
     }
-    await Promise.all([probe, ...work])
+    await Promise.all(work)
   }
 
   async presence (userId: string): Promise<Presence> {
