@@ -4,7 +4,7 @@
  * interval, but no tick pings every socket or refreshes every user at once (that stalled the event loop
  * for hundreds of ms with thousands of sockets).
  */
-export const SLICES = 10
+export const SLICES = 25
 
 /** The slice of a string key (FNV-1a), stable for the key's lifetime. */
 export function sliceOf (key: string): number {
