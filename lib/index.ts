@@ -49,7 +49,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const log = app.log.child({}, { redact: ['hash'] })
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings)
-    : new RedisStore(settings.redis, storeSettings, log)
+    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
   const hub = new Hub(store, log)
   const conns = new Set<Connection>()
   const instance = randomBytes(6).toString('hex')

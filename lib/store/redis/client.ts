@@ -1,0 +1,66 @@
+import { Cluster, Redis } from 'ioredis'
+import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
+
+/** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
+export type Client = Redis | Cluster
+
+/** What the `redis` option accepts. */
+export type RedisSetting = string | RedisOptions | Redis | Cluster | { cluster: ClusterNode[], options?: ClusterOptions }
+
+/** Defaults for clients we create: never hang a caller for long while Redis is away. */
+const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
+
+/**
+ * The scripts publish to routing channels; with sharded pub/sub they SPUBLISH instead, under their own
+ * command names so a client shared with another registration never runs the other variant.
+ */
+export function defineScripts<T> (client: Client, list: Array<[keyof T, { numberOfKeys: number, lua: string }]>, sharded: boolean): T {
+  const run: Record<string, unknown> = {}
+  const named = client as unknown as Record<string, (...args: unknown[]) => unknown>
+  for (const [name, script] of list) {
+    const buffer = String(name).endsWith('Buffer')
+    const base = String(name).replace(/Buffer$/, '') + (sharded ? 'Sharded' : '')
+    // A user's own client may already carry them from another registration of the plugin.
+    if (typeof named[base] !== 'function') {
+      client.defineCommand(base, sharded ? { ...script, lua: script.lua.replaceAll("'PUBLISH'", "'SPUBLISH'") } : script)
+    }
+    const command = named[base + (buffer ? 'Buffer' : '')] as (...args: unknown[]) => unknown
+    run[String(name)] = command.bind(client)
+  }
+  return run as T
+}
+
+/** Whether `redis` is (or asks for) a Redis Cluster. */
+export function isCluster (redis: unknown): boolean {
+  // Not `'cluster' in redis`: a Redis instance has a cluster() command method.
+  return redis instanceof Cluster || (typeof redis === 'object' && redis !== null && Object.hasOwn(redis, 'cluster'))
+}
+
+export function connect (redis: RedisSetting): Client {
+  if (redis instanceof Redis || redis instanceof Cluster) return redis
+  if (typeof redis === 'string') return new Redis(redis, CLIENT_DEFAULTS)
+  if ('cluster' in redis) {
+    const { enableAutoPipelining, ...nodeDefaults } = CLIENT_DEFAULTS
+    const options = redis.options ?? {}
+    return new Cluster(redis.cluster, { enableAutoPipelining, ...options, redisOptions: { ...nodeDefaults, ...options.redisOptions } })
+  }
+  return new Redis({ ...CLIENT_DEFAULTS, ...redis })
+}
+
+/** A live subscriber connection of a Cluster's sharded subscriber group (ioredis keeps them private). */
+export function shardSubscriber (sub: Cluster, nodeKey: string): Redis | null {
+  const group = (sub as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance?: () => Redis | null }> } }).shardedSubscribers
+  return group?.shardedSubscribers?.get(nodeKey)?.getInstance?.() ?? null
+}
+
+/** QUIT with a bound, then cut the connection: shutdown must not hang on an unreachable Redis. */
+export async function quit (client: Client): Promise<void> {
+  if (client.status === 'end') return
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([client.quit(), new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
+  } catch { /* already closing */ } finally {
+    clearTimeout(timer)
+    client.disconnect()
+  }
+}
