@@ -63,7 +63,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       user: (userId, message) => hub.deliverUser(userId, message),
       control: (userId, control) => hub.control(userId, control),
       channel: (channel, frame, sender) => hub.deliverChannel(channel, frame, channels.sender(sender)),
-      resync: () => hub.resync()
+      resync: (ready) => hub.resync(ready)
     })
   } catch (err) {
     await store.close()

@@ -24,10 +24,29 @@ export function defineScripts<T> (client: Client, list: Array<[keyof T, { number
     if (typeof named[base] !== 'function') {
       client.defineCommand(base, sharded ? { ...script, lua: script.lua.replaceAll("'PUBLISH'", "'SPUBLISH'") } : script)
     }
-    const command = named[base + (buffer ? 'Buffer' : '')] as (...args: unknown[]) => unknown
-    run[String(name)] = command.bind(client)
+    const command = (named[base + (buffer ? 'Buffer' : '')] as (...args: unknown[]) => Promise<unknown>).bind(client)
+    run[String(name)] = client instanceof Cluster ? async (...args: unknown[]) => await redirected(command, args) : command
   }
   return run as T
+}
+
+/** Replies that mean a slot is moving or changing hands: the script did not run, so it can run again. */
+const REDIRECT = /^(TRYAGAIN|ASK|MOVED|CLUSTERDOWN) /
+
+/**
+ * ioredis follows these redirections for a command on its own, but not inside an auto-pipelined batch
+ * whose other commands succeeded (a user's Cluster may have auto-pipelining on). A script is atomic and
+ * Redis refuses it before it starts, so running it again is safe; bounded like every other command.
+ */
+async function redirected (command: (...args: unknown[]) => Promise<unknown>, args: unknown[]): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await command(...args)
+    } catch (err) {
+      if (attempt === 20 || !REDIRECT.test((err as Error).message)) throw err
+      await new Promise((resolve) => setTimeout(resolve, 50 + 10 * attempt))
+    }
+  }
 }
 
 /** Whether `redis` is (or asks for) a Redis Cluster. */
@@ -40,9 +59,11 @@ export function connect (redis: RedisSetting): Client {
   if (redis instanceof Redis || redis instanceof Cluster) return redis
   if (typeof redis === 'string') return new Redis(redis, CLIENT_DEFAULTS)
   if ('cluster' in redis) {
+    // No auto-pipelining on a Cluster we create: ioredis does not follow ASK/TRYAGAIN for a batch whose
+    // other commands succeeded, which a resharding makes common. Commands still share one socket per node.
     const { enableAutoPipelining, ...nodeDefaults } = CLIENT_DEFAULTS
     const options = redis.options ?? {}
-    return new Cluster(redis.cluster, { enableAutoPipelining, ...options, redisOptions: { ...nodeDefaults, ...options.redisOptions } })
+    return new Cluster(redis.cluster, { enableAutoPipelining: enableAutoPipelining === false, ...options, redisOptions: { ...nodeDefaults, ...options.redisOptions } })
   }
   return new Redis({ ...CLIENT_DEFAULTS, ...redis })
 }

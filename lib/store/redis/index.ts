@@ -57,9 +57,8 @@ export class RedisStore implements Store {
   #probes = new Map<string, string>()
   #probeShards = new Map<string, string>()
   #probeOut = new Set<string>()
-  /** Set when the subscribers came back: resync once every shard's probe has made the round trip. */
-  #resyncPending = false
-  #handlers: BusHandlers | undefined
+  /** Called when no probe is out any more. */
+  #probeWaiters: Array<() => void> = []
   readonly channels: RedisChannels
 
   constructor (redis: RedisSetting, settings: StoreSettings, log: FastifyBaseLogger, shardedPubSub?: boolean) {
@@ -76,7 +75,11 @@ export class RedisStore implements Store {
     this.channels = new RedisChannels(cmd, this.#keys, this.#sharded)
     // A subscribed connection cannot run commands: routing gets a connection of its own, always ours. On a
     // Cluster that is a second Cluster whose sharded subscriber group keeps one connection per master.
-    this.#sub = cmd instanceof Cluster ? cmd.duplicate([], { shardedSubscribers: true, enableAutoPipelining: false }) : cmd.duplicate()
+    // Its slot map is refreshed every heartbeat too: a moved slot's subscriptions follow the slot even when
+    // the refresh that the old owner's SUNSUBSCRIBE triggers still read the old map from a lagging node.
+    this.#sub = cmd instanceof Cluster
+      ? cmd.duplicate([], { shardedSubscribers: true, enableAutoPipelining: false, slotsRefreshInterval: settings.presenceTtl / 3 })
+      : cmd.duplicate()
     for (const [role, client] of [['commands', cmd], ['subscriber', this.#sub]] as const) {
       if (role === 'commands' && !this.#ownsCmd) continue
       client.on('error', (err: Error) => log.warn({ err, role }, 'comet: redis connection error'))
@@ -158,21 +161,28 @@ export class RedisStore implements Store {
   #probeBack (channel: string): void {
     const shard = this.#probeShards.get(channel)
     if (shard !== undefined) this.#probeOut.delete(shard)
-    if (this.#resyncPending && this.#probeOut.size === 0) {
-      this.#resyncPending = false
-      this.#handlers?.resync()
-    }
+    if (this.#probeOut.size > 0) return
+    for (const resolve of this.#probeWaiters.splice(0)) resolve()
   }
 
-  /** Subscriptions were made again (reconnect, reshard, failover): resync once every shard answers. */
-  #resubscribed (): void {
-    this.#resyncPending = true
-    this.#sendProbes().catch((err: unknown) => this.#log.warn({ err }, 'comet: resubscribe check failed'))
+  /**
+   * Resolves once a probe sent now has come back from every shard: the SSUBSCRIBEs written before it on
+   * each shard's connection are in effect. Bounded: a shard that stays silent is the heartbeat's business.
+   */
+  async #allShardsHear (): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        this.#probeWaiters.push(resolve)
+        this.#sendProbes().catch((err: unknown) => this.#log.warn({ err }, 'comet: resubscribe check failed'))
+      }),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#settings.presenceTtl) })
+    ])
+    clearTimeout(timer)
   }
 
   async start (handlers: BusHandlers): Promise<void> {
     const keys = this.#keys
-    this.#handlers = handlers
     this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channelBuf: Buffer, message: Buffer) => {
       const channel = channelBuf.toString()
       const [kind, name] = keys.parseRoute(channel)
@@ -189,17 +199,15 @@ export class RedisStore implements Store {
     if (this.#sub instanceof Cluster) {
       await Promise.all([this.#cmd.ping(), this.#sub.ping()])
       // ioredis re-subscribes each shard's channels after a reconnect, a moved slot or a failover, then
-      // says so; once a probe behind those SSUBSCRIBEs has come back from every shard, routing is whole
-      // again and local sockets can catch up on what they missed in between.
-      this.#sub.on('subscribersReady', () => this.#resubscribed())
+      // says so (the SSUBSCRIBEs are written by then); once a probe behind them has come back from every
+      // shard, routing is whole again and local sockets can catch up on what they missed in between.
+      this.#sub.on('subscribersReady', () => handlers.resync(this.#allShardsHear()))
     } else {
       await this.#cmd.ping()
       // After a reconnect ioredis subscribes to everything again; once a PING behind those SUBSCRIBEs comes
       // back, routing is whole again and local sockets can catch up on what they missed in between.
       const sub = this.#sub
-      sub.on('ready', () => {
-        sub.ping().then(() => handlers.resync(), (err: unknown) => this.#log.warn({ err }, 'comet: resubscribe check failed'))
-      })
+      sub.on('ready', () => handlers.resync(sub.ping().then(() => {})))
     }
     await this.#probeTargets()
   }
