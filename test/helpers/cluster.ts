@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './redis.ts'
@@ -67,6 +68,7 @@ export async function startCluster (): Promise<RedisCluster> {
     async kill (port) {
       const node = nodes.find((n) => n.port === port)
       if (node === undefined || node.process.exitCode !== null || node.process.signalCode !== null) return
+      node.process.ref()
       node.process.kill('SIGKILL')
       await once(node.process, 'exit')
     },
@@ -87,6 +89,7 @@ export async function startCluster (): Promise<RedisCluster> {
     async stop () {
       await Promise.all(nodes.map(async ({ process: child }) => {
         if (child.exitCode !== null || child.signalCode !== null) return
+        child.ref()
         child.kill('SIGKILL')
         await once(child, 'exit')
       }))
@@ -94,31 +97,57 @@ export async function startCluster (): Promise<RedisCluster> {
     }
   }
   try {
-    for (let i = 0; i < 6; i++) {
-      const port = await freePort()
-      const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-        '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000',
-        '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' })
-      // Not holding the event loop: a test file's process ends when its tests do, and its 'exit' hook kills them.
-      child.unref()
-      nodes.push({ port, process: child })
-    }
-    for (const { port, process: child } of nodes) {
-      const deadline = Date.now() + 5000
-      while (cli(port, 'ping').trim() !== 'PONG') {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cluster node on port ${port} did not start`)
-        await sleep(25)
-      }
-    }
+    for (let i = 0; i < 6; i++) nodes.push(await startNode(dir, cli))
     const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
       '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8' })
     if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
     await cluster.settled()
+    // A replica can take over only once it has synced with its master.
+    const deadline = Date.now() + 20_000
+    while (!nodes.every(({ port }) => !cli(port, 'info', 'replication').includes('role:slave') || cli(port, 'info', 'replication').includes('master_link_status:up'))) {
+      if (Date.now() > deadline) throw new Error('cluster replicas did not sync')
+      await sleep(50)
+    }
     cluster.startup = nodes.slice(0, 3).map((n) => ({ host: '127.0.0.1', port: n.port }))
     return cluster
   } catch (err) {
     await cluster.stop()
     throw err
+  }
+}
+
+/** A free port whose cluster bus port (port + 10000) is free and valid too. */
+async function clusterPort (): Promise<number> {
+  for (;;) {
+    const port = await freePort()
+    if (port > 55_535) continue
+    const bus = createServer()
+    const free = await new Promise<boolean>((resolve) => {
+      bus.once('error', () => resolve(false))
+      bus.listen(port + 10_000, '127.0.0.1', () => resolve(true))
+    })
+    if (free) {
+      bus.close()
+      await once(bus, 'close')
+      return port
+    }
+  }
+}
+
+/** One cluster-enabled redis-server on a free port; another port if that one was taken meanwhile. */
+async function startNode (dir: string, cli: (port: number, ...args: string[]) => string): Promise<ClusterNodeProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await clusterPort()
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+      '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000',
+      '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' })
+    // Not holding the event loop: a test file's process ends when its tests do, and its 'exit' hook kills them.
+    child.unref()
+    const deadline = Date.now() + 5000
+    while (cli(port, 'ping').trim() !== 'PONG' && child.exitCode === null && Date.now() < deadline) await sleep(25)
+    if (child.exitCode === null && Date.now() < deadline) return { port, process: child }
+    child.kill('SIGKILL')
+    if (attempt === 3) throw new Error(`a cluster node did not start on port ${port}`)
   }
 }
 

@@ -198,6 +198,11 @@ export class RedisStore implements Store {
     })
     if (this.#sub instanceof Cluster) {
       await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+      // Once connected, a Cluster that lost every node refuses commands at once (UNAVAILABLE) rather than
+      // queueing them with no bound until it is back; a single failed node is handled by redirections.
+      for (const client of this.#ownsCmd ? [this.#cmd, this.#sub] : [this.#sub]) {
+        if (client instanceof Cluster) client.options.enableOfflineQueue = false
+      }
       // ioredis re-subscribes each shard's channels after a reconnect, a moved slot or a failover, then
       // says so (the SSUBSCRIBEs are written by then); once a probe behind them has come back from every
       // shard, routing is whole again and local sockets can catch up on what they missed in between.
