@@ -8,6 +8,7 @@ import { eventually, TestClient } from './helpers/client.ts'
 import { slotOf } from './helpers/cluster.ts'
 import type { RedisCluster } from './helpers/cluster.ts'
 import { startPair } from './helpers/pair.ts'
+import { DeafeningProxy } from './helpers/proxy.ts'
 
 /** The port of the master serving `slot`. */
 function ownerOf (cluster: RedisCluster, slot: number): number {
@@ -205,4 +206,41 @@ test('sharded pub/sub on one Redis 7 (shardedPubSub: true) routes the same way',
   const stats = await admin.info('commandstats')
   assert.match(stats, /cmdstat_spublish:calls=1,/, 'SPUBLISH inside the script')
   assert.doesNotMatch(stats, /cmdstat_publish:/)
+})
+
+test('a shard subscriber that silently stops receiving is replaced and its sockets catch up, without closing them', async (t) => {
+  const cluster = await sharedCluster()
+  const prefix = testPrefix()
+  const [[port, [user]], [other]] = [...usersOnEveryShard(cluster, 1)] as [[number, [string]], [number, [string]]]
+  // The app reaches the user's master through a proxy that can drop what Redis sends to subscribers.
+  const proxy = new DeafeningProxy(port)
+  await proxy.listen()
+  const { app, url } = await startApp({
+    prefix,
+    heartbeatInterval: 200,
+    redis: { cluster: [{ host: '127.0.0.1', port: other }], options: { natMap: { [`127.0.0.1:${port}`]: { host: '127.0.0.1', port: proxy.port } } } }
+  })
+  t.after(async () => {
+    await app.close()
+    await proxy.close()
+    dropPrefix(cluster, prefix)
+  })
+  await app.comet.registerAuth(user, HASH)
+  const client = await TestClient.open(url)
+  t.after(() => client.close())
+  await client.auth(user, HASH)
+  await app.comet.sendToUser(user, 'e', 'before')
+  await client.type('message')
+
+  assert.equal(proxy.deafenSubscribers(), 1, 'one subscriber connection to that shard')
+  const during = await app.comet.sendToUser(user, 'e', 'during')
+  assert.equal(during.queued, false, 'Redis believes it was delivered')
+  await sleep(50)
+  assert.equal(client.messages().length, 1, 'and it was not: the shard subscriber is deaf')
+
+  await eventually(() => client.messages().some((m) => m.id === during.id), 'caught up after the shard subscriber was replaced', 5000)
+  const after = await app.comet.sendToUser(user, 'e', 'after')
+  await eventually(() => client.messages().some((m) => m.id === after.id), 'live delivery again')
+  assert.deepEqual(client.messages().map((m) => m.data), ['before', 'during', 'after'])
+  assert.equal(client.closeCode, null, 'the socket stayed open throughout')
 })

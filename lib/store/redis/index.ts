@@ -53,10 +53,10 @@ export class RedisStore implements Store {
   #log: FastifyBaseLogger
   #metaTtl: number
   #instance: string
-  /** Probe channel per shard (master node key, or ONE), and the shards whose last probe has not come back. */
+  /** Probe channel per shard (master node key, or ONE), and the shards with a probe out since (ms). */
   #probes = new Map<string, string>()
   #probeShards = new Map<string, string>()
-  #probeOut = new Set<string>()
+  #probeOut = new Map<string, number>()
   /** Called when no probe is out any more. */
   #probeWaiters: Array<() => void> = []
   readonly channels: RedisChannels
@@ -151,8 +151,10 @@ export class RedisStore implements Store {
   async #sendProbes (): Promise<void> {
     await this.#probeTargets()
     const sent: Array<Promise<number>> = []
+    const now = Date.now()
     for (const [shard, channel] of this.#probes) {
-      this.#probeOut.add(shard)
+      // The oldest unanswered probe counts: deaf means silent for most of a heartbeat, not just now asked.
+      if (!this.#probeOut.has(shard)) this.#probeOut.set(shard, now)
       sent.push(this.#publish(channel, ''))
     }
     await Promise.all(sent)
@@ -296,7 +298,12 @@ export class RedisStore implements Store {
     // A subscriber can go deaf without an error (a proxy or failover that drops the stream): if the last
     // probe did not come back in a whole heartbeat, reconnect it; ioredis subscribes to everything again.
     // On a Cluster only the deaf shard's connection is replaced.
-    for (const shard of this.#probeOut) this.#reconnectDeaf(shard)
+    const due = Date.now() - this.#settings.presenceTtl / 4
+    for (const [shard, sent] of this.#probeOut) {
+      if (sent > due) continue
+      this.#probeOut.delete(shard)
+      this.#reconnectDeaf(shard)
+    }
     const probe = this.#sendProbes()
     const now = Date.now()
     const ttl = this.#settings.presenceTtl
