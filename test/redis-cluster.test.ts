@@ -208,7 +208,7 @@ test('sharded pub/sub on one Redis 7 (shardedPubSub: true) routes the same way',
   assert.doesNotMatch(stats, /cmdstat_publish:/)
 })
 
-test('a shard subscriber that silently stops receiving is replaced and its sockets catch up, without closing them', async (t) => {
+test('a shard subscriber that silently stops receiving is found by its shard\'s probe and replaced; its sockets catch up, staying open', async (t) => {
   const cluster = await sharedCluster()
   const prefix = testPrefix()
   const [[port, [user]], [other]] = [...usersOnEveryShard(cluster, 1)] as [[number, [string]], [number, [string]]]
@@ -238,6 +238,7 @@ test('a shard subscriber that silently stops receiving is replaced and its socke
   await sleep(50)
   assert.equal(client.messages().length, 1, 'and it was not: the shard subscriber is deaf')
 
+  await eventually(() => proxy.deafOpen() === 0, 'the probe found the deaf connection and closed it', 5000)
   await eventually(() => client.messages().some((m) => m.id === during.id), 'caught up after the shard subscriber was replaced', 5000)
   const after = await app.comet.sendToUser(user, 'e', 'after')
   await eventually(() => client.messages().some((m) => m.id === after.id), 'live delivery again')
