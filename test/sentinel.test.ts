@@ -16,9 +16,11 @@ const cli = (port: number, ...args: string[]): string => spawnSync('redis-cli', 
 test('Sentinel: the primary SIGKILLed during a message stream; after the failover a device that stayed and one that resumes have every accepted message', async (t) => {
   const primary = await startRedis()
   const replica = await startRedis()
+  const dir = mkdtempSync(join(tmpdir(), 'comet-sentinel-'))
+  // A replica saves the copy it receives to disk: into the temp dir, not the working directory.
+  for (const server of [primary, replica]) assert.match(cli(server.port, 'config', 'set', 'dir', dir), /OK/)
   assert.match(cli(replica.port, 'replicaof', '127.0.0.1', String(primary.port)), /OK/)
   await eventually(() => cli(replica.port, 'info', 'replication').includes('master_link_status:up'), 'the replica synced', 10_000)
-  const dir = mkdtempSync(join(tmpdir(), 'comet-sentinel-'))
   const port = await freePort()
   writeFileSync(join(dir, 'sentinel.conf'), [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
     `sentinel monitor mymaster 127.0.0.1 ${primary.port} 1`, 'sentinel down-after-milliseconds mymaster 500',
