@@ -17,32 +17,39 @@ test('Sentinel: the primary SIGKILLed during a message stream; after the failove
   const primary = await startRedis()
   const replica = await startRedis()
   const dir = mkdtempSync(join(tmpdir(), 'comet-sentinel-'))
-  // A replica saves the copy it receives to disk: into the temp dir, not the working directory.
-  for (const server of [primary, replica]) assert.match(cli(server.port, 'config', 'set', 'dir', dir), /OK/)
+  const spawned: { sentinel?: ChildProcess } = {}
+  const apps: Array<{ close: () => Promise<unknown> }> = []
+  const clients: TestClient[] = []
+  const stream = { on: true }
+  t.after(async () => {
+    stream.on = false
+    await Promise.all(clients.map(async (c) => await c.close()))
+    await Promise.all(apps.map(async (app) => await app.close()))
+    const { sentinel } = spawned
+    if (sentinel !== undefined && sentinel.exitCode === null) {
+      sentinel.kill('SIGKILL')
+      await once(sentinel, 'exit')
+    }
+    await Promise.all([primary.stop(), replica.stop()])
+    rmSync(dir, { recursive: true, force: true })
+  })
+  // Loading the primary's copy straight from the socket: no dump.rdb written into the working directory.
+  assert.match(cli(replica.port, 'config', 'set', 'repl-diskless-load', 'swapdb'), /OK/)
   assert.match(cli(replica.port, 'replicaof', '127.0.0.1', String(primary.port)), /OK/)
   await eventually(() => cli(replica.port, 'info', 'replication').includes('master_link_status:up'), 'the replica synced', 10_000)
   const port = await freePort()
   writeFileSync(join(dir, 'sentinel.conf'), [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
     `sentinel monitor mymaster 127.0.0.1 ${primary.port} 1`, 'sentinel down-after-milliseconds mymaster 500',
     'sentinel failover-timeout mymaster 2000', ''].join('\n'))
-  const sentinel: ChildProcess = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' })
+  spawned.sentinel = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' })
   await eventually(() => cli(port, 'sentinel', 'get-master-addr-by-name', 'mymaster').includes(String(primary.port)), 'the sentinel watches the primary')
   await eventually(() => cli(port, 'sentinel', 'replicas', 'mymaster').includes(String(replica.port)), 'the sentinel knows the replica', 10_000)
 
   const options = { redis: { sentinels: [{ host: '127.0.0.1', port }], name: 'mymaster' }, heartbeatInterval: 200 }
   const a = await startApp(options)
+  apps.push(a.app)
   const b = await startApp(options)
-  const clients: TestClient[] = []
-  const stream = { on: true }
-  t.after(async () => {
-    stream.on = false
-    await Promise.all(clients.map(async (c) => await c.close()))
-    await Promise.all([a.app.close(), b.app.close()])
-    sentinel.kill('SIGKILL')
-    await once(sentinel, 'exit')
-    await Promise.all([primary.stop(), replica.stop()])
-    rmSync(dir, { recursive: true, force: true })
-  })
+  apps.push(b.app)
   await a.app.comet.registerAuth('s', HASH)
   const stays = await TestClient.open(b.url)
   const leaves = await TestClient.open(a.url)
