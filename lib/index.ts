@@ -50,7 +50,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const log = app.log.child({}, { redact: ['hash'] })
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings)
-    : new RedisStore(settings.redis, storeSettings, log)
+    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
   const hub = new Hub(store, log)
   const conns = new Set<Connection>()
   const instance = randomBytes(6).toString('hex')
@@ -64,7 +64,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       user: (userId, message) => hub.deliverUser(userId, message),
       control: (userId, control) => hub.control(userId, control),
       channel: (channel, frame, sender) => hub.deliverChannel(channel, frame, channels.sender(sender)),
-      resync: () => hub.resync()
+      resync: (ready) => hub.resync(ready)
     })
   } catch (err) {
     await store.close()

@@ -1,11 +1,14 @@
-import type { Redis, RedisOptions } from 'ioredis'
+import type { RedisSetting } from './store/redis/client.ts'
+import { isCluster } from './store/redis/client.ts'
 import { errors } from './errors.ts'
 import type { CometOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
 
 export interface Settings {
-  redis: string | RedisOptions | Redis | undefined
+  redis: RedisSetting | undefined
+  /** SPUBLISH/SSUBSCRIBE instead of PUBLISH/SUBSCRIBE; always true on a Cluster. */
+  shardedPubSub: boolean
   /** Channel kinds, presence, history, client publishing: lib/channels/options.ts. */
   channels: ChannelSettings
   path: string
@@ -29,7 +32,7 @@ export interface Settings {
   authRateLimit: { max: number, window: number }
 }
 
-const KNOWN = new Set(['redis', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
+const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 
@@ -58,11 +61,19 @@ export function normalize (options: CometOptions = {}): Settings {
   if (typeof rate !== 'object' || rate === null) throw new errors.OPTIONS('authRateLimit must be an object or false')
   const redis = options.redis
   if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || redis === null)) {
-    throw new errors.OPTIONS('redis must be a URL, ioredis options or an ioredis instance')
+    throw new errors.OPTIONS('redis must be a URL, ioredis options, an ioredis Redis or Cluster, or { cluster: [nodes] }')
   }
+  const cluster = isCluster(redis)
+  const nodes = cluster && typeof redis === 'object' && Object.hasOwn(redis, 'cluster') ? (redis as { cluster: unknown }).cluster : null
+  if (nodes !== null && !(Array.isArray(nodes) && nodes.length > 0)) {
+    throw new errors.OPTIONS('redis.cluster must be a non-empty list of nodes, e.g. [{ host: "10.0.0.1", port: 6379 }]')
+  }
+  const sharded = bool('shardedPubSub', options.shardedPubSub, cluster)
+  if (cluster && !sharded) throw new errors.OPTIONS('shardedPubSub cannot be false on a Redis Cluster: classic PUBLISH would reach every node')
 
   return {
     redis,
+    shardedPubSub: sharded,
     channels: normalizeChannels(options),
     path: path.length > 1 ? path.replace(/\/$/, '') : path,
     prefix,

@@ -1,7 +1,8 @@
-import type { Redis, RedisOptions } from 'ioredis'
+import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
 
 export type * from './channels/types.ts'
+export type { RedisSetting } from './store/redis/client.ts'
 
 export interface OfflineQueueOptions {
   /** Messages kept per offline user; past it the oldest are dropped and the drop is reported. @default 100 */
@@ -26,10 +27,18 @@ export interface AuthRateLimitOptions {
 
 export interface CometOptions extends ChannelOptions {
   /**
-   * Where instances share state: a redis:// URL, ioredis options, or an ioredis instance (which we then
-   * do not close). Omit it to run one instance with everything in memory.
+   * Where instances share state: a redis:// URL, ioredis options (Sentinel too: `{ sentinels, name }`),
+   * an ioredis `Redis` or `Cluster` instance (which we then do not close), or `{ cluster: [nodes], options }`
+   * for a Redis Cluster we connect to. Omit it to run one instance with everything in memory.
    */
-  redis?: string | RedisOptions | Redis
+  redis?: RedisSetting
+  /**
+   * Route messages with sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis ≥ 7): each message goes only to the
+   * shard that owns the user's or channel's slot. Always on for a Redis Cluster (`false` is refused
+   * there: classic PUBLISH would reach every node); off by default on one Redis, where it changes nothing
+   * but needs Redis 7. @default true on a Cluster, false otherwise
+   */
+  shardedPubSub?: boolean
   /** Route of the WebSocket endpoint. @default '/comet' */
   path?: string
   /** Prefix of every Redis key and channel. @default 'comet:' */

@@ -5,7 +5,7 @@ import { appOn, BACKENDS } from './helpers/backends.ts'
 import { HASH } from './helpers/app.ts'
 import { eventually, TestClient } from './helpers/client.ts'
 import type { Frame } from './helpers/client.ts'
-import { startPair } from './helpers/pair.ts'
+import { PAIR_BACKENDS, startPair } from './helpers/pair.ts'
 
 const lastId = (c: TestClient): string => c.messages().at(-1)?.id as string
 
@@ -143,44 +143,48 @@ for (const backend of BACKENDS) {
   })
 }
 
-test('a device that keeps reloading across instances, while another stays online, sees every message exactly once', async (t) => {
-  const { a, b } = await startPair(t)
-  await a.app.comet.registerAuth('flaky', HASH)
-  const steady = await TestClient.open(a.url)
-  t.after(() => steady.close())
-  await steady.auth('flaky', HASH)
-  const seen: Frame[] = []
-  const stream = { sending: true }
-  let reloads = 0
-  let firstReady: () => void = () => {}
-  const started = new Promise<void>((resolve) => { firstReady = resolve })
-  const reloading = (async () => {
-    let since: string | undefined
-    while (stream.sending) {
-      const client = await TestClient.open((reloads++ % 2 === 0 ? b : a).url)
-      const ready = await client.auth('flaky', HASH, since === undefined ? {} : { since })
-      if (since !== undefined) assert.equal(ready.recovered, true)
-      firstReady()
-      await sleep(Math.floor(Math.random() * 10))
-      await client.close()
-      seen.push(...client.messages())
-      since = seen.at(-1)?.id ?? since
-    }
-    const last = await TestClient.open(b.url)
-    const ready = await last.auth('flaky', HASH, since === undefined ? {} : { since })
-    await eventually(() => last.messages().length >= ready.queued, 'the rest')
-    await last.close()
-    seen.push(...last.messages())
-  })()
-  const sent: string[] = []
-  await started
-  for (let i = 0; i < 300; i++) {
-    sent.push((await a.app.comet.sendToUser('flaky', 'n', i)).id)
-    if (i % 3 === 0) await sleep(1)
-  }
-  stream.sending = false
-  await reloading
-  assert.ok(reloads >= 10, `reloaded ${reloads} times`)
-  assert.deepEqual(seen.map((m) => m.id), sent, 'every message, once, in order')
-  await eventually(() => steady.messages().length === 300, 'steady device got all')
-})
+for (const backend of PAIR_BACKENDS) {
+  describe(`resume across two instances on ${backend}`, () => {
+    test('a device that keeps reloading across instances, while another stays online, sees every message exactly once', async (t) => {
+      const { a, b } = await startPair(t, {}, backend)
+      await a.app.comet.registerAuth('flaky', HASH)
+      const steady = await TestClient.open(a.url)
+      t.after(() => steady.close())
+      await steady.auth('flaky', HASH)
+      const seen: Frame[] = []
+      const stream = { sending: true }
+      let reloads = 0
+      let firstReady: () => void = () => {}
+      const started = new Promise<void>((resolve) => { firstReady = resolve })
+      const reloading = (async () => {
+        let since: string | undefined
+        while (stream.sending) {
+          const client = await TestClient.open((reloads++ % 2 === 0 ? b : a).url)
+          const ready = await client.auth('flaky', HASH, since === undefined ? {} : { since })
+          if (since !== undefined) assert.equal(ready.recovered, true)
+          firstReady()
+          await sleep(Math.floor(Math.random() * 10))
+          await client.close()
+          seen.push(...client.messages())
+          since = seen.at(-1)?.id ?? since
+        }
+        const last = await TestClient.open(b.url)
+        const ready = await last.auth('flaky', HASH, since === undefined ? {} : { since })
+        await eventually(() => last.messages().length >= ready.queued, 'the rest')
+        await last.close()
+        seen.push(...last.messages())
+      })()
+      const sent: string[] = []
+      await started
+      for (let i = 0; i < 300; i++) {
+        sent.push((await a.app.comet.sendToUser('flaky', 'n', i)).id)
+        if (i % 3 === 0) await sleep(1)
+      }
+      stream.sending = false
+      await reloading
+      assert.ok(reloads >= 10, `reloaded ${reloads} times`)
+      assert.deepEqual(seen.map((m) => m.id), sent, 'every message, once, in order')
+      await eventually(() => steady.messages().length === 300, 'steady device got all')
+    })
+  })
+}

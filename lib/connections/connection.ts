@@ -58,6 +58,8 @@ export class Connection {
   #busy = false
   #lastId = 0
   #synced = 0
+  /** Private messages wait in the inbox while a routing gap is caught up (see hold). */
+  #holding = false
   #subs = new Set<string>()
 
   constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
@@ -76,7 +78,7 @@ export class Connection {
 
   /** Offers a routed private message; true when this socket took it (or already had it). */
   offer (message: Routed): boolean {
-    if (this.#state === 'syncing') {
+    if (this.#state === 'syncing' || (this.#holding && this.#state === 'ready')) {
       this.#inbox.push(message)
       return true
     }
@@ -90,6 +92,24 @@ export class Connection {
   /** Whether a message routed now would reach this socket. */
   canTake (): boolean {
     return this.#state === 'syncing' || (this.#state === 'ready' && this.#ws.readyState === OPEN)
+  }
+
+  /** Holds live messages in the inbox while a routing gap is caught up (Hub.resync); false if not ready. */
+  hold (): boolean {
+    if (this.#state !== 'ready' || this.#holding) return false
+    this.#holding = true
+    return true
+  }
+
+  /** Sends the catch-up merged by id with what was held, then delivers live again; returns what could not be sent. */
+  async release (stored: Routed[]): Promise<Routed[]> {
+    if (this.#state !== 'ready') {
+      this.#holding = false
+      return this.takeInbox()
+    }
+    const unsent = await this.#flush(stored.concat(this.takeInbox()))
+    this.#holding = false
+    return unsent
   }
 
   takeInbox (): Routed[] {

@@ -108,20 +108,29 @@ export class Hub {
 
   /**
    * After a gap in routing, every local user takes what was queued for them and what their sockets
-   * missed. A socket that cannot get all it missed is closed with 1012 so its client resumes and learns
-   * `recovered: false`: never a silent gap.
+   * missed. The sockets hold live messages from the moment routing is being restored (a live message
+   * newer than a missed one must not overtake it, or the missed one would be skipped as already seen),
+   * and send both merged by id once `ready` and the catch-up are done. A socket that cannot get all it
+   * missed is closed with 1012 so its client resumes and learns `recovered: false`: never a silent gap.
    */
-  resync (): void {
+  resync (ready: Promise<void>): void {
     for (const [userId, route] of this.users) {
-      let since = Infinity
-      for (const conn of route.conns) since = Math.min(since, conn.synced)
-      if (since === Infinity) continue
-      this.track(this.#store.catchUp(userId, since).then((caught) => {
-        const messages = caught.queued.concat(caught.missed).sort((a, b) => a.id - b.id)
-        for (const conn of route.conns) {
-          if (!caught.recovered) conn.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
-          else for (const message of messages) conn.offer(message)
+      const held = [...route.conns].filter((conn) => conn.hold())
+      if (held.length === 0) continue
+      const since = Math.min(...held.map((conn) => conn.synced))
+      const release = async (stored: Routed[]): Promise<void> => {
+        const unsent = await Promise.all(held.map(async (conn) => await conn.release(stored)))
+        const lost = unsent.flat()
+        if (lost.length > 0 && !this.#hasTaker(route)) this.requeue(userId, lost)
+      }
+      this.track(ready.then(async () => await this.#store.catchUp(userId, since)).then(async (caught) => {
+        if (!caught.recovered) {
+          for (const conn of held) conn.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
         }
+        await release(caught.queued.concat(caught.missed))
+      }, async (err: unknown) => {
+        await release([])
+        throw err
       }), 'catch up', { userId })
     }
   }

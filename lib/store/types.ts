@@ -16,8 +16,12 @@ export interface BusHandlers {
   control (userId: string, control: Control): void
   /** `sender`: the connection that published it (client publish), which must not get its own copy. */
   channel (channel: string, frame: Buffer, sender?: string): void
-  /** Routing was interrupted (the subscriber reconnected): local sockets may have missed messages. */
-  resync (): void
+  /**
+   * Routing was interrupted (the subscriber reconnected, a slot moved, a shard failed over): local sockets
+   * may have missed messages. Called as the subscriptions are made again; `ready` resolves once they are
+   * in effect, when the catch-up can start. Live messages from now on are held and merged with it by id.
+   */
+  resync (ready: Promise<void>): void
 }
 
 export interface CatchUp {

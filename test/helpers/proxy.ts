@@ -41,6 +41,11 @@ export class DeafeningProxy {
     return subs.length
   }
 
+  /** Deafened connections still open: 0 once the app has given up on every one of them. */
+  deafOpen (): number {
+    return this.#links.filter((l) => l.deaf && !l.client.destroyed).length
+  }
+
   async close (): Promise<void> {
     for (const { client, upstream } of this.#links) {
       client.destroy()

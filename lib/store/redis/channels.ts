@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis'
+import type { Client } from './client.ts'
+import { defineScripts } from './client.ts'
 import type { HistorySettings } from '../../channels/options.ts'
 import { MESSAGE_TAIL } from '../../protocol/frames.ts'
 import type { ChannelStats } from '../../channels/types.ts'
@@ -29,15 +30,16 @@ const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> =
 
 /** The channel half of the Redis store; uses the store's command connection. */
 export class RedisChannels implements ChannelStore {
-  #cmd: Redis & Commands
+  #cmd: Client
+  #run: Commands
   #keys: Keys
+  #sharded: boolean
 
-  constructor (cmd: Redis, keys: Keys) {
-    for (const [name, script] of COMMANDS) {
-      if (typeof (cmd as unknown as Record<string, unknown>)[name] !== 'function') cmd.defineCommand(name, script)
-    }
-    this.#cmd = cmd as Redis & Commands
+  constructor (cmd: Client, keys: Keys, sharded: boolean) {
+    this.#cmd = cmd
+    this.#run = defineScripts<Commands>(cmd, COMMANDS, sharded)
     this.#keys = keys
+    this.#sharded = sharded
   }
 
   #key (channel: string, what: string): string { return `${this.#keys.prefix}{c:${channel}}:${what}` }
@@ -45,15 +47,17 @@ export class RedisChannels implements ChannelStore {
   async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): Promise<string> {
     const route = this.#keys.channelRoute(channel)
     if (history === undefined) {
-      await this.#cmd.publish(route, withSender(head + id + MESSAGE_TAIL, sender))
+      const message = withSender(head + id + MESSAGE_TAIL, sender)
+      if (this.#sharded) await this.#cmd.spublish(route, message)
+      else await this.#cmd.publish(route, message)
       return id
     }
-    return await this.#cmd.cometChannelPublish(this.#key(channel, 'history'), route, head, MESSAGE_TAIL, history.size, history.ttl, withSender('', sender))
+    return await this.#run.cometChannelPublish(this.#key(channel, 'history'), route, head, MESSAGE_TAIL, history.size, history.ttl, withSender('', sender))
   }
 
   async history (channel: string, since: string | null): Promise<HistoryRead> {
     if (since !== null && !HISTORY_ID.test(since)) return { recovered: false, frames: [] }
-    const [recovered, entries = []] = await this.#cmd.cometChannelHistory(this.#key(channel, 'history'), since ?? '')
+    const [recovered, entries = []] = await this.#run.cometChannelHistory(this.#key(channel, 'history'), since ?? '')
     return { recovered: recovered === 1, frames: entries.map(([id, fields]) => (fields[1] as string) + id + MESSAGE_TAIL) }
   }
 
@@ -65,21 +69,21 @@ export class RedisChannels implements ChannelStore {
   }
 
   async enter (set: PresenceSet, [user, entry]: PresenceEntry): Promise<void> {
-    await this.#cmd.cometPresenceEnter(...this.#args(set), user ?? '', entry)
+    await this.#run.cometPresenceEnter(...this.#args(set), user ?? '', entry)
   }
 
   async exit (set: PresenceSet, [user, entry]: PresenceEntry): Promise<number | null> {
-    return due(await this.#cmd.cometPresenceExit(...this.#args(set), user ?? '', entry))
+    return due(await this.#run.cometPresenceExit(...this.#args(set), user ?? '', entry))
   }
 
   async beat (set: PresenceSet, entries: PresenceEntry[]): Promise<number | null> {
     const args = this.#args(set)
     for (const [user, entry] of entries) args.push(user ?? '', entry)
-    return due(await this.#cmd.cometPresenceBeat(...args))
+    return due(await this.#run.cometPresenceBeat(...args))
   }
 
   async read (set: PresenceSet): Promise<{ members: string[], stats: ChannelStats }> {
-    const [members, subscribers] = await this.#cmd.cometPresenceRead(...this.#args(set))
+    const [members, subscribers] = await this.#run.cometPresenceRead(...this.#args(set))
     return { members, stats: { subscribers, users: members.length } }
   }
 
@@ -97,7 +101,10 @@ export class RedisChannels implements ChannelStore {
     return await this.#cmd.zrange(this.#activeKey(), '0', '-1')
   }
 
-  /** One key for all channels (its own slot): which channels have subscribers on some live instance. */
+  /**
+   * One key for all channels: which channels have subscribers on some live instance. Only single-key
+   * commands touch it, so on a Cluster it simply lives on the shard that owns its slot.
+   */
   #activeKey (): string { return `${this.#keys.prefix}channels` }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
-import type { RedisOptions } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Cluster, Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Presence, SendResult } from '../../types.ts'
 import { parseRouted } from '../types.ts'
@@ -9,6 +9,9 @@ import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
 import { RedisChannels } from './channels.ts'
 import { routeChannel } from '../channels.ts'
+import { slotOf } from './slots.ts'
+import { whenReady, connect, defineScripts, quit, shardSubscriber } from './client.ts'
+import type { Client, RedisSetting } from './client.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
 
@@ -24,8 +27,6 @@ interface Commands {
   cometRevoke (...args: Array<string | number>): Promise<null>
 }
 
-type CommandClient = Redis & Commands
-
 const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> = [
   ['cometSend', scripts.send],
   ['cometRequeue', scripts.requeue],
@@ -37,57 +38,158 @@ const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> =
   ['cometRevoke', scripts.revoke]
 ]
 
-/**
- * Defaults for clients we create: never hang a caller while Redis is away. Commands fail at once while
- * disconnected (no offline queue) and after 5 s on a connection that hangs.
- */
-const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
+/** The single shard of a standalone Redis, for the probe bookkeeping. */
+const ONE = 'one'
 
 export class RedisStore implements Store {
   #settings: StoreSettings
   #keys: Keys
-  #cmd: CommandClient
-  #sub: Redis
+  #cmd: Client
+  #run: Commands
+  #sub: Client
   #ownsCmd: boolean
+  /** SPUBLISH/SSUBSCRIBE (one shard carries a channel) instead of PUBLISH/SUBSCRIBE (every node does). */
+  #sharded: boolean
   #log: FastifyBaseLogger
   #metaTtl: number
-  #probe: string
-  /** True from sending a probe until it comes back through the subscriber. */
-  #probeOut = false
+  #instance: string
+  /** Probe channel per shard (master node key, or ONE), and the shards with a probe out since (ms). */
+  #probes = new Map<string, string>()
+  #probeShards = new Map<string, string>()
+  #probeOut = new Map<string, number>()
+  /** Called when no probe is out any more. */
+  #probeWaiters: Array<() => void> = []
   readonly channels: RedisChannels
 
-  constructor (redis: string | RedisOptions | Redis, settings: StoreSettings, log: FastifyBaseLogger) {
+  constructor (redis: RedisSetting, settings: StoreSettings, log: FastifyBaseLogger, shardedPubSub?: boolean) {
     this.#settings = settings
     this.#keys = new Keys(settings.prefix)
     this.#log = log
     this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, settings.resume.ttl)
-    this.#ownsCmd = !(redis instanceof Redis)
-    this.#probe = this.#keys.probeRoute(randomBytes(6).toString('hex'))
-    const cmd = redis instanceof Redis
-      ? redis
-      : typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...redis })
-    for (const [name, script] of COMMANDS) {
-      const base = name.replace(/Buffer$/, '')
-      // A user's own client may already carry them from another registration of the plugin.
-      if (typeof (cmd as unknown as Record<string, unknown>)[base] !== 'function') cmd.defineCommand(base, script)
-    }
-    this.#cmd = cmd as CommandClient
-    this.channels = new RedisChannels(cmd, this.#keys)
-    // A subscribed connection cannot run commands: routing gets a connection of its own, always ours.
-    // Its (un)subscribes queue while it reconnects, so the subscription set ioredis restores stays exact.
-    this.#sub = cmd.duplicate({ enableOfflineQueue: true })
+    this.#ownsCmd = !(redis instanceof Redis || redis instanceof Cluster)
+    this.#instance = randomBytes(6).toString('hex')
+    const cmd = connect(redis)
+    this.#sharded = cmd instanceof Cluster || shardedPubSub === true
+    this.#cmd = cmd
+    this.#run = defineScripts<Commands>(cmd, COMMANDS, this.#sharded)
+    this.channels = new RedisChannels(cmd, this.#keys, this.#sharded)
+    // A subscribed connection cannot run commands: routing gets a connection of its own, always ours. On a
+    // Cluster that is a second Cluster whose sharded subscriber group keeps one connection per master.
+    // Its slot map is refreshed every heartbeat too: a moved slot's subscriptions follow the slot even when
+    // the refresh that the old owner's SUNSUBSCRIBE triggers still read the old map from a lagging node.
+    this.#sub = cmd instanceof Cluster
+      ? cmd.duplicate([], { shardedSubscribers: true, enableAutoPipelining: false, slotsRefreshInterval: settings.presenceTtl / 3 })
+      : cmd.duplicate({ enableOfflineQueue: true })
     for (const [role, client] of [['commands', cmd], ['subscriber', this.#sub]] as const) {
       if (role === 'commands' && !this.#ownsCmd) continue
       client.on('error', (err: Error) => log.warn({ err, role }, 'comet: redis connection error'))
     }
   }
 
+  async #subscribe (channel: string): Promise<void> {
+    if (!this.#sharded) {
+      await this.#sub.subscribe(channel)
+      return
+    }
+    // During a reshard or failover the subscriber group may still point at the old owner of the slot:
+    // it refreshes its map on the MOVED reply, so try again a few times before giving up.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#sub.ssubscribe(channel)
+        return
+      } catch (err) {
+        if (attempt === 5 || !(this.#sub instanceof Cluster)) throw err
+        await sleep(100 * attempt)
+      }
+    }
+  }
+
+  async #unsubscribe (channel: string): Promise<void> {
+    if (this.#sharded) await this.#sub.sunsubscribe(channel)
+    else await this.#sub.unsubscribe(channel)
+  }
+
+  async #publish (channel: string, message: string): Promise<number> {
+    return Number(this.#sharded ? await this.#cmd.spublish(channel, message) : await this.#cmd.publish(channel, message))
+  }
+
+  /**
+   * The shards to probe: each master of a Cluster (with a probe channel whose slot it serves), or the one
+   * Redis. Subscribes new probe channels after a topology change and drops those of vanished masters.
+   */
+  async #probeTargets (): Promise<void> {
+    const wanted = new Map<string, string>()
+    if (this.#sub instanceof Cluster) {
+      const owners = this.#sub.slots
+      const masters = new Set(owners.map((nodes) => nodes?.[0]).filter((n): n is string => n !== undefined))
+      for (const master of masters) {
+        let n = 0
+        while (owners[slotOf(`i:${n}`)]?.[0] !== master) n++
+        wanted.set(master, `${this.#keys.prefix}{i:${n}}${this.#instance}`)
+      }
+    } else {
+      wanted.set(ONE, this.#keys.probeRoute(this.#instance))
+    }
+    for (const [shard, channel] of this.#probes) {
+      if (wanted.get(shard) === channel) continue
+      this.#probes.delete(shard)
+      this.#probeShards.delete(channel)
+      this.#probeOut.delete(shard)
+      if (![...wanted.values()].includes(channel)) await this.#unsubscribe(channel).catch(() => {})
+    }
+    const added: Array<Promise<void>> = []
+    for (const [shard, channel] of wanted) {
+      if (this.#probes.has(shard)) continue
+      this.#probes.set(shard, channel)
+      this.#probeShards.set(channel, shard)
+      added.push(this.#subscribe(channel))
+    }
+    await Promise.all(added)
+  }
+
+  /** Sends a probe to every shard; each must come back through this instance's subscriber on that shard. */
+  async #sendProbes (): Promise<void> {
+    await this.#probeTargets()
+    const sent: Array<Promise<number>> = []
+    const now = Date.now()
+    for (const [shard, channel] of this.#probes) {
+      // The oldest unanswered probe counts: deaf means silent for most of a heartbeat, not just now asked.
+      if (!this.#probeOut.has(shard)) this.#probeOut.set(shard, now)
+      sent.push(this.#publish(channel, ''))
+    }
+    await Promise.all(sent)
+  }
+
+  #probeBack (channel: string): void {
+    const shard = this.#probeShards.get(channel)
+    if (shard !== undefined) this.#probeOut.delete(shard)
+    if (this.#probeOut.size > 0) return
+    for (const resolve of this.#probeWaiters.splice(0)) resolve()
+  }
+
+  /**
+   * Resolves once a probe sent now has come back from every shard: the SSUBSCRIBEs written before it on
+   * each shard's connection are in effect. Bounded: a shard that stays silent is the heartbeat's business.
+   */
+  async #allShardsHear (): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        this.#probeWaiters.push(resolve)
+        this.#sendProbes().catch((err: unknown) => this.#log.warn({ err }, 'comet: resubscribe check failed'))
+      }),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#settings.presenceTtl) })
+    ])
+    clearTimeout(timer)
+  }
+
   async start (handlers: BusHandlers): Promise<void> {
     const keys = this.#keys
-    this.#sub.on('messageBuffer', (channelBuf: Buffer, message: Buffer) => {
-      const [kind, name] = keys.parseRoute(channelBuf.toString())
+    this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channelBuf: Buffer, message: Buffer) => {
+      const channel = channelBuf.toString()
+      const [kind, name] = keys.parseRoute(channel)
       if (kind === 'i') {
-        this.#probeOut = false
+        this.#probeBack(channel)
         return
       }
       if (kind === 'c') return routeChannel(handlers, name, message)
@@ -96,13 +198,26 @@ export class RedisStore implements Store {
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
       else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
     })
-    await whenReady(this.#cmd)
-    await Promise.all([this.#cmd.ping(), this.#sub.subscribe(this.#probe)])
-    // After a reconnect ioredis subscribes to everything again; once a PING behind those SUBSCRIBEs comes
-    // back, routing is whole again and local sockets can catch up on what they missed in between.
-    this.#sub.on('ready', () => {
-      this.#sub.ping().then(() => handlers.resync(), (err: unknown) => this.#log.warn({ err }, 'comet: resubscribe check failed'))
-    })
+    if (this.#sub instanceof Cluster) {
+      await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+      // Once connected, a Cluster that lost every node refuses commands at once (UNAVAILABLE) rather than
+      // queueing them with no bound until it is back; a single failed node is handled by redirections.
+      for (const client of this.#ownsCmd ? [this.#cmd, this.#sub] : [this.#sub]) {
+        if (client instanceof Cluster) client.options.enableOfflineQueue = false
+      }
+      // ioredis re-subscribes each shard's channels after a reconnect, a moved slot or a failover, then
+      // says so (the SSUBSCRIBEs are written by then); once a probe behind them has come back from every
+      // shard, routing is whole again and local sockets can catch up on what they missed in between.
+      this.#sub.on('subscribersReady', () => handlers.resync(this.#allShardsHear()))
+    } else {
+      await whenReady(this.#cmd as Redis)
+      await this.#cmd.ping()
+      // After a reconnect ioredis subscribes to everything again; once a PING behind those SUBSCRIBEs comes
+      // back, routing is whole again and local sockets can catch up on what they missed in between.
+      const sub = this.#sub
+      sub.on('ready', () => handlers.resync(sub.ping().then(() => {})))
+    }
+    await this.#probeTargets()
   }
 
   async setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void> {
@@ -117,14 +232,14 @@ export class RedisStore implements Store {
 
   async revokeAuth (userId: string): Promise<void> {
     const k = this.#keys
-    await this.#cmd.cometRevoke(k.auth(userId), k.devices(userId), k.userRoute(userId))
+    await this.#run.cometRevoke(k.auth(userId), k.devices(userId), k.userRoute(userId))
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {
     const k = this.#keys
     const { maxMessages, ttl } = this.#settings.queue
     const { size, ttl: logTtl } = this.#settings.resume
-    const [id, queued] = await this.#cmd.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
+    const [id, queued] = await this.#run.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
       k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl, size, logTtl)
     return { id, queued: queued === 1 }
   }
@@ -134,22 +249,22 @@ export class RedisStore implements Store {
     if (maxMessages === 0 || messages.length === 0) return
     const args: Array<string | number | Buffer> = [this.#keys.meta(userId), this.#keys.queue(userId), maxMessages, ttl]
     for (const m of messages) args.push(m.id, Buffer.concat([Buffer.from(`${m.id}|`), m.frame]))
-    await this.#cmd.cometRequeue(...args)
+    await this.#run.cometRequeue(...args)
   }
 
   async publish (channel: string, frame: string): Promise<void> {
-    await this.#cmd.publish(this.#keys.channelRoute(channel), frame)
+    await this.#publish(this.#keys.channelRoute(channel), frame)
   }
 
-  async listenUser (userId: string): Promise<void> { await this.#sub.subscribe(this.#keys.userRoute(userId)) }
-  async unlistenUser (userId: string): Promise<void> { await this.#sub.unsubscribe(this.#keys.userRoute(userId)) }
-  async listenChannel (channel: string): Promise<void> { await this.#sub.subscribe(this.#keys.channelRoute(channel)) }
-  async unlistenChannel (channel: string): Promise<void> { await this.#sub.unsubscribe(this.#keys.channelRoute(channel)) }
+  async listenUser (userId: string): Promise<void> { await this.#subscribe(this.#keys.userRoute(userId)) }
+  async unlistenUser (userId: string): Promise<void> { await this.#unsubscribe(this.#keys.userRoute(userId)) }
+  async listenChannel (channel: string): Promise<void> { await this.#subscribe(this.#keys.channelRoute(channel)) }
+  async unlistenChannel (channel: string): Promise<void> { await this.#unsubscribe(this.#keys.channelRoute(channel)) }
 
   async attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult> {
     const k = this.#keys
     const s = this.#settings
-    const reply = await this.#cmd.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
+    const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
       digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
       since === null ? '' : since)
     const status = String(reply[0])
@@ -167,12 +282,12 @@ export class RedisStore implements Store {
 
   async detach (userId: string, device: string): Promise<void> {
     const k = this.#keys
-    await this.#cmd.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl)
+    await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl)
   }
 
   async catchUp (userId: string, since: number): Promise<CatchUp> {
     const k = this.#keys
-    const reply = await this.#cmd.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since)
+    const reply = await this.#run.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since)
     return {
       queued: (reply[0] as Buffer[]).map(parseRouted),
       recovered: String(reply[1]) === '1',
@@ -182,15 +297,17 @@ export class RedisStore implements Store {
 
   /**
    * A subscriber can go deaf without an error (a proxy or failover that drops the stream): if the last
-   * probe did not come back in a whole heartbeat, reconnect it; ioredis subscribes to everything again.
+   * probe did not come back in most of a heartbeat, reconnect it; ioredis subscribes to everything again.
+   * On a Cluster only the deaf shard's connection is replaced.
    */
   async maintain (): Promise<void> {
-    if (this.#probeOut && this.#sub.status === 'ready') {
-      this.#log.warn('comet: redis subscriber stopped receiving; reconnecting it')
-      this.#sub.disconnect(true)
+    const due = Date.now() - this.#settings.presenceTtl / 4
+    for (const [shard, sent] of this.#probeOut) {
+      if (sent > due) continue
+      this.#probeOut.delete(shard)
+      this.#reconnectDeaf(shard)
     }
-    this.#probeOut = true
-    await this.#cmd.publish(this.#probe, '')
+    await this.#sendProbes()
   }
 
   async refresh (devices: Map<string, string[]>): Promise<void> {
@@ -199,45 +316,33 @@ export class RedisStore implements Store {
     const work: Array<Promise<unknown>> = []
     // ZADD, not ZADD XX: if Redis lost its data, the heartbeat puts this instance's devices back.
     for (const [userId, ids] of devices) {
-      work.push(this.#cmd.cometRefresh(this.#keys.devices(userId), this.#keys.meta(userId), now + ttl, ttl, now, this.#metaTtl, ...ids))
+      work.push(this.#run.cometRefresh(this.#keys.devices(userId), this.#keys.meta(userId), now + ttl, ttl, now, this.#metaTtl, ...ids))
     }
     await Promise.all(work)
   }
 
+  #reconnectDeaf (shard: string): void {
+    const sub = this.#sub
+    if (sub instanceof Cluster) {
+      const conn = shardSubscriber(sub, shard)
+      if (conn === null || conn.status !== 'ready') return
+      this.#log.warn({ shard }, 'comet: redis shard subscriber stopped receiving; reconnecting it')
+      // The group notices the ended connection, opens a new one and subscribes it again.
+      conn.disconnect()
+    } else if (sub.status === 'ready') {
+      this.#log.warn('comet: redis subscriber stopped receiving; reconnecting it')
+      sub.disconnect(true)
+    }
+  }
+
   async presence (userId: string): Promise<Presence> {
     const k = this.#keys
-    const [devices, seen] = await this.#cmd.cometPresence(k.devices(userId), k.meta(userId), Date.now())
+    const [devices, seen] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), Date.now())
     return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(Number(seen)) }
   }
 
   async close (): Promise<void> {
     await quit(this.#sub)
     if (this.#ownsCmd) await quit(this.#cmd)
-  }
-}
-
-/** Resolves once the client is connected; rejects if its first attempt fails. */
-async function whenReady (client: Redis): Promise<void> {
-  if (client.status === 'ready') return
-  await new Promise<void>((resolve, reject) => {
-    const settle = (err?: Error): void => {
-      client.off('ready', settle).off('error', settle).off('end', ended)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const ended = (): void => settle(new Error('connection closed'))
-    client.on('ready', settle).on('error', settle).on('end', ended)
-  })
-}
-
-/** QUIT with a bound, then cut the connection: shutdown must not hang on an unreachable Redis. */
-async function quit (client: Redis): Promise<void> {
-  if (client.status === 'end') return
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([client.quit(), new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
-  } catch { /* already closing */ } finally {
-    clearTimeout(timer)
-    client.disconnect()
   }
 }

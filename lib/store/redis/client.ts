@@ -1,0 +1,105 @@
+import { Cluster, Redis } from 'ioredis'
+import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
+
+/** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
+export type Client = Redis | Cluster
+
+/** What the `redis` option accepts. */
+export type RedisSetting = string | RedisOptions | Redis | Cluster | { cluster: ClusterNode[], options?: ClusterOptions }
+
+/**
+ * Defaults for clients we create: never hang a caller while Redis is away. Commands fail at once while
+ * disconnected (no offline queue) and after 5 s on a connection that hangs.
+ */
+const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
+
+/**
+ * The scripts publish to routing channels; with sharded pub/sub they SPUBLISH instead, under their own
+ * command names so a client shared with another registration never runs the other variant.
+ */
+export function defineScripts<T> (client: Client, list: Array<[keyof T, { numberOfKeys: number, lua: string }]>, sharded: boolean): T {
+  const run: Record<string, unknown> = {}
+  const named = client as unknown as Record<string, (...args: unknown[]) => unknown>
+  for (const [name, script] of list) {
+    const buffer = String(name).endsWith('Buffer')
+    const base = String(name).replace(/Buffer$/, '') + (sharded ? 'Sharded' : '')
+    // A user's own client may already carry them from another registration of the plugin.
+    if (typeof named[base] !== 'function') {
+      client.defineCommand(base, sharded ? { ...script, lua: script.lua.replaceAll("'PUBLISH'", "'SPUBLISH'") } : script)
+    }
+    const command = (named[base + (buffer ? 'Buffer' : '')] as (...args: unknown[]) => Promise<unknown>).bind(client)
+    run[String(name)] = client instanceof Cluster ? async (...args: unknown[]) => await redirected(command, args) : command
+  }
+  return run as T
+}
+
+/** Replies that mean a slot is moving or changing hands: the script did not run, so it can run again. */
+const REDIRECT = /^(TRYAGAIN|ASK|MOVED|CLUSTERDOWN) /
+
+/**
+ * ioredis follows these redirections for a command on its own, but not inside an auto-pipelined batch
+ * whose other commands succeeded (a user's Cluster may have auto-pipelining on). A script is atomic and
+ * Redis refuses it before it starts, so running it again is safe; bounded like every other command.
+ */
+async function redirected (command: (...args: unknown[]) => Promise<unknown>, args: unknown[]): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await command(...args)
+    } catch (err) {
+      if (attempt === 20 || !REDIRECT.test((err as Error).message)) throw err
+      await new Promise((resolve) => setTimeout(resolve, 50 + 10 * attempt))
+    }
+  }
+}
+
+/** Whether `redis` is (or asks for) a Redis Cluster. */
+export function isCluster (redis: unknown): boolean {
+  // Not `'cluster' in redis`: a Redis instance has a cluster() command method.
+  return redis instanceof Cluster || (typeof redis === 'object' && redis !== null && Object.hasOwn(redis, 'cluster'))
+}
+
+export function connect (redis: RedisSetting): Client {
+  if (redis instanceof Redis || redis instanceof Cluster) return redis
+  if (typeof redis === 'string') return new Redis(redis, CLIENT_DEFAULTS)
+  if ('cluster' in redis) {
+    // No auto-pipelining on a Cluster we create: ioredis does not follow ASK/TRYAGAIN for a batch whose
+    // other commands succeeded, which a resharding makes common. Commands still share one socket per node.
+    // The Cluster turns its own offline queue off once connected (RedisStore.start).
+    const { enableAutoPipelining, enableOfflineQueue, ...nodeDefaults } = CLIENT_DEFAULTS
+    const options = redis.options ?? {}
+    return new Cluster(redis.cluster, { enableAutoPipelining: enableAutoPipelining === false, ...options, redisOptions: { ...nodeDefaults, ...options.redisOptions } })
+  }
+  return new Redis({ ...CLIENT_DEFAULTS, ...redis })
+}
+
+/** A live subscriber connection of a Cluster's sharded subscriber group (ioredis keeps them private). */
+export function shardSubscriber (sub: Cluster, nodeKey: string): Redis | null {
+  const group = (sub as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance?: () => Redis | null }> } }).shardedSubscribers
+  return group?.shardedSubscribers?.get(nodeKey)?.getInstance?.() ?? null
+}
+
+/** QUIT with a bound, then cut the connection: shutdown must not hang on an unreachable Redis. */
+export async function quit (client: Client): Promise<void> {
+  if (client.status === 'end') return
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([client.quit(), new Promise((resolve) => { timer = setTimeout(resolve, 2000) })])
+  } catch { /* already closing */ } finally {
+    clearTimeout(timer)
+    client.disconnect()
+  }
+}
+
+/** Resolves once the client is connected; rejects if its first attempt fails. */
+export async function whenReady (client: Redis): Promise<void> {
+  if (client.status === 'ready') return
+  await new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      client.off('ready', settle).off('error', settle).off('end', ended)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const ended = (): void => settle(new Error('connection closed'))
+    client.on('ready', settle).on('error', settle).on('end', ended)
+  })
+}
