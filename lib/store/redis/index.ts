@@ -266,7 +266,7 @@ export class RedisStore implements Store {
     const s = this.#settings
     const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
       digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
-      since === null ? '' : since)
+      since === null ? '' : since, this.#logCutoff())
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
     const recovered = String(reply[3])
@@ -280,6 +280,11 @@ export class RedisStore implements Store {
     }
   }
 
+  /** Resume-log entries with ids at or below this are older than `resume.ttl`. */
+  #logCutoff (): number {
+    return (Date.now() - this.#settings.resume.ttl) * 1000
+  }
+
   async detach (userId: string, device: string): Promise<void> {
     const k = this.#keys
     await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl)
@@ -287,7 +292,7 @@ export class RedisStore implements Store {
 
   async catchUp (userId: string, since: number): Promise<CatchUp> {
     const k = this.#keys
-    const reply = await this.#run.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since)
+    const reply = await this.#run.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since, this.#logCutoff())
     return {
       queued: (reply[0] as Buffer[]).map(parseRouted),
       recovered: String(reply[1]) === '1',

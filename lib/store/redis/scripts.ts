@@ -18,11 +18,20 @@ end
  * a log complete since the user's meta was born (floor = born - 1) is enough.
  */
 const resumeFrom = `
-local function resume (meta, log, since, connected)
+local function resume (meta, log, since, connected, cutoff)
   local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
   if seq == 0 then return connected and '1' or '0', {} end
-  if redis.call('EXISTS', log) == 0 then return since >= seq and '1' or '0', {} end
   local floor = tonumber(redis.call('HGET', meta, 'floor') or '0')
+  -- Messages older than the log's ttl are dropped here, when read, rather than on every send.
+  local aged = redis.call('ZREVRANGEBYSCORE', log, cutoff, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #aged > 0 then
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', aged[2])
+    if tonumber(aged[2]) > floor then
+      floor = tonumber(aged[2])
+      redis.call('HSET', meta, 'floor', aged[2])
+    end
+  end
+  if redis.call('EXISTS', log) == 0 then return since >= seq and '1' or '0', {} end
   if since < floor then
     if not (connected and floor + 1 == tonumber(redis.call('HGET', meta, 'born') or '0')) then return '0', {} end
     since = floor
@@ -41,7 +50,8 @@ end
  *
  * Every message also goes to the user's resume log. The meta field `floor` is the newest id known to be
  * gone from the log (trimmed, expired, or from before the user's meta existed): a device resuming from an
- * id at or above the floor gets every message it missed; below it, the script says so.
+ * id at or above the floor gets every message it missed; below it, the script says so. Trimming by age
+ * happens when the log is read (resumeFrom), so a send costs no age scan.
  */
 export const send = {
   numberOfKeys: 4,
@@ -56,19 +66,15 @@ local entry = sid .. '|' .. ARGV[3] .. sid .. '"}'
 
 local logMax = tonumber(ARGV[7])
 if logMax > 0 then
-  if last > 0 and redis.call('EXISTS', KEYS[4]) == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', last)) end
+  local kept = redis.call('ZCARD', KEYS[4])
+  if kept == 0 and last > 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', last)) end
   redis.call('ZADD', KEYS[4], id, entry)
-  local cutoff = (now - tonumber(ARGV[8])) * 1000
-  local gone = redis.call('ZREVRANGEBYSCORE', KEYS[4], cutoff, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  local over = redis.call('ZCARD', KEYS[4]) - logMax
-  if over > 0 then
+  -- Trimmed in batches of a tenth: the log keeps between size and 1.1 × size messages.
+  local over = kept + 1 - logMax
+  if over > math.max(1, math.floor(logMax / 10)) then
     local trimmed = redis.call('ZRANGE', KEYS[4], over - 1, over - 1, 'WITHSCORES')
-    if #gone == 0 or tonumber(trimmed[2]) > tonumber(gone[2]) then gone = trimmed end
     redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
-  end
-  if #gone > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', gone[2])
-    redis.call('HSET', KEYS[1], 'floor', gone[2])
+    redis.call('HSET', KEYS[1], 'floor', trimmed[2])
   end
   redis.call('PEXPIRE', KEYS[4], ARGV[8])
 end
@@ -94,7 +100,8 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 
 /**
  * KEYS: auth, devices, queue, meta, log. ARGV: digest, device, now ms, presence ttl, max devices,
- * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing).
+ * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (the
+ * oldest id the resume log still keeps by age).
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
  * { 'revoked' } or { 'limit' }.
  */
@@ -124,7 +131,7 @@ local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
 redis.call('HDEL', KEYS[4], 'dropped')
 
 local recovered, missed = '', {}
-if ARGV[9] ~= '' then recovered, missed = resume(KEYS[4], KEYS[5], tonumber(ARGV[9]), false) end
+if ARGV[9] ~= '' then recovered, missed = resume(KEYS[4], KEYS[5], tonumber(ARGV[9]), false, tonumber(ARGV[10])) end
 -- The device is in sync up to the last id; a user never sent to gets a starting point, so a later
 -- catch-up can tell "nothing missed" from "we know nothing".
 local seq = redis.call('HGET', KEYS[4], 'seq')
@@ -137,7 +144,7 @@ return { 'ok', dropped, queued, recovered, missed, seq }
 }
 
 /**
- * KEYS: queue, meta, log. ARGV: since. After this instance's subscriber was cut off, its sockets take
+ * KEYS: queue, meta, log. ARGV: since, log cutoff. After this instance's subscriber was cut off, its sockets take
  * what was queued meanwhile and what they missed. Returns { queue entries, recovered, missed entries }.
  */
 export const catchUp = {
@@ -145,7 +152,7 @@ export const catchUp = {
   lua: resumeFrom + `
 local queued = redis.call('ZRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
-local recovered, missed = resume(KEYS[2], KEYS[3], tonumber(ARGV[1]), true)
+local recovered, missed = resume(KEYS[2], KEYS[3], tonumber(ARGV[1]), true, tonumber(ARGV[2]))
 return { queued, recovered, missed }
 `
 }
