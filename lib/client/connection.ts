@@ -1,3 +1,5 @@
+import { pending } from './pending.ts'
+import type { Pending } from './pending.ts'
 import { backoffDelay } from './backoff.ts'
 import { CometClientError } from './errors.ts'
 import type { CloseEventLike, EventTargetLike, MessageEventLike, WebSocketConstructorLike, WebSocketLike } from './env.ts'
@@ -30,13 +32,6 @@ export interface ConnectionOptions {
   connectTimeout: number
   requestTimeout: number
   window: EventTargetLike | undefined
-}
-
-interface Pending {
-  frame: RequestFrame
-  resolve: (frame: ServerFrame) => void
-  reject: (error: Error) => void
-  timer: ReturnType<typeof setTimeout>
 }
 
 /**
@@ -104,20 +99,14 @@ export class Connection {
         reject(new CometClientError('closed', `the client is ${this.#status}`))
         return
       }
-      const pending: Pending = {
-        frame,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#queue = this.#queue.filter((p) => p !== pending)
-          for (const [ref, p] of this.#inFlight) {
-            if (p === pending) this.#inFlight.delete(ref)
-          }
-          reject(new CometClientError('timeout', `no reply to ${frame.type} within ${this.#opts.requestTimeout} ms`))
-        }, this.#opts.requestTimeout)
-      }
-      if (this.#ready) this.#sendRequest(pending)
-      else this.#queue.push(pending)
+      const request = pending(frame, resolve, reject, this.#opts.requestTimeout, (p) => {
+        this.#queue = this.#queue.filter((q) => q !== p)
+        for (const [ref, q] of this.#inFlight) {
+          if (q === p) this.#inFlight.delete(ref)
+        }
+      })
+      if (this.#ready) this.#sendRequest(request)
+      else this.#queue.push(request)
     })
   }
 

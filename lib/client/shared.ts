@@ -1,3 +1,5 @@
+import { pending } from './pending.ts'
+import type { Pending } from './pending.ts'
 import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.ts'
 import { CometClientError } from './errors.ts'
 import type { BroadcastChannelLike, BroadcastChannelConstructorLike, LockManagerLike, MessageEventLike } from './env.ts'
@@ -19,13 +21,6 @@ type Note =
   | { t: 'error', from: string, error: ServerError }
   | { t: 'req', from: string, to: string, rid: number, frame: RequestFrame }
   | { t: 'res', from: string, to: string, rid: number, frame?: ServerFrame, code?: string, message?: string }
-
-interface Pending {
-  frame: RequestFrame
-  resolve: (frame: ServerFrame) => void
-  reject: (error: Error) => void
-  timer: ReturnType<typeof setTimeout>
-}
 
 export interface Sharing {
   BroadcastChannel: BroadcastChannelConstructorLike
@@ -100,20 +95,14 @@ export class SharedLink {
         reject(new CometClientError('closed', 'the client was closed'))
         return
       }
-      const pending: Pending = {
-        frame,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#queue = this.#queue.filter((p) => p !== pending)
-          for (const [rid, p] of this.#sent) {
-            if (p === pending) this.#sent.delete(rid)
-          }
-          reject(new CometClientError('timeout', `no reply to ${frame.type} within ${this.#opts.requestTimeout} ms`))
-        }, this.#opts.requestTimeout)
-      }
-      if (this.#leader !== null) this.#forward(pending, this.#leader)
-      else this.#queue.push(pending)
+      const request = pending(frame, resolve, reject, this.#opts.requestTimeout, (p) => {
+        this.#queue = this.#queue.filter((q) => q !== p)
+        for (const [rid, q] of this.#sent) {
+          if (q === p) this.#sent.delete(rid)
+        }
+      })
+      if (this.#leader !== null) this.#forward(request, this.#leader)
+      else this.#queue.push(request)
     })
   }
 
