@@ -1,8 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Control, Routed, Store } from '../store/types.ts'
+import type { CatchUp, Control, Routed, Store } from '../store/types.ts'
 import type { Connection } from '../connections/connection.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { sliceOf } from '../connections/heartbeat.ts'
+
+const CATCH_UP_ATTEMPTS = 5
 
 interface Route {
   conns: Set<Connection>
@@ -123,15 +125,31 @@ export class Hub {
         const lost = unsent.flat()
         if (lost.length > 0 && !this.#hasTaker(route)) this.requeue(userId, lost)
       }
-      this.track(ready.then(async () => await this.#store.catchUp(userId, since)).then(async (caught) => {
+      this.track(this.#catchUp(ready, userId, since).then(async (caught) => {
         if (!caught.recovered) {
           for (const conn of held) conn.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
         }
         await release(caught.queued.concat(caught.missed))
       }, async (err: unknown) => {
+        // Routing came back but the store would not answer (a failover still settling): the sockets cannot
+        // know what they missed, so they resume instead of carrying on with a silent gap.
+        for (const conn of held) conn.close(CLOSE.SERVICE_RESTART, 'could not catch up; reconnect with since')
         await release([])
         throw err
       }), 'catch up', { userId })
+    }
+  }
+
+  /** The catch-up read, retried with backoff (about 3 s in all) while a failover settles. */
+  async #catchUp (ready: Promise<void>, userId: string, since: number): Promise<CatchUp> {
+    await ready
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#store.catchUp(userId, since)
+      } catch (err) {
+        if (attempt === CATCH_UP_ATTEMPTS) throw err
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
+      }
     }
   }
 

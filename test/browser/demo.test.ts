@@ -263,6 +263,8 @@ test('the room: what one browser says reaches another instance signed by the ser
   await alice.click('#room-form button')
   const line = async (page: Page): Promise<string[]> => await page.locator('#room li').evaluateAll((lis) => lis.map((li) => li.textContent ?? ''))
   await until('bob sees it', async () => (await line(bob)).includes('kimhello room'))
+  // The sender shows it when its publish is acknowledged, which may come after bob's copy.
+  await until('alice shows it', async () => (await line(alice)).includes('kimhello room'))
   assert.deepEqual(await line(alice), ['kimhello room'], 'the sender shows its own message once')
 
   const late = await signIn(instance(1).origin, 'max')
