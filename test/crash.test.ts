@@ -44,7 +44,6 @@ test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' me
   assert.equal(after.queued, true)
 
   await eventually(async () => !(await a.app.comet.isOnline('victim')), 'presence of the dead instance lapses', 3 * HEARTBEAT + 1000)
-  assert.ok(Date.now() - killedAt <= 3 * HEARTBEAT + 1000)
   const presence = await a.app.comet.presence('victim')
   assert.equal(presence.devices, 0)
   assert.ok(presence.lastSeen !== null && presence.lastSeen.getTime() <= killedAt)
