@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test'
 import type { ChildProcess } from 'node:child_process'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { Redis } from 'ioredis'
 import { startApp, HASH } from './helpers/app.ts'
 import type { TestApp } from './helpers/app.ts'
 import { eventually, TestClient } from './helpers/client.ts'
@@ -12,7 +13,7 @@ import { startRedis } from './helpers/redis.ts'
 const HEARTBEAT = 200
 
 /** Instance A in this process, and a victim instance in a child process; both share one Redis. */
-async function survivorAndVictim (t: TestContext): Promise<{ a: TestApp, child: ChildProcess, url: string }> {
+async function survivorAndVictim (t: TestContext): Promise<{ a: TestApp, child: ChildProcess, url: string, redisUrl: string }> {
   const redis = await startRedis()
   const a = await startApp({ redis: redis.url, heartbeatInterval: HEARTBEAT })
   const { child, url } = await spawnInstance(redis.url, HEARTBEAT)
@@ -21,11 +22,11 @@ async function survivorAndVictim (t: TestContext): Promise<{ a: TestApp, child: 
     await a.app.close()
     await redis.stop()
   })
-  return { a, child, url }
+  return { a, child, url, redisUrl: redis.url }
 }
 
 test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' messages are queued', async (t) => {
-  const { a, child, url } = await survivorAndVictim(t)
+  const { a, child, url, redisUrl } = await survivorAndVictim(t)
 
   await a.app.comet.registerAuth('victim', HASH)
   const device = await TestClient.open(url)
@@ -39,7 +40,11 @@ test('a SIGKILLed instance stops counting within 3 heartbeats and its users\' me
   const killedAt = Date.now()
   await device.closed
 
-  // The dead instance's subscriber connection is gone with it: nothing is published into the void.
+  // The kernel closed the dead instance's Redis connections; once Redis has processed that (a moment, not
+  // heartbeats), nothing is published into the void. The moment before is what resume (since) covers.
+  const admin = new Redis(redisUrl)
+  t.after(() => admin.disconnect())
+  await eventually(async () => ((await admin.pubsub('NUMSUB', 'comet:{u:victim}')) as [string, number])[1] === 0, 'Redis dropped the dead subscriber', 2000)
   const after = await a.app.comet.sendToUser('victim', 'e', 'while-down')
   assert.equal(after.queued, true)
 
