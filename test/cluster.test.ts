@@ -30,6 +30,45 @@ test('only instances that hold a device of the user receive its messages, one sc
   await eventually(() => onB.messages().length === 21, 'B got them all')
 })
 
+test('the sends of one event-loop turn share a script call; each still gets its own answer, and fails alone', async (t) => {
+  // No heartbeat slice (its presence scripts) inside the counted window.
+  const { a, b, redis } = await startPair(t, { heartbeatInterval: 600_000 })
+  assert.ok(redis !== null)
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  const users = Array.from({ length: 100 }, (_, i) => `x${i}`)
+  for (const user of users) await a.app.comet.registerAuth(user, HASH)
+  const onB = await TestClient.open(b.url)
+  t.after(() => onB.close())
+  await onB.auth('x0', HASH)
+  const warm = await a.app.comet.sendToUser('x0', 'warm', 0)
+  // A key of the wrong type makes that user's send fail inside the script.
+  await admin.set('comet:{u:x7}:meta', 'not a hash')
+  await admin.config('RESETSTAT')
+
+  const results = await Promise.allSettled(users.map(async (user, i) => await a.app.comet.sendToUser(user, 'e', i)))
+  const stats = await admin.info('commandstats')
+  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  assert.equal(calls('evalsha') + calls('eval'), 2, '100 sends in one turn: two scripts of at most 64 sends')
+  assert.equal(calls('publish'), 99, 'one publish per send that did not fail')
+
+  const failed = results[7]!
+  assert.equal(failed.status, 'rejected')
+  assert.equal((failed.reason as { code: string }).code, 'FST_ERR_COMET_UNAVAILABLE')
+  assert.match((failed.reason as Error).message, /WRONGTYPE/)
+  for (const [i, result] of results.entries()) {
+    if (i === 7) continue
+    assert.equal(result.status, 'fulfilled', `send to x${i}`)
+    assert.equal(result.value.queued, i !== 0, 'x0 has a device; the others are offline and queued')
+  }
+  const first = results[0] as PromiseFulfilledResult<{ id: string }>
+  assert.ok(BigInt(first.value.id) > BigInt(warm.id))
+  await eventually(() => onB.messages().length === 2, 'x0 got its message')
+  assert.deepEqual(onB.messages().map((m) => m.id), [warm.id, first.value.id])
+  const queued = await admin.zcard('comet:{u:x42}:queue')
+  assert.equal(queued, 1, 'an offline user has its message queued')
+})
+
 for (const backend of PAIR_BACKENDS) {
   describe(`two instances on ${backend}`, () => {
     test('a message to a user with devices on A and B arrives once on every device, in send order', async (t) => {
