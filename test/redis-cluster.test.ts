@@ -94,7 +94,9 @@ test('a message travels only to the shard of its user: no pub/sub broadcast on t
   await a.app.comet.sendToUser(user, 'warm', 0)
   await client.type('message')
 
-  const payload = 'x'.repeat(1000)
+  // Large enough that a connection's first contact with a master (an INFO ready check, ~5 KB) in the
+  // window stays far below what one broadcast copy of the stream would be.
+  const payload = 'x'.repeat(4000)
   const COUNT = 200
   const before = new Map(cluster.masters().map((m) => [m.port, cluster.cli(m.port, 'info', 'stats') + cluster.cli(m.port, 'cluster', 'info')]))
   for (let i = 0; i < COUNT; i++) await a.app.comet.sendToUser(user, 'big', payload)

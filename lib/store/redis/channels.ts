@@ -7,6 +7,7 @@ import { HISTORY_ID, withSender } from '../channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
 import type { Keys } from './keys.ts'
 import * as scripts from './channel-scripts.ts'
+import type { Script } from './batch.ts'
 
 type Args = Array<string | number>
 
@@ -19,7 +20,7 @@ interface Commands {
   cometPresenceRead (...args: Args): Promise<[string[], number]>
 }
 
-const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> = [
+const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometChannelPublish', scripts.publish],
   ['cometChannelHistory', scripts.history],
   ['cometPresenceEnter', scripts.enter],

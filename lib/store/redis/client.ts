@@ -1,6 +1,7 @@
 import { Cluster, Redis } from 'ioredis'
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
-import { TickBatcher } from './batch.ts'
+import { batchedLua, packCalls, TickBatcher } from './batch.ts'
+import type { Script } from './batch.ts'
 import { slotOf } from './slots.ts'
 
 /** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
@@ -11,47 +12,13 @@ export type RedisSetting = string | RedisOptions | Redis | Cluster | { cluster: 
 
 /**
  * Defaults for clients we create: never hang a caller while Redis is away. Commands fail at once while
- * disconnected (no offline queue) and after 5 s on a connection that hangs.
+ * disconnected (no offline queue) and after 5 s on a connection that hangs. No auto-pipelining: the
+ * scripts batch their calls per event-loop turn already (defineScripts), and ioredis' auto-pipeline
+ * builds a Pipeline per turn that copies every defined script onto itself (most of what a send left
+ * for the old generation to collect). On a Cluster it would also not follow ASK/TRYAGAIN for a batch
+ * whose other commands succeeded, which a resharding makes common.
  */
-const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
-
-/** A script written for one call: its first `numberOfKeys` arguments are KEYS, the rest ARGV. */
-export interface Script { numberOfKeys: number, lua: string }
-
-/** Most calls in one EVALSHA: Redis runs nothing else meanwhile (a send takes about 10 µs in Redis). */
-const MAX_BATCH = 64
-
-/**
- * Every script runs for a batch of calls: the calls of one event-loop turn (per slot on a Cluster) go out
- * as one EVALSHA (lib/store/redis/batch.ts). The body stays written for one call; this wrapper gives it
- * each call's KEYS and ARGV in turn. Wire layout: KEYS holds numberOfKeys keys per call; ARGV, per call,
- * its argument count then its arguments. The reply holds one reply per call, or an error for a call that
- * failed (the others stand).
- */
-function batched ({ numberOfKeys, lua }: Script): string {
-  return `
-local CALL_KEYS, CALL_ARGV = KEYS, ARGV
-local KEYS, ARGV
-local function one ()
-${lua}
-end
-local out, a = {}, 1
-for k = 0, #CALL_KEYS - 1, ${numberOfKeys} do
-  KEYS, ARGV = {}, {}
-  for i = 1, ${numberOfKeys} do KEYS[i] = CALL_KEYS[k + i] end
-  local n = tonumber(CALL_ARGV[a])
-  for i = 1, n do ARGV[i] = CALL_ARGV[a + i] end
-  a = a + n + 1
-  local ok, reply = pcall(one)
-  if ok then
-    out[#out + 1] = reply or false
-  else
-    out[#out + 1] = { err = type(reply) == 'table' and reply.err or tostring(reply) }
-  end
-end
-return out
-`
-}
+const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: false, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
 
 type Arg = string | number | Buffer
 
@@ -69,21 +36,13 @@ export function defineScripts<T> (client: Client, list: Array<[keyof T, Script]>
     const base = String(name).replace(/Buffer$/, '') + 'Batch' + (sharded ? 'Sharded' : '')
     // A user's own client may already carry them from another registration of the plugin.
     if (typeof named[base] !== 'function') {
-      const lua = batched(script)
+      const lua = batchedLua(script)
       client.defineCommand(base, { lua: sharded ? lua.replaceAll("'PUBLISH'", "'SPUBLISH'") : lua })
     }
     const command = named[base + (buffer ? 'Buffer' : '')]!.bind(client)
     const send = cluster ? async (args: Arg[]) => await redirected(command, args) : command
-    const keys = script.numberOfKeys
-    const batcher = new TickBatcher<Arg[], unknown>(async (calls) => {
-      const args: Arg[] = [calls.length * keys]
-      for (const call of calls) for (let i = 0; i < keys; i++) args.push(call[i]!)
-      for (const call of calls) {
-        args.push(call.length - keys)
-        for (let i = keys; i < call.length; i++) args.push(call[i]!)
-      }
-      return await send(args) as unknown[]
-    }, cluster ? (call) => slotOf(String(call[0])) : () => 0, MAX_BATCH)
+    const batcher = new TickBatcher<Arg[], unknown>(async (calls) => await send(packCalls(script, calls)) as unknown[],
+      cluster ? (call) => slotOf(String(call[0])) : () => 0)
     run[String(name)] = async (...call: Arg[]) => await batcher.add(call)
   }
   return run as T
@@ -118,12 +77,10 @@ export function connect (redis: RedisSetting): Client {
   if (redis instanceof Redis || redis instanceof Cluster) return redis
   if (typeof redis === 'string') return new Redis(redis, CLIENT_DEFAULTS)
   if ('cluster' in redis) {
-    // No auto-pipelining on a Cluster we create: ioredis does not follow ASK/TRYAGAIN for a batch whose
-    // other commands succeeded, which a resharding makes common. Commands still share one socket per node.
     // The Cluster turns its own offline queue off once connected (RedisStore.start).
     const { enableAutoPipelining, enableOfflineQueue, ...nodeDefaults } = CLIENT_DEFAULTS
     const options = redis.options ?? {}
-    return new Cluster(redis.cluster, { enableAutoPipelining: enableAutoPipelining === false, ...options, redisOptions: { ...nodeDefaults, ...options.redisOptions } })
+    return new Cluster(redis.cluster, { enableAutoPipelining, ...options, redisOptions: { ...nodeDefaults, ...options.redisOptions } })
   }
   return new Redis({ ...CLIENT_DEFAULTS, ...redis })
 }

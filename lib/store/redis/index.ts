@@ -12,6 +12,7 @@ import { routeChannel } from '../channels.ts'
 import { slotOf } from './slots.ts'
 import { whenReady, connect, defineScripts, quit, shardSubscriber } from './client.ts'
 import type { Client, RedisSetting } from './client.ts'
+import type { Script } from './batch.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
 
@@ -27,7 +28,7 @@ interface Commands {
   cometRevoke (...args: Array<string | number>): Promise<null>
 }
 
-const COMMANDS: Array<[keyof Commands, { numberOfKeys: number, lua: string }]> = [
+const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometSend', scripts.send],
   ['cometRequeue', scripts.requeue],
   ['cometAttachBuffer', scripts.attach],
@@ -240,7 +241,7 @@ export class RedisStore implements Store {
     const { maxMessages, ttl } = this.#settings.queue
     const { size, ttl: logTtl } = this.#settings.resume
     const [id, queued] = await this.#run.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
-      k.userRoute(userId), Date.now(), head, maxMessages, ttl, this.#metaTtl, size, logTtl)
+      Date.now(), maxMessages, ttl, this.#metaTtl, size, logTtl, k.userRoute(userId), head)
     return { id, queued: queued === 1 }
   }
 

@@ -41,8 +41,8 @@ end
 `
 
 /**
- * KEYS: meta, queue, devices, log. ARGV: route, now ms, frame head, queue max, queue ttl, meta ttl,
- * log size, log ttl. Returns { id, queued (1|0) }.
+ * KEYS: meta, queue, devices, log. ARGV: now ms, queue max, queue ttl, meta ttl, log size, log ttl (the
+ * same for every send of a batch), route, frame head. Returns { id, queued (1|0) }.
  *
  * The message is queued unless an instance received it AND the user has a device whose instance is alive:
  * a crashed instance's subscriber is gone at once when the kernel closes its socket, and a frozen or
@@ -55,16 +55,17 @@ end
  */
 export const send = {
   numberOfKeys: 4,
+  shared: 6,
   lua: trimQueue + `
-local now = tonumber(ARGV[2])
+local now = tonumber(ARGV[1])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local id = math.max(last + 1, now * 1000)
 local sid = string.format('%.0f', id)
 redis.call('HSET', KEYS[1], 'seq', sid)
 if last == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', id - 1), 'born', sid) end
-local entry = sid .. '|' .. ARGV[3] .. sid .. '"}'
+local entry = sid .. '|' .. ARGV[8] .. sid .. '"}'
 
-local logMax = tonumber(ARGV[7])
+local logMax = tonumber(ARGV[5])
 if logMax > 0 then
   local kept = redis.call('ZCARD', KEYS[4])
   if kept == 0 and last > 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', last)) end
@@ -76,15 +77,15 @@ if logMax > 0 then
     redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
     redis.call('HSET', KEYS[1], 'floor', trimmed[2])
   end
-  redis.call('PEXPIRE', KEYS[4], ARGV[8])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 
-local receivers = redis.call('PUBLISH', ARGV[1], entry)
-if tonumber(ARGV[4]) == 0 then return { sid, 0 } end
-if receivers > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf') > 0 then return { sid, 0 } end
+local receivers = redis.call('PUBLISH', ARGV[7], entry)
+if tonumber(ARGV[2]) == 0 then return { sid, 0 } end
+if receivers > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[1], '+inf') > 0 then return { sid, 0 } end
 redis.call('ZADD', KEYS[2], id, entry)
-trim(KEYS[2], KEYS[1], tonumber(ARGV[4]), ARGV[5])
+trim(KEYS[2], KEYS[1], tonumber(ARGV[2]), ARGV[3])
 return { sid, 1 }
 `
 }
@@ -174,6 +175,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
  */
 export const refresh = {
   numberOfKeys: 2,
+  shared: 4,
   lua: `
 for i = 5, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
