@@ -129,7 +129,7 @@ async function startCluster (system: System, n: number): Promise<Cluster> {
     ports.push(port)
     const env: Record<string, string> = { BENCH_SYSTEM: system, BENCH_PORT: String(port), BENCH_REDIS: redis.url }
     if (argv.heartbeat !== undefined) env.BENCH_HEARTBEAT = argv.heartbeat
-    servers.push(await startChild('./server.ts', env, ['--expose-gc']))
+    servers.push(await startChild('./server.ts', env, ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]))
   }
   await redis.calibrate()
   return { redis, servers, ports }
@@ -455,7 +455,12 @@ async function phaseScale (system: System): Promise<any> {
     const mem = perConn(before, after)
     // The connections are alive: deliver to random ones of them (one client process measures, so target its half).
     await setTargets(c.servers[0]!, users.slice(0, half))
+    if (argv.profile) {
+      await mkdir(argv.out!, { recursive: true })
+      await c.servers[0]!.call('profileStart')
+    }
     const r = await step(c, clients[0]!, cfg.scaleRate, cfg.scaleMs)
+    if (argv.profile) await c.servers[0]!.call('profileStop', { file: `${argv.out}/${system}-scale.cpuprofile` })
     return { target: total, connections: ok, heldByServer: after[0]!.connections, connectMs: ms, connectPerSec: ok / ms * 1000, errors, memory: mem, delivery: r, fdLimit }
   } finally {
     await Promise.all(clients.map(cl => cl.call('closeAll').catch(() => {})))

@@ -9,7 +9,7 @@ import { AuthLimits } from './auth/limits.ts'
 import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
-import { startHeartbeat } from './connections/heartbeat.ts'
+import { Slices, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
@@ -52,7 +52,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
   const hub = new Hub(store, log)
-  const conns = new Set<Connection>()
+  const conns = new Slices<Connection>()
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
@@ -82,7 +82,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
-    for (const conn of conns) if (conn.slice === slice) conn.heartbeat()
+    for (const conn of conns.of(slice)) conn.heartbeat()
     hub.track(store.refresh(hub.devices(slice)), 'presence refresh')
     hub.track(channels.beat(slice), 'channel presence heartbeat')
     if (slice === 0) {
@@ -137,8 +137,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   }, (socket, request) => {
     if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
     const conn = new Connection(socket, ctx, request.ip)
-    conns.add(conn)
-    socket.on('close', () => conns.delete(conn))
+    conns.add(conn.slice, conn)
+    socket.on('close', () => conns.delete(conn.slice, conn))
     release(socket)
   })
 

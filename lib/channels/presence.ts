@@ -6,7 +6,6 @@ import type { Store } from '../store/types.ts'
 import { presenceFrames } from './frames.ts'
 import type { PresenceFrames } from './frames.ts'
 import { kindOf, USER_STATUS } from './policy.ts'
-import { sliceOf } from '../connections/heartbeat.ts'
 
 /**
  * Cluster-wide presence, built on the store's presence sets:
@@ -104,8 +103,7 @@ export class Presence {
   async beat (slice: number): Promise<void> {
     const sets: PresenceSet[] = []
     const users = new Set(this.#hub.devices(slice).keys())
-    for (const channel of this.#hub.channels.keys()) {
-      if (sliceOf(channel) !== slice) continue
+    for (const channel of this.#hub.channelsIn(slice)) {
       sets.push(this.subs(channel))
       if (kindOf(channel) === 'user_status') users.add(channel.slice(USER_STATUS.length))
     }

@@ -15,6 +15,34 @@ export function sliceOf (key: string): number {
   return (hash >>> 0) % SLICES
 }
 
+/**
+ * Members grouped by slice, so that a tick visits its own slice only: iterating every socket and user to
+ * pick one slice's stalled the loop for 75 ms per tick at 20,000 sockets.
+ */
+export class Slices<T> {
+  readonly #sets: Array<Set<T>> = Array.from({ length: SLICES }, () => new Set<T>())
+  #size = 0
+
+  get size (): number { return this.#size }
+
+  add (slice: number, item: T): void {
+    const set = this.#sets[slice]!
+    if (set.has(item)) return
+    set.add(item)
+    this.#size++
+  }
+
+  delete (slice: number, item: T): void {
+    if (this.#sets[slice]!.delete(item)) this.#size--
+  }
+
+  of (slice: number): ReadonlySet<T> { return this.#sets[slice]! }
+
+  * [Symbol.iterator] (): Iterator<T> {
+    for (const set of this.#sets) yield * set
+  }
+}
+
 /** Calls `tick(slice)` for slices 0, 1, … SLICES - 1, 0, … so that each comes once per interval. */
 export function startHeartbeat (interval: number, tick: (slice: number) => void): () => void {
   const ticks = Math.max(1, Math.min(SLICES, Math.floor(interval / MIN_TICK)))

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { CatchUp, Control, Routed, Store } from '../store/types.ts'
 import type { Connection } from '../connections/connection.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
-import { sliceOf } from '../connections/heartbeat.ts'
+import { sliceOf, Slices } from '../connections/heartbeat.ts'
 
 const CATCH_UP_ATTEMPTS = 5
 
@@ -22,6 +22,9 @@ export class Hub {
   readonly channels = new Map<string, Route>()
   /** Store calls in flight that shutdown must wait for (detach, requeue). */
   readonly pending = new Set<Promise<unknown>>()
+  /** User ids and channel names by heartbeat slice. */
+  readonly #userSlices = new Slices<string>()
+  readonly #channelSlices = new Slices<string>()
   #store: Store
   #log: FastifyBaseLogger
 
@@ -36,6 +39,7 @@ export class Hub {
     if (route === undefined) {
       route = { conns: new Set(), listening: this.#store.listenUser(userId) }
       this.users.set(userId, route)
+      this.#userSlices.add(sliceOf(userId), userId)
     }
     route.conns.add(conn)
     return route.listening
@@ -46,6 +50,7 @@ export class Hub {
     if (route === undefined || !route.conns.delete(conn)) return
     if (route.conns.size === 0) {
       this.users.delete(userId)
+      this.#userSlices.delete(sliceOf(userId), userId)
       this.track(this.#store.unlistenUser(userId), 'unlisten user')
     }
     // Live messages this socket held while it was still authenticating are nobody's now: queue them again.
@@ -81,7 +86,8 @@ export class Hub {
       const listening = this.#store.listenChannel(channel)
       route = { conns: new Set(), listening }
       this.channels.set(channel, route)
-      listening.catch(() => { if (this.channels.get(channel)?.listening === listening) this.channels.delete(channel) })
+      this.#channelSlices.add(sliceOf(channel), channel)
+      listening.catch(() => { if (this.channels.get(channel)?.listening === listening) this.#dropChannel(channel) })
     }
     route.conns.add(conn)
     try {
@@ -96,9 +102,14 @@ export class Hub {
     const route = this.channels.get(channel)
     if (route === undefined || !route.conns.delete(conn)) return
     if (route.conns.size === 0) {
-      this.channels.delete(channel)
+      this.#dropChannel(channel)
       this.track(this.#store.unlistenChannel(channel), 'unlisten channel')
     }
+  }
+
+  #dropChannel (channel: string): void {
+    this.channels.delete(channel)
+    this.#channelSlices.delete(sliceOf(channel), channel)
   }
 
   /** `except`: the local connection that published the message, which does not get its own copy. */
@@ -158,16 +169,18 @@ export class Hub {
   }
 
   /** Devices this instance holds, per user (of one heartbeat slice): what the heartbeat keeps alive. */
-  devices (slice?: number): Map<string, string[]> {
+  devices (slice: number): Map<string, string[]> {
     const all = new Map<string, string[]>()
-    for (const [userId, route] of this.users) {
-      if (slice !== undefined && sliceOf(userId) !== slice) continue
+    for (const userId of this.#userSlices.of(slice)) {
       const ids: string[] = []
-      for (const conn of route.conns) if (conn.device !== null) ids.push(conn.device)
+      for (const conn of this.users.get(userId)!.conns) if (conn.device !== null) ids.push(conn.device)
       if (ids.length > 0) all.set(userId, ids)
     }
     return all
   }
+
+  /** The channels with local subscribers, of one heartbeat slice. */
+  channelsIn (slice: number): ReadonlySet<string> { return this.#channelSlices.of(slice) }
 
   /** Runs a store call in the background: logged if it fails, awaited by shutdown. */
   track (work: Promise<unknown>, what: string, context: Record<string, unknown> = {}): void {

@@ -1,0 +1,33 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Slices, SLICES, sliceOf, startHeartbeat } from '../lib/connections/heartbeat.ts'
+
+test('Slices keeps members per slice: a tick sees its own slice only, shutdown sees them all', () => {
+  const slices = new Slices<string>()
+  const users = Array.from({ length: 1000 }, (_, i) => `user-${i}`)
+  for (const user of users) slices.add(sliceOf(user), user)
+  slices.add(sliceOf('user-1'), 'user-1')
+  assert.equal(slices.size, 1000, 'adding a member twice counts it once')
+  for (let slice = 0; slice < SLICES; slice++) {
+    assert.deepEqual([...slices.of(slice)].sort(), users.filter((u) => sliceOf(u) === slice).sort())
+  }
+  assert.ok(slices.of(sliceOf('user-7')).size < 50, 'a slice holds about a hundredth of the members')
+  slices.delete(sliceOf('user-7'), 'user-7')
+  slices.delete(sliceOf('user-7'), 'user-7')
+  slices.delete(sliceOf('absent'), 'absent')
+  assert.equal(slices.size, 999)
+  assert.deepEqual([...slices].sort(), users.filter((u) => u !== 'user-7').sort())
+})
+
+test('the heartbeat visits every slice once per interval, in order', async () => {
+  const seen: number[] = []
+  const stop = startHeartbeat(200, (slice) => seen.push(slice))
+  await sleep(350)
+  stop()
+  const count = seen.length
+  assert.ok(count >= SLICES && count <= 2 * SLICES, `${count} slices in 1.75 intervals`)
+  assert.deepEqual(seen.slice(0, SLICES), Array.from({ length: SLICES }, (_, i) => i))
+  await sleep(50)
+  assert.equal(seen.length, count, 'stopped')
+})
