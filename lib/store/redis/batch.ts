@@ -5,7 +5,7 @@
  */
 export interface Script { numberOfKeys: number, shared?: number, lua: string }
 
-type Arg = string | number | Buffer
+export type Arg = string | number | Buffer
 
 /** Most calls in one EVALSHA: Redis runs nothing else meanwhile (a send takes about 10 µs in Redis). */
 const MAX_BATCH = 64
@@ -64,7 +64,7 @@ interface Pending<T, R> {
 
 /**
  * Gathers the calls made during one turn of the event loop and runs them as few commands: one per group
- * (a Redis Cluster slot; everything on a single Redis), at most `max` items each. Per call this saves
+ * (a Redis Cluster slot; everything on a single Redis), at most MAX_BATCH items each. Per call this saves
  * ioredis' command object, promise, timer, write and reply parsing, and Redis' script dispatch; under
  * load a turn holds many sends. `run` answers each item with its result or an Error (that item is
  * rejected); a run that fails rejects all its items.
@@ -73,12 +73,10 @@ export class TickBatcher<T, R> {
   #groups = new Map<number, Array<Pending<T, R>>>()
   #run: (items: T[]) => Promise<Array<R | Error>>
   #groupOf: (item: T) => number
-  #max: number
 
-  constructor (run: (items: T[]) => Promise<Array<R | Error>>, groupOf: (item: T) => number, max = MAX_BATCH) {
+  constructor (run: (items: T[]) => Promise<Array<R | Error>>, groupOf: (item: T) => number) {
     this.#run = run
     this.#groupOf = groupOf
-    this.#max = max
   }
 
   add (item: T): Promise<R> {
@@ -96,7 +94,7 @@ export class TickBatcher<T, R> {
     const groups = [...this.#groups.values()]
     this.#groups.clear()
     for (const pending of groups) {
-      for (let i = 0; i < pending.length; i += this.#max) this.#runChunk(pending.slice(i, i + this.#max))
+      for (let i = 0; i < pending.length; i += MAX_BATCH) this.#runChunk(pending.slice(i, i + MAX_BATCH))
     }
   }
 

@@ -1,7 +1,7 @@
 import { Cluster, Redis } from 'ioredis'
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
 import { batchedLua, packCalls, TickBatcher } from './batch.ts'
-import type { Script } from './batch.ts'
+import type { Arg, Script } from './batch.ts'
 import { slotOf } from './slots.ts'
 
 /** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
@@ -19,8 +19,6 @@ export type RedisSetting = string | RedisOptions | Redis | Cluster | { cluster: 
  * whose other commands succeeded, which a resharding makes common.
  */
 const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: false, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
-
-type Arg = string | number | Buffer
 
 /**
  * Defines the scripts on the client, each behind a batcher. The scripts publish to routing channels; with
@@ -43,7 +41,7 @@ export function defineScripts<T> (client: Client, list: Array<[keyof T, Script]>
     const send = cluster ? async (args: Arg[]) => await redirected(command, args) : command
     const batcher = new TickBatcher<Arg[], unknown>(async (calls) => await send(packCalls(script, calls)) as unknown[],
       cluster ? (call) => slotOf(String(call[0])) : () => 0)
-    run[String(name)] = async (...call: Arg[]) => await batcher.add(call)
+    run[String(name)] = (...call: Arg[]) => batcher.add(call)
   }
   return run as T
 }
