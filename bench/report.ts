@@ -67,7 +67,7 @@ export function renderMarkdown (r: R): string {
   }
   const rt = mc?.roundTrips
   if (rt !== undefined) {
-    out.push(row(['Redis round trips per `sendToUser` (MONITOR, top-level commands)', fmt(rt.perMessage), '–', '', '1', rt.perMessage <= 1.001 ? '**met**' : 'missed']))
+    out.push(row(['Redis round trips per `sendToUser` (MONITOR: top-level commands carrying the message)', fmt(rt.perMessage), '–', '', '1', rt.perMessage <= 1.001 ? '**met**' : 'missed']))
   }
   out.push('')
 

@@ -9,6 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { writeHeapSnapshot } from 'node:v8'
 import { serve } from './lib/ipc.ts'
 import { nowMs } from './lib/clock.ts'
+import { BODY } from './lib/payload.ts'
 
 const system = process.env.BENCH_SYSTEM
 const port = Number(process.env.BENCH_PORT)
@@ -18,7 +19,6 @@ const redisUrl = process.env.BENCH_REDIS!
 const heartbeatInterval = Number(process.env.BENCH_HEARTBEAT ?? 25_000)
 
 // Payload of every bench message besides the timestamps: a short text, as a chat or notification would carry.
-const BODY = 'You have a new notification: order #12345 has shipped.'
 
 interface Backend {
   registerAuth (userId: string, hash: string): Promise<void>

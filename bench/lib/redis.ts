@@ -82,21 +82,28 @@ export class BenchRedis {
   }
 
   /** Commands Redis executed while `fn` ran, from MONITOR: top-level ones vs those run inside scripts. */
-  async monitorDuring<T> (fn: () => Promise<T>): Promise<{ result: T, topLevel: Record<string, number>, inScripts: Record<string, number> }> {
+  /**
+   * Runs `fn` under MONITOR. Counts top-level commands and the commands scripts run, and the top-level
+   * commands whose arguments carry `marker` (the benchmark's message text): what a message costs in round
+   * trips, apart from whatever else (a heartbeat) runs meanwhile.
+   */
+  async monitorDuring<T> (fn: () => Promise<T>, marker: string): Promise<{ result: T, topLevel: Record<string, number>, inScripts: Record<string, number>, carrying: number }> {
     const mon = await this.client!.monitor()
     const topLevel: Record<string, number> = {}
     const inScripts: Record<string, number> = {}
+    let carrying = 0
     mon.on('monitor', (_time: string, args: string[], source: string) => {
       const name = String(args[0]).toLowerCase()
       const into = source === 'lua' ? inScripts : topLevel
       into[name] = (into[name] ?? 0) + 1
+      if (source !== 'lua' && args.some((arg) => String(arg).includes(marker))) carrying++
     })
     await new Promise(resolve => setTimeout(resolve, 50))
     const result = await fn()
     await new Promise(resolve => setTimeout(resolve, 100))
     mon.disconnect()
     for (const k of ['info', 'ping', 'monitor', 'client', 'hello']) delete topLevel[k]
-    return { result, topLevel, inScripts }
+    return { result, topLevel, inScripts, carrying }
   }
 
   async stop (): Promise<void> {
