@@ -59,7 +59,9 @@ const FULL = {
   scaleMs: 3000,
   drainUsers: 500,
   drainPerUser: 100,
-  idleMs: 5000
+  // One heartbeat period: both systems ping every socket once in it (Socket.IO 25 s after each connect, so a
+  // shorter window right after connecting holds none of its pings), comet also refreshes presence.
+  idleMs: 25_000
 }
 const SMOKE: typeof FULL = {
   pairs: 40,
@@ -88,6 +90,7 @@ const list = (v: string): number[] => v.split(',').filter(x => x !== '').map(Num
 if (argv.fixed !== undefined) cfg.fixed = list(argv.fixed)
 if (argv.ramp !== undefined) cfg.ramp = list(argv.ramp)
 if (argv['profile-rate'] !== undefined) cfg.profileRate = Number(argv['profile-rate'])
+if (argv.heartbeat !== undefined && !argv.smoke) cfg.idleMs = Math.min(cfg.idleMs, Number(argv.heartbeat))
 const profileMs = Number(argv['profile-ms'] ?? cfg.fixedMs)
 const phases = new Set((argv.only ?? 'main,instances,scale,drain').split(','))
 // A step passes ("keeps up") when nothing is lost, the sender kept its schedule, the median stays low (an
