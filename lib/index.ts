@@ -81,7 +81,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
   }
-  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, () => conns.size, (slice) => {
+  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
     for (const conn of conns.of(slice)) conn.heartbeat()
     hub.track(store.refresh(hub.devices(slice)), 'presence refresh')
     hub.track(channels.beat(slice), 'channel presence heartbeat')

@@ -1,20 +1,11 @@
 /**
  * The heartbeat is spread over its interval: every key (a socket, a user, a channel) belongs to one of
- * SLICES slices, and each slice is handled once per interval, a few slices per tick. No tick pings every
- * socket or refreshes every user at once: with 20,000 sockets that stalled the event loop for hundreds of
- * ms.
+ * SLICES slices, and each slice is handled once per interval, a tick at a time. No tick pings every socket
+ * or refreshes every user at once: with 20,000 sockets that stalled the event loop for hundreds of ms.
  */
-export const SLICES = 1000
+export const SLICES = 100
 
-/**
- * About how many sockets a tick handles. A tick's work comes in one burst (a ping is a socket write, the
- * refreshes one script), and each tick also costs a fixed wake-up and Redis round trip: ticks sized to
- * ~200 sockets held the loop ~30 ms (p99 at 20,000 sockets 31-33 ms; 11-15 ms at ~20), while ticks of
- * ~3 sockets doubled the idle CPU at 3,000 sockets per instance.
- */
-const TICK_SOCKETS = 32
-
-/** Shortest time between wake-ups; a short interval handles more slices per tick instead. */
+/** Shortest time between ticks; a short interval handles several slices per tick instead. */
 const MIN_TICK = 10
 
 /** The slice of a string key (FNV-1a), stable for the key's lifetime. */
@@ -52,30 +43,15 @@ export class Slices<T> {
   }
 }
 
-/**
- * Calls `tick(slice)` for slices 0, 1, … SLICES - 1, 0, … so that each comes once per interval. Slices fall
- * due evenly over the interval; they are handled once a tick's worth is due, TICK_SOCKETS of the sockets
- * there are now (`sockets()`), so ticks follow the number of sockets as it changes.
- */
-export function startHeartbeat (interval: number, sockets: () => number, tick: (slice: number) => void): () => void {
+/** Calls `tick(slice)` for slices 0, 1, … SLICES - 1, 0, … so that each comes once per interval. */
+export function startHeartbeat (interval: number, tick: (slice: number) => void): () => void {
+  const ticks = Math.max(1, Math.min(SLICES, Math.floor(interval / MIN_TICK)))
+  const perTick = Math.ceil(SLICES / ticks)
   let next = 0
-  let roundStart = Date.now()
-  let timer: NodeJS.Timeout
-  const wake = (): void => {
-    const perTick = Math.min(SLICES, Math.ceil(SLICES * TICK_SOCKETS / Math.max(1, sockets())))
-    const due = Math.min(SLICES, Math.floor((Date.now() - roundStart) / interval * SLICES))
-    if (due === SLICES || due - next >= perTick) {
-      while (next < due) tick(next++)
-      if (next === SLICES) {
-        next = 0
-        roundStart += interval
-      }
-    }
-    // Twice per tick's worth of slices: an idle instance wakes twice per interval, a busy one every few ms.
-    timer = setTimeout(wake, Math.max(MIN_TICK, interval * perTick / SLICES / 2))
-    timer.unref()
-  }
-  timer = setTimeout(wake, MIN_TICK)
+  const timer = setInterval(() => {
+    for (let i = 0; i < perTick && next < SLICES; i++) tick(next++)
+    if (next >= SLICES) next = 0
+  }, interval / ticks)
   timer.unref()
-  return () => clearTimeout(timer)
+  return () => clearInterval(timer)
 }
