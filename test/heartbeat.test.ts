@@ -1,6 +1,5 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Slices, SLICES, sliceOf, startHeartbeat } from '../lib/connections/heartbeat.ts'
 
 test('Slices keeps members per slice: a tick sees its own slice only, shutdown sees them all', () => {
@@ -20,14 +19,15 @@ test('Slices keeps members per slice: a tick sees its own slice only, shutdown s
   assert.deepEqual([...slices].sort(), users.filter((u) => u !== 'user-7').sort())
 })
 
-test('the heartbeat visits every slice once per interval, in order', async () => {
+test('the heartbeat visits every slice once per interval, in order, and stops', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] })
   const seen: number[] = []
   const stop = startHeartbeat(200, (slice) => seen.push(slice))
-  await sleep(350)
+  t.mock.timers.tick(200)
+  assert.deepEqual(seen, Array.from({ length: SLICES }, (_, i) => i), 'one interval: every slice once')
+  t.mock.timers.tick(100)
+  assert.equal(seen.length, SLICES * 1.5, 'half an interval: half the slices again')
   stop()
-  const count = seen.length
-  assert.ok(count >= SLICES && count <= 2 * SLICES, `${count} slices in 1.75 intervals`)
-  assert.deepEqual(seen.slice(0, SLICES), Array.from({ length: SLICES }, (_, i) => i))
-  await sleep(50)
-  assert.equal(seen.length, count, 'stopped')
+  t.mock.timers.tick(1000)
+  assert.equal(seen.length, SLICES * 1.5, 'stopped')
 })
