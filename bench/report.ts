@@ -213,6 +213,18 @@ function allSteps (r: R, s: string): R[] {
   return [...m.fixed, ...m.ramp].sort((a: R, b: R) => a.rate - b.rate)
 }
 
+/** Grid values of a log axis: 1, 2 and 5 times each power of ten within [min, max], with their multiplier. */
+function logTicks (min: number, max: number): Array<[number, number]> {
+  const ticks: Array<[number, number]> = []
+  for (let d = Math.log10(min); d <= Math.log10(max) + 1e-9; d++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * Math.pow(10, d)
+      if (v >= min && v <= max) ticks.push([v, m])
+    }
+  }
+  return ticks
+}
+
 export function renderSvg (r: R): string {
   const W = 860
   const H = 460
@@ -251,23 +263,15 @@ export function renderSvg (r: R): string {
   e.push(`<rect width="${W}" height="${H}" fill="white"/>`)
   e.push(`<text x="${L + pw / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">Delivery latency against offered message rate (${r.machine.cpus} cores, ${r.date.slice(0, 10)})</text>`)
   e.push(`<text x="${L + pw / 2}" y="36" text-anchor="middle" font-size="11" fill="#555">fixed rates (${r.config.fixed.join(', ')} msg/s): ${r.config.fixedMs / 1000} s steps, each holding one heartbeat; ramp: ${r.config.rampMs / 1000} s steps</text>`)
-  for (let d = Math.log10(xmin); d <= Math.log10(xmax) + 1e-9; d++) {
-    for (const m of [1, 2, 5]) {
-      const v = m * Math.pow(10, d)
-      if (v < xmin || v > xmax) continue
-      const x = X(v)
-      e.push(`<line x1="${x}" y1="${T}" x2="${x}" y2="${T + ph}" stroke="#ddd"/>`)
-      e.push(`<text x="${x}" y="${T + ph + 16}" text-anchor="middle">${v >= 1000 ? v / 1000 + 'k' : v}</text>`)
-    }
+  for (const [v] of logTicks(xmin, xmax)) {
+    const x = X(v)
+    e.push(`<line x1="${x}" y1="${T}" x2="${x}" y2="${T + ph}" stroke="#ddd"/>`)
+    e.push(`<text x="${x}" y="${T + ph + 16}" text-anchor="middle">${v >= 1000 ? v / 1000 + 'k' : v}</text>`)
   }
-  for (let d = Math.log10(ymin); d <= Math.log10(ymax) + 1e-9; d++) {
-    for (const m of [1, 2, 5]) {
-      const v = m * Math.pow(10, d)
-      if (v < ymin || v > ymax) continue
-      const y = Y(v)
-      e.push(`<line x1="${L}" y1="${y}" x2="${L + pw}" y2="${y}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`)
-      e.push(`<text x="${L - 6}" y="${y + 4}" text-anchor="end">${v < 1 ? v.toFixed(Math.round(-Math.log10(v))) : v}</text>`)
-    }
+  for (const [v, m] of logTicks(ymin, ymax)) {
+    const y = Y(v)
+    e.push(`<line x1="${L}" y1="${y}" x2="${L + pw}" y2="${y}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`)
+    e.push(`<text x="${L - 6}" y="${y + 4}" text-anchor="end">${v < 1 ? v.toFixed(Math.round(-Math.log10(v))) : v}</text>`)
   }
   e.push(`<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`)
   e.push(`<text x="${L + pw / 2}" y="${H - 20}" text-anchor="middle">offered messages/s (log); each goes to every device of a random user: 1.5 deliveries per message</text>`)
