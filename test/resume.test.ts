@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { appOn, BACKENDS } from './helpers/backends.ts'
 import { HASH } from './helpers/app.ts'
-import { eventually, TestClient } from './helpers/client.ts'
+import { eventually, resumeFrom, TestClient } from './helpers/client.ts'
 import type { Frame } from './helpers/client.ts'
 import { PAIR_BACKENDS, startPair } from './helpers/pair.ts'
 
@@ -39,6 +39,27 @@ for (const backend of BACKENDS) {
       assert.deepEqual(back.messages().map((m) => m.id), [...missed, live.id])
       await sleep(30)
       assert.equal(back.messages().length, 6)
+    })
+
+    test('a device that got no message resumes from ready.last and misses nothing sent while it was away', async (t) => {
+      const { app, url } = await appOn(t, backend)
+      await app.comet.registerAuth('quiet', HASH)
+      const stay = await TestClient.open(url)
+      t.after(() => stay.close())
+      await stay.auth('quiet', HASH)
+      await app.comet.sendToUser('quiet', 'n', 'before')
+      const first = await TestClient.open(url)
+      const ready = await first.auth('quiet', HASH)
+      await first.close()
+      assert.equal(first.messages().length, 0)
+      const away = await app.comet.sendToUser('quiet', 'n', 'away')
+      assert.equal(away.queued, false, 'the other device is online: only the resume log has it')
+      const back = await TestClient.open(url)
+      t.after(() => back.close())
+      const again = await back.auth('quiet', HASH, { since: ready.last })
+      assert.deepEqual([again.recovered, again.queued], [true, 1])
+      await back.type('message')
+      assert.deepEqual(back.messages().map((m) => m.data), ['away'], 'what was sent before ready.last is not replayed')
     })
 
     test('since older than what is kept: recovered false, nothing replayed', async (t) => {
@@ -166,7 +187,7 @@ for (const backend of PAIR_BACKENDS) {
           await sleep(Math.floor(Math.random() * 10))
           await client.close()
           seen.push(...client.messages())
-          since = seen.at(-1)?.id ?? since
+          since = resumeFrom(ready, client.messages(), since)
         }
         const last = await TestClient.open(b.url)
         const ready = await last.auth('flaky', HASH, since === undefined ? {} : { since })

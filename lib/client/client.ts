@@ -37,6 +37,8 @@ export class CometClient {
   readonly #listeners: { [K in keyof CometEvents]: Set<CometEvents[K]> } = { status: new Set(), ready: new Set(), error: new Set() }
   #lastId: number | undefined
   #lastIdText: string | undefined
+  /** Since the last `ready`: the id the device is in sync with once `left` stored messages have arrived. */
+  #syncing: { id: number, text: string, left: number } | undefined
   #closed = false
   readonly #userId: string | undefined
 
@@ -72,7 +74,12 @@ export class CometClient {
     }
     const host: ConnectionHost = {
       status: (status, info) => this.#emit('status', status, info),
-      ready: (info) => this.#emit('ready', info),
+      ready: (info) => {
+        const id = privateId(info.last)
+        this.#syncing = id === undefined ? undefined : { id, text: info.last as string, left: info.queued }
+        this.#settle()
+        this.#emit('ready', info)
+      },
       message: (frame) => this.#dispatch(frame),
       error: (error) => this.#emit('error', error),
       since: () => this.#lastIdText
@@ -176,10 +183,17 @@ export class CometClient {
     if (frame.channel === PRIVATE) {
       const id = privateId(frame.id)
       if (id !== undefined) {
+        const syncing = this.#syncing
+        // The stored messages come first, all at or below `last`: one above it means they are all in.
+        if (syncing !== undefined) syncing.left = id > syncing.id ? 0 : syncing.left - 1
         // Seen already (a resume, a queue flush racing a live send, a leader handover): drop it.
-        if (this.#lastId !== undefined && id <= this.#lastId) return
-        this.#lastId = id
-        this.#lastIdText = frame.id
+        const seen = this.#lastId !== undefined && id <= this.#lastId
+        if (!seen) {
+          this.#lastId = id
+          this.#lastIdText = frame.id
+        }
+        this.#settle()
+        if (seen) return
       }
     }
     const message = publicMessage(frame) as CometMessage<never>
@@ -190,6 +204,17 @@ export class CometClient {
       } catch (error) {
         reportError(error)
       }
+    }
+  }
+
+  /** Once the stored messages announced by `ready` are in, the device is in sync up to its `last`. */
+  #settle (): void {
+    const syncing = this.#syncing
+    if (syncing === undefined || syncing.left > 0) return
+    this.#syncing = undefined
+    if (this.#lastId === undefined || syncing.id > this.#lastId) {
+      this.#lastId = syncing.id
+      this.#lastIdText = syncing.text
     }
   }
 

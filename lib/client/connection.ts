@@ -232,6 +232,7 @@ export class Connection {
       dropped: typeof frame['dropped'] === 'number' ? frame['dropped'] : 0
     }
     if (typeof frame['recovered'] === 'boolean') info.recovered = frame['recovered']
+    if (typeof frame['last'] === 'string') info.last = frame['last']
     this.#host.ready(info)
   }
 

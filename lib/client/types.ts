@@ -111,6 +111,12 @@ export interface ReadyInfo {
    * should reload its state from the backend.
    */
   recovered?: boolean
+  /**
+   * The id of the user's newest private message when the connection became ready. Once the `queued`
+   * messages have arrived the device has everything up to it, so `lastMessageId` moves up to it even when
+   * no message came: a later reconnect misses nothing sent in between.
+   */
+  last?: string
 }
 
 /** An `error` frame that did not answer one of this client's requests, or that answered a subscribe. */

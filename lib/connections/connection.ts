@@ -255,12 +255,17 @@ export class Connection {
     this.#lastId = since ?? 0
     const stored = new Set<number>()
     for (const m of result.queued.concat(result.missed)) if (m.id > this.#lastId) stored.add(m.id)
+    // `last`: once the stored messages (all at or below it) have arrived, the device has everything up to
+    // it, even if it got no message at all: a reconnect passes it as `since`. So a live message at or
+    // below it that is not stored is not sent either: exactly `queued` messages come at or below `last`.
+    const last = String(result.synced)
     const ready = result.recovered === null
-      ? { userId, queued: stored.size, dropped: result.dropped }
-      : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered }
+      ? { userId, queued: stored.size, dropped: result.dropped, last }
+      : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered, last }
     clearTimeout(this.#authTimer)
     this.#send(reply('ready', ready, ref))
-    const unsent = await this.#flush(result.queued.concat(result.missed, this.takeInbox()))
+    const live = this.takeInbox().filter((m) => m.id > result.synced)
+    const unsent = await this.#flush(result.queued.concat(result.missed, live), result.synced)
     if (unsent.length > 0) {
       hub.requeue(userId, unsent)
       return
@@ -272,11 +277,13 @@ export class Connection {
   /**
    * Sends stored messages (queued, missed) merged by id with live ones that arrive meanwhile, paced by
    * the socket: a backlog is never cut for being large, only a client that does not read. Ids at or
-   * below the last sent (so up to `since`) are skipped. Returns what could not be sent if the socket closed.
+   * below the last sent (so up to `since`), and after the backlog up to `synced`, are skipped. Returns what
+   * could not be sent if the socket closed.
    */
-  async #flush (backlog: Routed[]): Promise<Routed[]> {
+  async #flush (backlog: Routed[], synced = 0): Promise<Routed[]> {
     const cap = this.#ctx.settings.maxBufferedBytes
-    for (let pending = backlog; pending.length > 0; pending = this.takeInbox()) {
+    let pending = backlog
+    do {
       pending.sort((a, b) => a.id - b.id)
       for (let i = 0; i < pending.length; i++) {
         const message = pending[i] as Routed
@@ -290,7 +297,9 @@ export class Connection {
         }
         this.#lastId = message.id
       }
-    }
+      if (synced > this.#lastId) this.#lastId = synced
+      pending = this.takeInbox()
+    } while (pending.length > 0)
     return []
   }
 

@@ -247,6 +247,27 @@ test('drops a private message whose id is not above the last one seen, comparing
   assert.equal(client.lastMessageId, '1002')
 })
 
+test('ready.last becomes the resume point once the stored messages it announced are in, even with none', (t) => {
+  const { client, server } = setup(t)
+  const ids: string[] = []
+  client.subscribe('msg', (m) => ids.push(m.id))
+  server.last().accept('42', { last: '2000' })
+  assert.equal(client.lastMessageId, '2000', 'nothing stored: in sync with last at once')
+  server.last().drop(1006)
+  t.mock.timers.tick(500)
+  assert.equal(server.last().accept('42', { queued: 2, last: '3000' })['since'], '2000')
+  server.last().receive(privateMessage('2500'))
+  assert.equal(client.lastMessageId, '2500', 'one stored message still to come')
+  server.last().drop(1006)
+  t.mock.timers.tick(1000)
+  assert.equal(server.last().accept('42', { queued: 1, last: '3100' })['since'], '2500', 'a cut backlog resumes from what arrived')
+  server.last().receive(privateMessage('3000'))
+  assert.equal(client.lastMessageId, '3100')
+  server.last().receive(privateMessage('3100'))
+  server.last().receive(privateMessage('3200'))
+  assert.deepEqual(ids, ['2500', '3000', '3200'], 'the resume point is seen: nothing at or below it is delivered again')
+})
+
 test('since: ids up to it are treated as seen and it is sent on the first connect', (t) => {
   const { client, server } = setup(t, { since: '500' })
   const ids: string[] = []

@@ -83,3 +83,15 @@ export async function eventually (check: () => boolean | Promise<boolean>, what:
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/**
+ * Where a device that got `ready` and then `messages` resumes from, as CometClient does: the last id it
+ * got, or the `last` of `ready` once every stored message it announced has arrived.
+ */
+export function resumeFrom (ready: Frame, messages: Frame[], since: string | undefined): string | undefined {
+  const last = ready['last'] as string
+  const stored = messages.filter((m) => BigInt(m.id) <= BigInt(last)).length
+  const newest = messages.at(-1)?.id ?? since
+  if (stored < ready['queued']) return newest
+  return newest === undefined || BigInt(newest) < BigInt(last) ? last : newest
+}
