@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
@@ -79,7 +81,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     log,
     limits,
     channels,
-    nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`
+    nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
+    closed: (conn) => conns.delete(conn.slice, conn)
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
     for (const conn of conns.of(slice)) conn.heartbeat()
@@ -136,10 +139,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     }
   }, (socket, request) => {
     if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
+    release(socket)
     const conn = new Connection(socket, ctx, request.ip)
     conns.add(conn.slice, conn)
-    socket.on('close', () => conns.delete(conn.slice, conn))
-    release(socket)
   })
 
   if (settings.serveClient) serveClient(app, `${settings.path === '/' ? '' : settings.path}/client.js`)
@@ -201,13 +203,13 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
 /**
  * Lets the upgrade's request and reply be collected once the socket is ours: @fastify/websocket's error
  * listener closes over them, and the raw socket still points at the HTTP response it was assigned to.
- * About 4 KiB per idle connection. The socket keeps an error listener (ours) and is cut on error.
+ * About 4 KiB per idle connection. The Connection adds its own error listener.
  */
 function release (socket: WebSocket): void {
   socket.removeAllListeners('error')
-  socket.on('error', () => socket.terminate())
-  const raw = (socket as unknown as { _socket?: { _httpMessage?: unknown } })._socket
-  if (raw !== undefined) raw._httpMessage = null
+  const raw = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
+  // detachSocket also takes the response's close listener off the socket.
+  if (raw?._httpMessage != null) raw._httpMessage.detachSocket(raw)
 }
 
 function originAllowed (origin: string | undefined, host: string | undefined, allowed: Set<string> | '*' | null): boolean {

@@ -20,6 +20,8 @@ export interface ConnectionContext {
   channels: Channels
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
+  /** Called once when the socket has closed. */
+  closed (conn: Connection): void
 }
 
 let nextSlice = 0
@@ -50,17 +52,19 @@ export class Connection {
   /** The client's address, for the failed-authentication limit. */
   #address: string
   #state: State = 'new'
+  /** Dropped once authenticated: an idle socket keeps no timer. */
   #authTimer: NodeJS.Timeout | undefined
+  // Created when first needed (most sockets never need them): memory per idle socket is what scales.
   /** Live messages that arrive while syncing; merged by id with the stored ones. */
-  #inbox: Routed[] = []
+  #inbox: Routed[] | undefined
   /** Frames that arrive while an earlier one waits on the store. */
-  #deferred: Array<[RawData, boolean]> = []
+  #deferred: Array<[RawData, boolean]> | undefined
+  #subs: Set<string> | undefined
   #busy = false
+  /** The newest private message id this socket has (sent, or known to precede what it will be sent). */
   #lastId = 0
-  #synced = 0
   /** Private messages wait in the inbox while a routing gap is caught up (see hold). */
   #holding = false
-  #subs = new Set<string>()
 
   constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
     this.#ws = ws
@@ -69,17 +73,18 @@ export class Connection {
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
     ws.on('close', () => this.#onClose())
+    ws.on('error', terminate)
     this.#authTimer = setTimeout(() => this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time'), ctx.settings.authTimeout)
   }
 
   get closed (): boolean { return this.#state === 'closed' }
   /** The id up to which this socket has every private message: where a catch-up starts. */
-  get synced (): number { return Math.max(this.#lastId, this.#synced) }
+  get synced (): number { return this.#lastId }
 
   /** Offers a routed private message; true when this socket took it (or already had it). */
   offer (message: Routed): boolean {
     if (this.#state === 'syncing' || (this.#holding && this.#state === 'ready')) {
-      this.#inbox.push(message)
+      (this.#inbox ??= []).push(message)
       return true
     }
     if (!this.canTake()) return false
@@ -113,8 +118,8 @@ export class Connection {
   }
 
   takeInbox (): Routed[] {
-    const held = this.#inbox
-    this.#inbox = []
+    const held = this.#inbox ?? []
+    this.#inbox = undefined
     return held
   }
 
@@ -156,6 +161,7 @@ export class Connection {
     if (this.#ws.readyState !== OPEN) return
     // Frames are handled one at a time, in order: while one waits on the store, the next ones wait too.
     if (this.#busy) {
+      this.#deferred ??= []
       if (this.#deferred.length >= MAX_DEFERRED) return this.close(CLOSE.POLICY, 'too many frames in flight')
       this.#deferred.push([data, isBinary])
       return
@@ -179,10 +185,11 @@ export class Connection {
     this.#busy = true
     work.finally(() => {
       this.#busy = false
-      while (!this.#busy && this.#deferred.length > 0 && this.#ws.readyState === OPEN) {
+      while (!this.#busy && this.#deferred !== undefined && this.#deferred.length > 0 && this.#ws.readyState === OPEN) {
         const [data, isBinary] = this.#deferred.shift() as [RawData, boolean]
         this.#onMessage(data, isBinary)
       }
+      if (this.#deferred?.length === 0) this.#deferred = undefined
     })
   }
 
@@ -200,7 +207,7 @@ export class Connection {
           this.#send(errorFrame('unavailable', 'could not subscribe now; retry later', frame.ref))
         }))
       case 'unsubscribe':
-        if (this.#subs.delete(frame.channel)) {
+        if (this.#subs?.delete(frame.channel) === true) {
           this.#ctx.hub.unsubscribe(this, frame.channel)
           this.#ctx.channels.unsubscribed(this, frame.channel)
         }
@@ -249,7 +256,6 @@ export class Connection {
       return
     }
     this.device = device
-    this.#synced = result.synced
     this.#ctx.channels.deviceUp(this)
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
     this.#lastId = since ?? 0
@@ -262,7 +268,7 @@ export class Connection {
     const ready = result.recovered === null
       ? { userId, queued: stored.size, dropped: result.dropped, last }
       : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered, last }
-    clearTimeout(this.#authTimer)
+    this.#stopAuthTimer()
     this.#send(reply('ready', ready, ref))
     const live = this.takeInbox().filter((m) => m.id > result.synced)
     const unsent = await this.#flush(result.queued.concat(result.missed, live), result.synced)
@@ -303,26 +309,32 @@ export class Connection {
     return []
   }
 
-  #becomeReady (readyFrame: string): void {
+  #stopAuthTimer (): void {
     clearTimeout(this.#authTimer)
+    this.#authTimer = undefined
+  }
+
+  #becomeReady (readyFrame: string): void {
+    this.#stopAuthTimer()
     this.#state = 'ready'
     this.#send(readyFrame)
   }
 
   async #subscribe (channel: string, ref: Ref | undefined): Promise<void> {
-    if (!this.#subs.has(channel)) {
-      if (this.#subs.size >= this.#ctx.settings.maxSubscriptions) {
+    const subs = this.#subs ??= new Set()
+    if (!subs.has(channel)) {
+      if (subs.size >= this.#ctx.settings.maxSubscriptions) {
         return this.#send(errorFrame('too_many_subscriptions', `at most ${this.#ctx.settings.maxSubscriptions} subscriptions per connection`, ref))
       }
       if (!(await this.#ctx.channels.canSubscribe(this, channel))) {
         return this.#send(errorFrame('forbidden', `not allowed to subscribe to ${channel}`, ref))
       }
       if (this.closed) return
-      this.#subs.add(channel)
+      subs.add(channel)
       try {
         await this.#ctx.hub.subscribe(this, channel)
       } catch (err) {
-        this.#subs.delete(channel)
+        subs.delete(channel)
         throw err
       }
       if (this.closed) return this.#ctx.hub.unsubscribe(this, channel)
@@ -340,12 +352,19 @@ export class Connection {
   #onClose (): void {
     if (this.closed) return
     this.#state = 'closed'
-    clearTimeout(this.#authTimer)
+    this.#stopAuthTimer()
     const { hub, store } = this.#ctx
-    this.#ctx.channels.closed(this, this.#subs)
-    for (const channel of this.#subs) hub.unsubscribe(this, channel)
-    this.#subs.clear()
+    const subs = this.#subs ?? []
+    this.#subs = undefined
+    this.#ctx.channels.closed(this, subs)
+    for (const channel of subs) hub.unsubscribe(this, channel)
     if (this.userId !== null) hub.leaveUser(this, this.userId)
     if (this.device !== null && this.userId !== null) hub.track(store.detach(this.userId, this.device), 'detach', { userId: this.userId })
+    this.#ctx.closed(this)
   }
+}
+
+/** A socket that errs is cut; one function for all sockets, not a closure each. */
+function terminate (this: WebSocket): void {
+  this.terminate()
 }

@@ -6,11 +6,20 @@ import { sliceOf, Slices } from '../connections/heartbeat.ts'
 
 const CATCH_UP_ATTEMPTS = 5
 
-interface Route {
-  conns: Set<Connection>
+interface Route<Conns> {
+  conns: Conns
   /** Resolves once the store routes this user's / channel's traffic here. */
   listening: Promise<void>
 }
+
+/**
+ * A user's sockets on this instance: a few at most, so an array (a Set costs ~200 bytes more per user, and
+ * memory per idle connection is what scales). A channel may have thousands: a Set.
+ */
+type UserRoute = Route<Connection[]>
+type ChannelRoute = Route<Set<Connection>>
+
+const LISTENING = Promise.resolve()
 
 /**
  * This instance's routing table: which local sockets belong to which user and channel. The store brings
@@ -18,8 +27,8 @@ interface Route {
  * and puts back what no open socket could take.
  */
 export class Hub {
-  readonly users = new Map<string, Route>()
-  readonly channels = new Map<string, Route>()
+  readonly users = new Map<string, UserRoute>()
+  readonly channels = new Map<string, ChannelRoute>()
   /** Store calls in flight that shutdown must wait for (detach, requeue). */
   readonly pending = new Set<Promise<unknown>>()
   /** User ids and channel names by heartbeat slice. */
@@ -35,27 +44,34 @@ export class Hub {
 
   /** Registers an authenticating socket; resolves when the user's messages are routed to this instance. */
   joinUser (conn: Connection, userId: string): Promise<void> {
-    let route = this.users.get(userId)
-    if (route === undefined) {
-      route = { conns: new Set(), listening: this.#store.listenUser(userId) }
-      this.users.set(userId, route)
-      this.#userSlices.add(sliceOf(userId), userId)
+    const route = this.users.get(userId)
+    if (route !== undefined) {
+      route.conns.push(conn)
+      return route.listening
     }
-    route.conns.add(conn)
-    return route.listening
+    const listening = this.#store.listenUser(userId)
+    // Sized for the one socket most users have here (an empty array grows to 17 slots on its first push).
+    const fresh: UserRoute = { conns: [conn], listening }
+    // Once listening, the route drops its own promise (memory per idle user); a failure stays for joiners.
+    listening.then(() => { fresh.listening = LISTENING }, () => {})
+    this.users.set(userId, fresh)
+    this.#userSlices.add(sliceOf(userId), userId)
+    return listening
   }
 
   leaveUser (conn: Connection, userId: string): void {
     const route = this.users.get(userId)
-    if (route === undefined || !route.conns.delete(conn)) return
-    if (route.conns.size === 0) {
+    const at = route?.conns.indexOf(conn) ?? -1
+    if (route === undefined || at === -1) return
+    route.conns.splice(at, 1)
+    if (route.conns.length === 0) {
       this.users.delete(userId)
       this.#userSlices.delete(sliceOf(userId), userId)
       this.track(this.#store.unlistenUser(userId), 'unlisten user')
     }
     // Live messages this socket held while it was still authenticating are nobody's now: queue them again.
     const held = conn.takeInbox()
-    if (held.length > 0 && !this.#hasTaker(route)) this.requeue(userId, held)
+    if (held.length > 0 && !hasTaker(route.conns)) this.requeue(userId, held)
   }
 
   /** A private message routed to this instance. */
@@ -128,13 +144,13 @@ export class Hub {
    */
   resync (ready: Promise<void>): void {
     for (const [userId, route] of this.users) {
-      const held = [...route.conns].filter((conn) => conn.hold())
+      const held = route.conns.filter((conn) => conn.hold())
       if (held.length === 0) continue
       const since = Math.min(...held.map((conn) => conn.synced))
       const release = async (stored: Routed[]): Promise<void> => {
         const unsent = await Promise.all(held.map(async (conn) => await conn.release(stored)))
         const lost = unsent.flat()
-        if (lost.length > 0 && !this.#hasTaker(route)) this.requeue(userId, lost)
+        if (lost.length > 0 && !hasTaker(route.conns)) this.requeue(userId, lost)
       }
       this.track(this.#catchUp(ready, userId, since).then(async (caught) => {
         if (!caught.recovered) {
@@ -188,9 +204,8 @@ export class Hub {
       .finally(() => this.pending.delete(p))
     this.pending.add(p)
   }
+}
 
-  #hasTaker (route: Route): boolean {
-    for (const conn of route.conns) if (conn.canTake()) return true
-    return false
-  }
+function hasTaker (conns: Connection[]): boolean {
+  return conns.some((conn) => conn.canTake())
 }
