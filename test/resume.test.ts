@@ -79,6 +79,26 @@ for (const backend of BACKENDS) {
       assert.deepEqual(back.messages().map((m) => m.data), ['live'], 'never a silent partial set')
     })
 
+    test('a device that missed exactly resume.size messages gets them all; one more and it is told', async (t) => {
+      const { app, url } = await appOn(t, backend, { resume: { size: 5 } })
+      await app.comet.registerAuth('edge', HASH)
+      const stay = await TestClient.open(url)
+      t.after(() => stay.close())
+      await stay.auth('edge', HASH)
+      const ids: string[] = []
+      for (let i = 0; i < 12; i++) ids.push((await app.comet.sendToUser('edge', 'n', i)).id)
+      const full = await TestClient.open(url)
+      t.after(() => full.close())
+      const ready = await full.auth('edge', HASH, { since: ids[6] })
+      assert.deepEqual([ready.recovered, ready.queued], [true, 5])
+      await eventually(() => full.messages().length === 5, 'the five missed')
+      assert.deepEqual(full.messages().map((m) => m.id), ids.slice(7))
+      const over = await TestClient.open(url)
+      t.after(() => over.close())
+      const told = await over.auth('edge', HASH, { since: ids[5] })
+      assert.deepEqual([told.recovered, told.queued], [false, 0], 'six missed, five kept: never a partial set')
+    })
+
     test('messages older than resume.ttl are not replayed, and the device is told', async (t) => {
       const { app, url } = await appOn(t, backend, { resume: { ttl: 100 } })
       await app.comet.registerAuth('aged', HASH)

@@ -267,7 +267,7 @@ export class RedisStore implements Store {
     const s = this.#settings
     const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
       digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
-      since === null ? '' : since, this.#logCutoff())
+      since === null ? '' : since, this.#logCutoff(), s.resume.size)
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
     const recovered = String(reply[3])
@@ -293,7 +293,7 @@ export class RedisStore implements Store {
 
   async catchUp (userId: string, since: number): Promise<CatchUp> {
     const k = this.#keys
-    const reply = await this.#run.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since, this.#logCutoff())
+    const reply = await this.#run.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since, this.#logCutoff(), this.#settings.resume.size)
     return {
       queued: (reply[0] as Buffer[]).map(parseRouted),
       recovered: String(reply[1]) === '1',

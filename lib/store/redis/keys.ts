@@ -13,9 +13,9 @@ export class Keys {
   devices (userId: string): string { return `${this.prefix}{u:${userId}}:devices` }
   /** Sorted set: `<id>|<frame>` scored by id. */
   queue (userId: string): string { return `${this.prefix}{u:${userId}}:queue` }
-  /** Sorted set: `<id>|<frame>` scored by id, every recent message, for devices that resume. */
-  log (userId: string): string { return `${this.prefix}{u:${userId}}:log` }
-  /** Hash: last id (seq), resume floor, last seen, dropped count. */
+  /** Stream: every recent message, for devices that resume (scripts.ts, resumeFrom). */
+  log (userId: string): string { return `${this.prefix}{u:${userId}}:rlog` }
+  /** Hash: last id (seq), first id of its life (born), last seen, dropped count. */
   meta (userId: string): string { return `${this.prefix}{u:${userId}}:meta` }
   /** Pub/sub channel only the instances holding a device of the user listen to. */
   userRoute (userId: string): string { return `${this.prefix}{u:${userId}}` }

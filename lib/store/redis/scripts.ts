@@ -13,30 +13,35 @@ end
 `
 
 /**
- * Reads the resume log after `since`: every message, or recovered '0' when some are gone. A device that
- * stayed connected while Redis lost its data (`connected`) missed nothing from before the loss, so for it
- * a log complete since the user's meta was born (floor = born - 1) is enough.
+ * The resume log is a stream: one entry per message, under the stream id `<id / 1000>-<id % 1000>` (so
+ * stream order is id order), with fields p (the id of the user's previous message) and m (the entry).
+ * Whether a device that saw `since` can get everything after it is read off the oldest entry after
+ * `since`: complete when that entry's predecessor is at or below `since`. No bookkeeping of what was
+ * trimmed or expired: a gap shows in the chain.
+ *
+ * Reads the newest `size` entries after `since`: every message, or recovered '0' when some are gone (more
+ * than `size`, older than the cutoff, or a broken chain). A device that stayed connected while Redis lost
+ * its data (`connected`) missed nothing from before the loss: for it a chain that starts with the
+ * user's first message since then (`born`) is complete.
  */
 const resumeFrom = `
-local function resume (meta, log, since, connected, cutoff)
+local function resume (meta, log, since, connected, cutoff, size)
   local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
   if seq == 0 then return connected and '1' or '0', {} end
-  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0')
-  -- Messages older than the log's ttl are dropped here, when read, rather than on every send.
-  local aged = redis.call('ZREVRANGEBYSCORE', log, cutoff, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if #aged > 0 then
-    redis.call('ZREMRANGEBYSCORE', log, '-inf', aged[2])
-    if tonumber(aged[2]) > floor then
-      floor = tonumber(aged[2])
-      redis.call('HSET', meta, 'floor', aged[2])
-    end
+  if since >= seq then return '1', {} end
+  local from = string.format('(%.0f-%.0f', math.floor(since / 1000), since % 1000)
+  local rows = redis.call('XREVRANGE', log, '+', from, 'COUNT', size + 1)
+  if #rows == 0 or #rows > size then return '0', {} end
+  local oldest = rows[#rows]
+  local ms, n = string.match(oldest[1], '^(%d+)-(%d+)$')
+  if tonumber(ms) * 1000 + tonumber(n) <= cutoff then return '0', {} end
+  local before = tonumber(oldest[2][2])
+  if before > since and not (connected and before + 1 == tonumber(redis.call('HGET', meta, 'born') or '0')) then
+    return '0', {}
   end
-  if redis.call('EXISTS', log) == 0 then return since >= seq and '1' or '0', {} end
-  if since < floor then
-    if not (connected and floor + 1 == tonumber(redis.call('HGET', meta, 'born') or '0')) then return '0', {} end
-    since = floor
-  end
-  return '1', redis.call('ZRANGEBYSCORE', log, '(' .. string.format('%.0f', since), '+inf')
+  local missed = {}
+  for i = #rows, 1, -1 do missed[#missed + 1] = rows[i][2][4] end
+  return '1', missed
 end
 `
 
@@ -48,10 +53,10 @@ end
  * a crashed instance's subscriber is gone at once when the kernel closes its socket, and a frozen or
  * cut-off one stops refreshing its devices, which lapse after 3 heartbeats.
  *
- * Every message also goes to the user's resume log. The meta field `floor` is the newest id known to be
- * gone from the log (trimmed, expired, or from before the user's meta existed): a device resuming from an
- * id at or above the floor gets every message it missed; below it, the script says so. Trimming by age
- * happens when the log is read (resumeFrom), so a send costs no age scan.
+ * Every message also goes to the user's resume log (resumeFrom), trimmed by Redis in whole stream nodes
+ * (MAXLEN ~): cheap, and a device still gets at most the newest `size`. The first message of a user's
+ * meta starts a new chain (its predecessor is itself minus one, and it is `born`): a log left from
+ * before the meta expired is dropped, as nothing could tell its gap.
  */
 export const send = {
   numberOfKeys: 4,
@@ -61,22 +66,18 @@ local now = tonumber(ARGV[1])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local id = math.max(last + 1, now * 1000)
 local sid = string.format('%.0f', id)
-redis.call('HSET', KEYS[1], 'seq', sid)
-if last == 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', id - 1), 'born', sid) end
+if last == 0 then
+  last = id - 1
+  redis.call('HSET', KEYS[1], 'seq', sid, 'born', sid)
+  redis.call('DEL', KEYS[4])
+else
+  redis.call('HSET', KEYS[1], 'seq', sid)
+end
 local entry = sid .. '|' .. ARGV[8] .. sid .. '"}'
 
-local logMax = tonumber(ARGV[5])
-if logMax > 0 then
-  local kept = redis.call('ZCARD', KEYS[4])
-  if kept == 0 and last > 0 then redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', last)) end
-  redis.call('ZADD', KEYS[4], id, entry)
-  -- Trimmed in batches of a tenth: the log keeps between size and 1.1 × size messages.
-  local over = kept + 1 - logMax
-  if over > math.max(1, math.floor(logMax / 10)) then
-    local trimmed = redis.call('ZRANGE', KEYS[4], over - 1, over - 1, 'WITHSCORES')
-    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
-    redis.call('HSET', KEYS[1], 'floor', trimmed[2])
-  end
+if ARGV[5] ~= '0' then
+  local xid = string.format('%.0f-%.0f', math.floor(id / 1000), id % 1000)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], xid, 'p', string.format('%.0f', last), 'm', entry)
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -101,8 +102,8 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 
 /**
  * KEYS: auth, devices, queue, meta, log. ARGV: digest, device, now ms, presence ttl, max devices,
- * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (the
- * oldest id the resume log still keeps by age).
+ * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (ids at or
+ * below it are older than the log keeps), log size.
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
  * { 'revoked' } or { 'limit' }.
  */
@@ -132,20 +133,20 @@ local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
 redis.call('HDEL', KEYS[4], 'dropped')
 
 local recovered, missed = '', {}
-if ARGV[9] ~= '' then recovered, missed = resume(KEYS[4], KEYS[5], tonumber(ARGV[9]), false, tonumber(ARGV[10])) end
+if ARGV[9] ~= '' then recovered, missed = resume(KEYS[4], KEYS[5], tonumber(ARGV[9]), false, tonumber(ARGV[10]), tonumber(ARGV[11])) end
 -- The device is in sync up to the last id; a user never sent to gets a starting point, so a later
 -- catch-up can tell "nothing missed" from "we know nothing".
 local seq = redis.call('HGET', KEYS[4], 'seq')
 if not seq then
   seq = string.format('%.0f', now * 1000)
-  redis.call('HSET', KEYS[4], 'seq', seq, 'floor', seq, 'born', string.format('%.0f', now * 1000 + 1))
+  redis.call('HSET', KEYS[4], 'seq', seq, 'born', string.format('%.0f', now * 1000 + 1))
 end
 return { 'ok', dropped, queued, recovered, missed, seq }
 `
 }
 
 /**
- * KEYS: queue, meta, log. ARGV: since, log cutoff. After this instance's subscriber was cut off, its sockets take
+ * KEYS: queue, meta, log. ARGV: since, log cutoff, log size. After this instance's subscriber was cut off, its sockets take
  * what was queued meanwhile and what they missed. Returns { queue entries, recovered, missed entries }.
  */
 export const catchUp = {
@@ -153,7 +154,7 @@ export const catchUp = {
   lua: resumeFrom + `
 local queued = redis.call('ZRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
-local recovered, missed = resume(KEYS[2], KEYS[3], tonumber(ARGV[1]), true, tonumber(ARGV[2]))
+local recovered, missed = resume(KEYS[2], KEYS[3], tonumber(ARGV[1]), true, tonumber(ARGV[2]), tonumber(ARGV[3]))
 return { queued, recovered, missed }
 `
 }
