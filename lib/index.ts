@@ -11,7 +11,7 @@ import { AuthLimits } from './auth/limits.ts'
 import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
-import { Slices, startHeartbeat } from './connections/heartbeat.ts'
+import { Slices, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
@@ -85,7 +85,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     closed: (conn) => conns.delete(conn.slice, conn)
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
-    for (const conn of conns.of(slice)) conn.heartbeat()
+    spread(conns.of(slice), (conn) => conn.heartbeat())
     hub.track(store.refresh(hub.devices(slice)), 'presence refresh')
     hub.track(channels.beat(slice), 'channel presence heartbeat')
     if (slice === 0) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
+import { setImmediate as immediate } from 'node:timers/promises'
 import assert from 'node:assert/strict'
-import { Slices, SLICES, sliceOf, startHeartbeat } from '../lib/connections/heartbeat.ts'
+import { PING_CHUNK, Slices, SLICES, sliceOf, spread, startHeartbeat } from '../lib/connections/heartbeat.ts'
 
 test('Slices keeps members per slice: a tick sees its own slice only, shutdown sees them all', () => {
   const slices = new Slices<string>()
@@ -30,4 +31,15 @@ test('the heartbeat visits every slice once per interval, in order, and stops', 
   stop()
   t.mock.timers.tick(1000)
   assert.equal(seen.length, SLICES * 1.5, 'stopped')
+})
+
+test('spread visits every item, a chunk at a time with I/O in between, and follows changes to the set', async () => {
+  const items = new Set(Array.from({ length: PING_CHUNK * 2 + 3 }, (_, i) => i))
+  const seen: number[] = []
+  spread(items, (i) => seen.push(i))
+  assert.deepEqual(seen, [...items].slice(0, PING_CHUNK), 'the first chunk at once, the rest later')
+  items.delete(PING_CHUNK + 1)
+  items.add(1000)
+  while (seen.at(-1) !== 1000) await immediate()
+  assert.deepEqual(seen, [...items], 'every item once; one removed meanwhile is skipped, one added is visited')
 })

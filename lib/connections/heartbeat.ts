@@ -8,6 +8,9 @@ export const SLICES = 100
 /** Shortest time between ticks; a short interval handles several slices per tick instead. */
 const MIN_TICK = 10
 
+/** Sockets pinged in a row before I/O gets a turn (see spread). */
+export const PING_CHUNK = 16
+
 /** The slice of a string key (FNV-1a), stable for the key's lifetime. */
 export function sliceOf (key: string): number {
   let hash = 0x811c9dc5
@@ -54,4 +57,22 @@ export function startHeartbeat (interval: number, tick: (slice: number) => void)
   }, interval / ticks)
   timer.unref()
   return () => clearInterval(timer)
+}
+
+/**
+ * Calls `fn` for every item, PING_CHUNK at a time with the event loop's I/O in between: a ping is a
+ * syscall (~40 µs on the benchmark machine), and a slice of 200 sockets pinged in a row held deliveries
+ * up for 8 ms. Items added or removed meanwhile are visited or skipped as a Set's iterator does.
+ */
+export function spread<T> (items: Iterable<T>, fn: (item: T) => void): void {
+  const it = items[Symbol.iterator]()
+  const step = (): void => {
+    for (let i = 0; i < PING_CHUNK; i++) {
+      const next = it.next()
+      if (next.done === true) return
+      fn(next.value)
+    }
+    setImmediate(step)
+  }
+  step()
 }
