@@ -69,6 +69,26 @@ test('the sends of one event-loop turn share a script call; each still gets its 
   assert.equal(queued, 1, 'an offline user has its message queued')
 })
 
+test('the auth frames of one burst read their digests with one MGET; a wrong hash still fails alone', async (t) => {
+  const { a, redis } = await startPair(t, { heartbeatInterval: 600_000 })
+  assert.ok(redis !== null)
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  const users = Array.from({ length: 20 }, (_, i) => `m${i}`)
+  for (const user of users) await a.app.comet.registerAuth(user, HASH)
+  const clients = await Promise.all(users.map(async () => await TestClient.open(a.url)))
+  t.after(() => Promise.all(clients.map((c) => c.close())))
+  await admin.config('RESETSTAT')
+  // Every client's auth frame is on the wire before the server reads any, so they land in few turns.
+  for (const [i, c] of clients.entries()) c.send({ type: 'auth', userId: users[i], hash: i === 3 ? 'a-wrong-hash-of-enough-length' : HASH })
+  const outcomes = await Promise.all(clients.map(async (c) => await Promise.race([c.type('ready').then(() => 'ready'), c.closed.then((code) => code)])))
+  assert.deepEqual(outcomes, users.map((_, i) => i === 3 ? 4401 : 'ready'))
+  const stats = await admin.info('commandstats')
+  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const reads = calls('mget')
+  assert.ok(reads >= 1 && reads < users.length / 2, `${reads} MGETs for ${users.length} auth frames`)
+})
+
 for (const backend of PAIR_BACKENDS) {
   describe(`two instances on ${backend}`, () => {
     test('a message to a user with devices on A and B arrives once on every device, in send order', async (t) => {

@@ -12,6 +12,7 @@ import { routeChannel } from '../channels.ts'
 import { slotOf } from './slots.ts'
 import { whenReady, connect, defineScripts, quit, shardSubscriber } from './client.ts'
 import type { Client, RedisSetting } from './client.ts'
+import { TickBatcher } from './batch.ts'
 import type { Script } from './batch.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
@@ -60,6 +61,8 @@ export class RedisStore implements Store {
   #probeOut = new Map<string, number>()
   /** Called when no probe is out any more. */
   #probeWaiters: Array<() => void> = []
+  /** The auth digests read in one event-loop turn go out as one MGET (per slot on a Cluster). */
+  #authReads: TickBatcher<string, string | null>
   readonly channels: RedisChannels
 
   constructor (redis: RedisSetting, settings: StoreSettings, log: FastifyBaseLogger, shardedPubSub?: boolean) {
@@ -73,6 +76,7 @@ export class RedisStore implements Store {
     this.#sharded = cmd instanceof Cluster || shardedPubSub === true
     this.#cmd = cmd
     this.#run = defineScripts<Commands>(cmd, COMMANDS, this.#sharded)
+    this.#authReads = new TickBatcher(async (keys) => await cmd.mget(...keys), cmd instanceof Cluster ? slotOf : () => 0)
     this.channels = new RedisChannels(cmd, this.#keys, this.#sharded)
     // A subscribed connection cannot run commands: routing gets a connection of its own, always ours. On a
     // Cluster that is a second Cluster whose sharded subscriber group keeps one connection per master.
@@ -228,7 +232,7 @@ export class RedisStore implements Store {
   }
 
   async getAuth (userId: string): Promise<string | null> {
-    return await this.#cmd.get(this.#keys.auth(userId))
+    return await this.#authReads.add(this.#keys.auth(userId))
   }
 
   async revokeAuth (userId: string): Promise<void> {
