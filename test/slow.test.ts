@@ -18,11 +18,14 @@ for (const backend of BACKENDS) {
     const payload = 'x'.repeat(32 * 1024)
     const sent: string[] = []
     let maxBuffered = 0
+    const cut = (): boolean => [...app.websocketServer.clients].every((ws) => ws.readyState !== ws.OPEN)
     for (let i = 0; i < 600; i++) {
       sent.push((await app.comet.sendToUser('slow', 'big', { i, payload })).id)
       for (const ws of app.websocketServer.clients) maxBuffered = Math.max(maxBuffered, ws.bufferedAmount)
+      // Reading again at once: a client that reads nothing for a second after the cut is destroyed (below).
+      if (socket.isPaused() && cut()) socket.resume()
     }
-    await eventually(() => [...app.websocketServer.clients].every((ws) => ws.readyState !== ws.OPEN), 'the server cut the slow client')
+    await eventually(cut, 'the server cut the slow client')
     assert.ok(maxBuffered <= maxBufferedBytes, `buffered ${maxBuffered} bytes, cap ${maxBufferedBytes}`)
     socket.resume()
     assert.equal(await client.closed, 4413)
@@ -37,3 +40,23 @@ for (const backend of BACKENDS) {
     assert.deepEqual([...got, ...back.messages().map((m) => m.id)], sent, 'every message once, in order')
   })
 }
+
+test('a client cut for being slow that never reads again is destroyed after a second without progress', async (t) => {
+  const { app, url } = await appOn(t, 'memory', { maxBufferedBytes: 64 * 1024 })
+  await app.comet.registerAuth('stuck', HASH)
+  const client = await TestClient.open(url)
+  t.after(() => client.ws.terminate())
+  await client.auth('stuck', HASH)
+  const socket = (client.ws as unknown as { _socket: Socket })._socket
+  socket.pause()
+  const payload = 'x'.repeat(32 * 1024)
+  const server = [...app.websocketServer.clients][0]!
+  for (let i = 0; server.readyState === server.OPEN; i++) {
+    assert.ok(i < 2000, 'the server never cut the client')
+    await app.comet.sendToUser('stuck', 'big', { i, payload })
+  }
+  const cutAt = Date.now()
+  await eventually(() => server.readyState === server.CLOSED, 'the stuck socket is destroyed', 5000)
+  const took = Date.now() - cutAt
+  assert.ok(took >= 500, `destroyed ${took} ms after the cut: a reading client gets its close frame first`)
+})

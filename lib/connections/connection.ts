@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import { matches } from '../auth/hash.ts'
@@ -26,10 +27,11 @@ export interface ConnectionContext {
 
 let nextSlice = 0
 const OPEN = 1
+const CLOSED = 3
 const TEXT = { binary: false }
 /** Frames a client may send ahead while one of its frames waits on the store; memory stays bounded. */
 const MAX_DEFERRED = 128
-/** How long a client cut for being slow has to take its close frame before the socket is destroyed. */
+/** How long a client cut for being slow may go without reading before its socket is destroyed. */
 const SLOW_CLOSE_GRACE = 1000
 
 /** syncing: authenticating and sending stored messages; live ones wait in the inbox meanwhile. */
@@ -131,13 +133,29 @@ export class Connection {
   #write (frame: Buffer): boolean {
     if (this.#ws.bufferedAmount + frame.length > this.#ctx.settings.maxBufferedBytes) {
       this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
-      this.close(CLOSE.TOO_SLOW, 'too slow')
-      // A client that reads nothing will not read the close frame either.
-      setTimeout(() => this.#ws.terminate(), SLOW_CLOSE_GRACE).unref()
+      this.#cutSlow()
       return false
     }
     this.#ws.send(frame, TEXT)
     return true
+  }
+
+  /**
+   * Closes with 4413. The close frame waits behind what the client has not read: a client that reads
+   * nothing will not get it, so the socket is cut once a grace passes with no byte written; one still
+   * reading (its backlog goes out) is given the time to reach the close frame and learn why.
+   */
+  #cutSlow (): void {
+    this.close(CLOSE.TOO_SLOW, 'too slow')
+    const raw = (this.#ws as unknown as { _socket: Socket })._socket
+    let written = -1
+    const check = (): void => {
+      if (this.#ws.readyState === CLOSED) return
+      if (raw.bytesWritten === written) return this.#ws.terminate()
+      written = raw.bytesWritten
+      setTimeout(check, SLOW_CLOSE_GRACE).unref()
+    }
+    check()
   }
 
   /** Heartbeat: cut a socket that did not answer the previous ping, ping the others. */
@@ -264,10 +282,8 @@ export class Connection {
     // `last`: once the stored messages (all at or below it) have arrived, the device has everything up to
     // it, even if it got no message at all: a reconnect passes it as `since`. So a live message at or
     // below it that is not stored is not sent either: exactly `queued` messages come at or below `last`.
-    const last = String(result.synced)
-    const ready = result.recovered === null
-      ? { userId, queued: stored.size, dropped: result.dropped, last }
-      : { userId, queued: stored.size, dropped: result.dropped, recovered: result.recovered, last }
+    const recovered = result.recovered === null ? {} : { recovered: result.recovered }
+    const ready = { userId, queued: stored.size, dropped: result.dropped, ...recovered, last: String(result.synced) }
     this.#stopAuthTimer()
     this.#send(reply('ready', ready, ref))
     const live = this.takeInbox().filter((m) => m.id > result.synced)
