@@ -40,6 +40,8 @@ const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometRevoke', scripts.revoke]
 ]
 
+interface SubscriptionOp { subscribe: boolean, channel: string, resolve: () => void, reject: (err: unknown) => void }
+
 /** The single shard of a standalone Redis, for the probe bookkeeping. */
 const ONE = 'one'
 
@@ -61,6 +63,7 @@ export class RedisStore implements Store {
   #probeOut = new Map<string, number>()
   /** Called when no probe is out any more. */
   #probeWaiters: Array<() => void> = []
+  #subOps: SubscriptionOp[] = []
   /** The auth digests read in one event-loop turn go out as one MGET (per slot on a Cluster). */
   #authReads: TickBatcher<string, string | null>
   readonly channels: RedisChannels
@@ -91,16 +94,52 @@ export class RedisStore implements Store {
     }
   }
 
-  async #subscribe (channel: string): Promise<void> {
+  async #subscribe (channel: string): Promise<void> { await this.#subscription(true, channel) }
+  async #unsubscribe (channel: string): Promise<void> { await this.#subscription(false, channel) }
+
+  /**
+   * (Un)subscriptions asked during one event-loop turn go out at its end, in the order asked, as few
+   * commands as possible: a connect storm's SUBSCRIBEs share a write. One queue for both kinds, so an
+   * UNSUBSCRIBE never overtakes the SUBSCRIBE of the same channel asked before it.
+   */
+  #subscription (subscribe: boolean, channel: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#subOps.length === 0) setImmediate(() => this.#flushSubscriptions())
+      this.#subOps.push({ subscribe, channel, resolve, reject })
+    })
+  }
+
+  #flushSubscriptions (): void {
+    const ops = this.#subOps
+    this.#subOps = []
+    for (let i = 0; i < ops.length;) {
+      // A run of one kind, per slot when sharded (SSUBSCRIBE takes channels of one slot).
+      const subscribe = ops[i]!.subscribe
+      const groups = new Map<number, SubscriptionOp[]>()
+      for (; i < ops.length && ops[i]!.subscribe === subscribe; i++) {
+        const slot = this.#sharded ? slotOf(ops[i]!.channel) : 0
+        let group = groups.get(slot)
+        if (group === undefined) groups.set(slot, (group = []))
+        group.push(ops[i]!)
+      }
+      for (const group of groups.values()) {
+        const channels = group.map((op) => op.channel)
+        const work = subscribe ? this.#subscribeNow(channels) : this.#unsubscribeNow(channels)
+        work.then(() => { for (const op of group) op.resolve() }, (err: unknown) => { for (const op of group) op.reject(err) })
+      }
+    }
+  }
+
+  async #subscribeNow (channels: string[]): Promise<void> {
     if (!this.#sharded) {
-      await this.#sub.subscribe(channel)
+      await this.#sub.subscribe(...channels)
       return
     }
     // During a reshard or failover the subscriber group may still point at the old owner of the slot:
     // it refreshes its map on the MOVED reply, so try again a few times before giving up.
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#sub.ssubscribe(channel)
+        await this.#sub.ssubscribe(...channels)
         return
       } catch (err) {
         if (attempt === 5 || !(this.#sub instanceof Cluster)) throw err
@@ -109,9 +148,9 @@ export class RedisStore implements Store {
     }
   }
 
-  async #unsubscribe (channel: string): Promise<void> {
-    if (this.#sharded) await this.#sub.sunsubscribe(channel)
-    else await this.#sub.unsubscribe(channel)
+  async #unsubscribeNow (channels: string[]): Promise<void> {
+    if (this.#sharded) await this.#sub.sunsubscribe(...channels)
+    else await this.#sub.unsubscribe(...channels)
   }
 
   async #publish (channel: string, message: string): Promise<number> {

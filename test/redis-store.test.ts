@@ -1,0 +1,39 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { RedisStore } from '../lib/store/redis/index.ts'
+import { startRedis } from './helpers/redis.ts'
+
+const SETTINGS = {
+  prefix: 'comet:',
+  maxDevices: 10,
+  evictOldest: false,
+  queue: { maxMessages: 100, ttl: 60_000 },
+  resume: { size: 100, ttl: 60_000 },
+  presenceTtl: 75_000,
+  lastSeenTtl: 60_000
+}
+
+test('subscriptions asked in one turn share a command, in order: an unsubscribe never overtakes its channel\'s subscribe', async (t) => {
+  const redis = await startRedis()
+  t.after(() => redis.stop())
+  const store = new RedisStore(redis.url, SETTINGS, Fastify().log)
+  await store.start({ user () {}, control () {}, channel () {}, resync () {} })
+  t.after(() => store.close())
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  const listeners = async (userId: string): Promise<number> => ((await admin.pubsub('NUMSUB', `comet:{u:${userId}}`)) as [string, number])[1]
+
+  await admin.config('RESETSTAT')
+  const users = Array.from({ length: 20 }, (_, i) => `s${i}`)
+  await Promise.all(users.map(async (user) => await store.listenUser(user)))
+  const stats = await admin.info('commandstats')
+  assert.equal(/cmdstat_subscribe:calls=(\d+)/.exec(stats)?.[1], '1', '20 users asked in one turn: one SUBSCRIBE')
+  for (const user of users) assert.equal(await listeners(user), 1)
+
+  // Both orders within one turn: what was asked last holds.
+  await Promise.all([store.listenUser('x'), store.unlistenUser('x'), store.unlistenUser('s0'), store.listenUser('s0')])
+  assert.equal(await listeners('x'), 0, 'subscribed then unsubscribed')
+  assert.equal(await listeners('s0'), 1, 'unsubscribed then subscribed again')
+})
