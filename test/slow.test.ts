@@ -41,7 +41,7 @@ for (const backend of BACKENDS) {
   })
 }
 
-test('a client cut for being slow that never reads again is destroyed after a second without progress', async (t) => {
+test('a client cut for being slow that never reads again is destroyed, not left to the close handshake', async (t) => {
   const { app, url } = await appOn(t, 'memory', { maxBufferedBytes: 64 * 1024 })
   await app.comet.registerAuth('stuck', HASH)
   const client = await TestClient.open(url)
@@ -55,8 +55,7 @@ test('a client cut for being slow that never reads again is destroyed after a se
     assert.ok(i < 2000, 'the server never cut the client')
     await app.comet.sendToUser('stuck', 'big', { i, payload })
   }
-  const cutAt = Date.now()
-  await eventually(() => server.readyState === server.CLOSED, 'the stuck socket is destroyed', 5000)
-  const took = Date.now() - cutAt
-  assert.ok(took >= 500, `destroyed ${took} ms after the cut: a reading client gets its close frame first`)
+  // Without the cut's grace check it would wait for ws' 30 s close timeout.
+  await eventually(() => server.readyState === server.CLOSED, 'the stuck socket is destroyed while its client still reads nothing', 10_000)
+  assert.equal(socket.isPaused(), true)
 })

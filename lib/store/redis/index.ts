@@ -40,7 +40,8 @@ const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometRevoke', scripts.revoke]
 ]
 
-interface SubscriptionOp { subscribe: boolean, channel: string, resolve: () => void, reject: (err: unknown) => void }
+/** [subscribe (true) or unsubscribe, channel] */
+type SubscriptionOp = [boolean, string]
 
 /** The single shard of a standalone Redis, for the probe bookkeeping. */
 const ONE = 'one'
@@ -63,8 +64,8 @@ export class RedisStore implements Store {
   #probeOut = new Map<string, number>()
   /** Called when no probe is out any more. */
   #probeWaiters: Array<() => void> = []
-  #subOps: SubscriptionOp[] = []
-  /** The auth digests read in one event-loop turn go out as one MGET (per slot on a Cluster). */
+  /** Per event-loop turn: a connect storm's SUBSCRIBEs share a command, as its digest reads share an MGET. */
+  #subscriptions: TickBatcher<SubscriptionOp, undefined>
   #authReads: TickBatcher<string, string | null>
   readonly channels: RedisChannels
 
@@ -80,6 +81,8 @@ export class RedisStore implements Store {
     this.#cmd = cmd
     this.#run = defineScripts<Commands>(cmd, COMMANDS, this.#sharded)
     this.#authReads = new TickBatcher(async (keys) => await cmd.mget(...keys), cmd instanceof Cluster ? slotOf : () => 0)
+    // SSUBSCRIBE takes the channels of one slot.
+    this.#subscriptions = new TickBatcher(async (ops) => await this.#subscribeInOrder(ops), this.#sharded ? ([, channel]) => slotOf(channel) : () => 0)
     this.channels = new RedisChannels(cmd, this.#keys, this.#sharded)
     // A subscribed connection cannot run commands: routing gets a connection of its own, always ours. On a
     // Cluster that is a second Cluster whose sharded subscriber group keeps one connection per master.
@@ -94,40 +97,31 @@ export class RedisStore implements Store {
     }
   }
 
-  async #subscribe (channel: string): Promise<void> { await this.#subscription(true, channel) }
-  async #unsubscribe (channel: string): Promise<void> { await this.#subscription(false, channel) }
+  async #subscribe (channel: string): Promise<void> { await this.#subscriptions.add([true, channel]) }
+  async #unsubscribe (channel: string): Promise<void> { await this.#subscriptions.add([false, channel]) }
 
   /**
-   * (Un)subscriptions asked during one event-loop turn go out at its end, in the order asked, as few
-   * commands as possible: a connect storm's SUBSCRIBEs share a write. One queue for both kinds, so an
-   * UNSUBSCRIBE never overtakes the SUBSCRIBE of the same channel asked before it.
+   * The (un)subscriptions of one turn (of one slot when sharded), in the order asked: each run of one kind
+   * is one command, and the runs go out in order, so an UNSUBSCRIBE never overtakes the SUBSCRIBE of the
+   * same channel asked before it.
    */
-  #subscription (subscribe: boolean, channel: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.#subOps.length === 0) setImmediate(() => this.#flushSubscriptions())
-      this.#subOps.push({ subscribe, channel, resolve, reject })
-    })
-  }
-
-  #flushSubscriptions (): void {
-    const ops = this.#subOps
-    this.#subOps = []
+  async #subscribeInOrder (ops: SubscriptionOp[]): Promise<Array<undefined | Error>> {
+    const runs: Array<Promise<void>> = []
+    const runOf: number[] = []
     for (let i = 0; i < ops.length;) {
-      // A run of one kind, per slot when sharded (SSUBSCRIBE takes channels of one slot).
-      const subscribe = ops[i]!.subscribe
-      const groups = new Map<number, SubscriptionOp[]>()
-      for (; i < ops.length && ops[i]!.subscribe === subscribe; i++) {
-        const slot = this.#sharded ? slotOf(ops[i]!.channel) : 0
-        let group = groups.get(slot)
-        if (group === undefined) groups.set(slot, (group = []))
-        group.push(ops[i]!)
+      const [subscribe] = ops[i]!
+      const channels: string[] = []
+      for (; i < ops.length && ops[i]![0] === subscribe; i++) {
+        channels.push(ops[i]![1])
+        runOf.push(runs.length)
       }
-      for (const group of groups.values()) {
-        const channels = group.map((op) => op.channel)
-        const work = subscribe ? this.#subscribeNow(channels) : this.#unsubscribeNow(channels)
-        work.then(() => { for (const op of group) op.resolve() }, (err: unknown) => { for (const op of group) op.reject(err) })
-      }
+      runs.push(subscribe ? this.#subscribeNow(channels) : this.#unsubscribeNow(channels))
     }
+    const settled = await Promise.allSettled(runs)
+    return runOf.map((run) => {
+      const result = settled[run]!
+      return result.status === 'fulfilled' ? undefined : result.reason as Error
+    })
   }
 
   async #subscribeNow (channels: string[]): Promise<void> {
