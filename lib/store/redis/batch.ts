@@ -91,9 +91,12 @@ export class TickBatcher<T, R> {
   }
 
   #flush (): void {
-    const groups = [...this.#groups.values()]
-    this.#groups.clear()
-    for (const pending of groups) {
+    // A new Map, not clear(): a cleared Map's table points to the next one, and once the long-lived Map's
+    // table is old V8 allocates the next ones old too; each old table then keeps its turn's calls alive
+    // through every scavenge, so every send was promoted and died in the old generation (test/batch-gc).
+    const groups = this.#groups
+    this.#groups = new Map()
+    for (const pending of groups.values()) {
       for (let i = 0; i < pending.length; i += MAX_BATCH) this.#runChunk(pending.slice(i, i + MAX_BATCH))
     }
   }
