@@ -507,7 +507,7 @@ async function main (): Promise<number> {
   const started = new Date()
   const t0 = nowMs()
   log(`mode ${argv.smoke ? 'smoke' : 'full'}; open file limit ${fdLimit}; phases ${[...phases].join(',')}`)
-  for (let i = 0; i < 2; i++) clients.push(await startChild('./client.ts', {}, process.env.BENCH_CLIENT_FLAGS?.split(' ') ?? []))
+  for (let i = 0; i < 2; i++) clients.push(await startChild('./client.ts', {}, process.env.BENCH_CLIENT_FLAGS?.split(' ').filter(Boolean) ?? []))
   const results: any = {
     mode: argv.smoke ? 'smoke' : 'full',
     date: started.toISOString(),
