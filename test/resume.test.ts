@@ -1,13 +1,27 @@
 import { describe, test } from 'node:test'
+import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { CometOptions } from '../lib/index.ts'
 import { appOn, BACKENDS } from './helpers/backends.ts'
+import type { Backend } from './helpers/backends.ts'
 import { HASH } from './helpers/app.ts'
+import type { TestApp } from './helpers/app.ts'
 import { eventually, resumeFrom, TestClient } from './helpers/client.ts'
 import type { Frame } from './helpers/client.ts'
 import { PAIR_BACKENDS, startPair } from './helpers/pair.ts'
 
 const lastId = (c: TestClient): string => c.messages().at(-1)?.id as string
+
+/** An app where `userId` keeps one device online: what is sent to them goes to the resume log, not the queue. */
+async function oneDeviceOnline (t: TestContext, backend: Backend, userId: string, options: CometOptions = {}): Promise<TestApp> {
+  const started = await appOn(t, backend, options)
+  await started.app.comet.registerAuth(userId, HASH)
+  const stay = await TestClient.open(started.url)
+  t.after(() => stay.close())
+  await stay.auth(userId, HASH)
+  return started
+}
 
 for (const backend of BACKENDS) {
   describe(`resume on the ${backend} store`, () => {
@@ -42,11 +56,7 @@ for (const backend of BACKENDS) {
     })
 
     test('a device that got no message resumes from ready.last and misses nothing sent while it was away', async (t) => {
-      const { app, url } = await appOn(t, backend)
-      await app.comet.registerAuth('quiet', HASH)
-      const stay = await TestClient.open(url)
-      t.after(() => stay.close())
-      await stay.auth('quiet', HASH)
+      const { app, url } = await oneDeviceOnline(t, backend, 'quiet')
       await app.comet.sendToUser('quiet', 'n', 'before')
       const first = await TestClient.open(url)
       const ready = await first.auth('quiet', HASH)
@@ -63,11 +73,7 @@ for (const backend of BACKENDS) {
     })
 
     test('since older than what is kept: recovered false, nothing replayed', async (t) => {
-      const { app, url } = await appOn(t, backend, { resume: { size: 3 } })
-      await app.comet.registerAuth('old', HASH)
-      const stay = await TestClient.open(url)
-      t.after(() => stay.close())
-      await stay.auth('old', HASH)
+      const { app, url } = await oneDeviceOnline(t, backend, 'old', { resume: { size: 3 } })
       const first = await app.comet.sendToUser('old', 'n', 0)
       for (let i = 1; i <= 4; i++) await app.comet.sendToUser('old', 'n', i)
       const back = await TestClient.open(url)
@@ -80,11 +86,7 @@ for (const backend of BACKENDS) {
     })
 
     test('a device that missed exactly resume.size messages gets them all; one more and it is told', async (t) => {
-      const { app, url } = await appOn(t, backend, { resume: { size: 5 } })
-      await app.comet.registerAuth('edge', HASH)
-      const stay = await TestClient.open(url)
-      t.after(() => stay.close())
-      await stay.auth('edge', HASH)
+      const { app, url } = await oneDeviceOnline(t, backend, 'edge', { resume: { size: 5 } })
       const ids: string[] = []
       for (let i = 0; i < 12; i++) ids.push((await app.comet.sendToUser('edge', 'n', i)).id)
       const full = await TestClient.open(url)
@@ -100,11 +102,7 @@ for (const backend of BACKENDS) {
     })
 
     test('messages older than resume.ttl are not replayed, and the device is told', async (t) => {
-      const { app, url } = await appOn(t, backend, { resume: { ttl: 100 } })
-      await app.comet.registerAuth('aged', HASH)
-      const stay = await TestClient.open(url)
-      t.after(() => stay.close())
-      await stay.auth('aged', HASH)
+      const { app, url } = await oneDeviceOnline(t, backend, 'aged', { resume: { ttl: 100 } })
       const first = await app.comet.sendToUser('aged', 'n', 0)
       await app.comet.sendToUser('aged', 'n', 1)
       await sleep(150)
@@ -158,11 +156,7 @@ for (const backend of BACKENDS) {
     })
 
     test('resume: false keeps no log; since is answered from the last id alone', async (t) => {
-      const { app, url } = await appOn(t, backend, { resume: false })
-      await app.comet.registerAuth('nolog', HASH)
-      const stay = await TestClient.open(url)
-      t.after(() => stay.close())
-      await stay.auth('nolog', HASH)
+      const { app, url } = await oneDeviceOnline(t, backend, 'nolog', { resume: false })
       const first = await app.comet.sendToUser('nolog', 'n', 0)
       const back = await TestClient.open(url)
       t.after(() => back.close())
