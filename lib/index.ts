@@ -47,6 +47,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     queue: settings.offlineQueue,
     resume: settings.resume,
     presenceTtl: 3 * settings.heartbeatInterval,
+    presenceGrace: settings.channels.presenceGrace,
     lastSeenTtl: settings.lastSeenTtl
   }
   const log = app.log.child({}, { redact: ['hash'] })
@@ -194,7 +195,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     },
     async presence (userId: UserId): Promise<Presence> {
       const id = validate.userId(userId)
-      return await call(() => store.presence(id))
+      const { devices, seen } = await call(() => store.status(id))
+      return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
     }
   }
   app.decorate('comet', api)

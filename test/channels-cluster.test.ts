@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import type { Readable } from 'node:stream'
 import { once } from 'node:events'
+import { Redis } from 'ioredis'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startApp, HASH } from './helpers/app.ts'
@@ -11,6 +12,7 @@ import { eventually } from './helpers/client.ts'
 import { events, member, request } from './helpers/channels.ts'
 import { PAIR_BACKENDS, startPair } from './helpers/pair.ts'
 import { startRedis } from './helpers/redis.ts'
+import type { RedisServer } from './helpers/redis.ts'
 
 const GRACE = 300
 
@@ -64,6 +66,19 @@ test('a SIGKILLed instance\'s track_ members leave, and its users go offline, wi
   }
   assert.deepEqual((await a.app.comet.members('track_room')).sort(), ['ann', 'ben'])
   assert.deepEqual(await b.app.comet.channelStats('track_room'), { subscribers: 2, users: 2 })
+})
+
+test('user_status_ keeps no key of its own: a user with a device and no watcher has only auth, devices and meta', async (t) => {
+  const { a, b, redis } = await startPair(t, { presenceGrace: GRACE, heartbeatInterval: HEARTBEAT })
+  await a.app.comet.registerAuth('dan', HASH)
+  const dan = await member(a.url, 'dan')
+  const phone = await member(b.url, 'dan')
+  t.after(() => Promise.all([dan.close(), phone.close()]))
+  await sleep(2 * HEARTBEAT)
+  const admin = new Redis((redis as RedisServer).url)
+  t.after(() => admin.disconnect())
+  assert.deepEqual((await admin.keys('*dan*')).sort(), ['comet:{u:dan}:auth', 'comet:{u:dan}:devices', 'comet:{u:dan}:meta'])
+  assert.deepEqual(await a.app.comet.members('user_status_dan'), ['dan'])
 })
 
 for (const backend of PAIR_BACKENDS) {
@@ -153,6 +168,22 @@ for (const backend of PAIR_BACKENDS) {
       await sleep(100)
       assert.equal(events(watcher, 'online', 'user_status_dan').length, 1)
       assert.equal(events(watcher, 'offline', 'user_status_dan').length, 1)
+    })
+
+    test('offline follows the grace period even when the instance that started it shuts down: the watchers\' instance sweeps', async (t) => {
+      const { a, b } = await startPair(t, { presenceGrace: GRACE, heartbeatInterval: HEARTBEAT }, backend)
+      await a.app.comet.registerAuth('dan', HASH)
+      const watcher = await member(b.url, null, ['user_status_dan'])
+      t.after(() => watcher.close())
+      const dan = await member(a.url, 'dan')
+      await watcher.next((f) => f.type === 'online')
+      await dan.close()
+      // A's grace timer goes with it; B sweeps the user it has a watcher of every heartbeat.
+      await a.app.close()
+      await watcher.next((f) => f.type === 'offline', GRACE + 3 * HEARTBEAT)
+      await sleep(HEARTBEAT)
+      assert.equal(events(watcher, 'offline', 'user_status_dan').length, 1)
+      assert.deepEqual(await b.app.comet.members('user_status_dan'), [])
     })
 
     test('history is shared: published on A, replayed from B; client publishes on B are kept too', async (t) => {

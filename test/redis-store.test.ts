@@ -12,6 +12,7 @@ const SETTINGS = {
   queue: { maxMessages: 100, ttl: 60_000 },
   resume: { size: 100, ttl: 60_000 },
   presenceTtl: 75_000,
+  presenceGrace: 2000,
   lastSeenTtl: 60_000
 }
 

@@ -1,6 +1,7 @@
 import { FrameError } from '../protocol/frames.ts'
 import type { Ref } from '../protocol/frames.ts'
 import { isChannelName, NAME } from '../validate.ts'
+import { USER_STATUS } from './policy.ts'
 
 export type ChannelFrame =
   | { type: 'publish', channel: string, event: string, data: unknown, ref?: Ref }
@@ -39,6 +40,11 @@ export interface PresenceFrames {
 
 export function presenceFrames (channel: string, join: string, leave: string): PresenceFrames {
   return { joinHead: `{"type":"${join}","channel":"${channel}","userId":"`, leaveHead: `{"type":"${leave}","channel":"${channel}","userId":"`, tail: '"}' }
+}
+
+/** The `online` / `offline` frame of `user_status_<id>`. */
+export function statusFrame (userId: string, online: boolean): Buffer {
+  return Buffer.from(`{"type":"${online ? 'online' : 'offline'}","channel":"${USER_STATUS}${userId}","userId":"${userId}"}`)
 }
 
 /** Builds a reply whose `messages` are frames already serialized, without parsing them again. */

@@ -91,17 +91,9 @@ export class Channels {
     this.presence.exit(this.presence.subs(channel), [conn.userId, this.id(conn)])
   }
 
-  /** An authenticated device is recorded: it counts for `user_status_<id>`. */
-  deviceUp (conn: Connection): void {
-    if (conn.userId === null || conn.device === null) return
-    const { userId, device } = conn
-    this.#ctx.hub.track(this.presence.enter(this.presence.devices(userId), [userId, device]), 'presence enter', { userId })
-  }
-
-  /** The connection closed: it leaves every channel's presence, and its device leaves the user's status. */
+  /** The connection closed: it leaves every channel's presence. */
   closed (conn: Connection, channels: Iterable<string>): void {
     for (const channel of channels) this.unsubscribed(conn, channel)
-    if (conn.userId !== null && conn.device !== null) this.presence.exit(this.presence.devices(conn.userId), [conn.userId, conn.device])
     const id = this.#ids.get(conn)
     if (id !== undefined) this.#senders.delete(id)
   }
@@ -181,9 +173,9 @@ export class Channels {
   }
 
   async #members (channel: string): Promise<string[]> {
-    const p = this.presence
-    const set = kindOf(channel) === 'user_status' ? p.devices(channel.slice(USER_STATUS.length)) : p.subs(channel)
-    return (await this.#ctx.store.channels.read(set)).members
+    if (kindOf(channel) !== 'user_status') return (await this.#ctx.store.channels.read(this.presence.subs(channel))).members
+    const userId = channel.slice(USER_STATUS.length)
+    return await this.presence.online(userId) ? [userId] : []
   }
 
   async #stats (channel: string): Promise<ChannelStats> {

@@ -4,16 +4,17 @@ import type { Hub } from '../routing/hub.ts'
 import type { PresenceEntry, PresenceSet } from '../store/channels.ts'
 import type { Store } from '../store/types.ts'
 import { presenceFrames } from './frames.ts'
-import type { PresenceFrames } from './frames.ts'
 import { kindOf, USER_STATUS } from './policy.ts'
 
 /**
- * Cluster-wide presence, built on the store's presence sets:
- * - every channel has a 'subs' set of its subscribed connections (for counts); on `track_*` channels it
- *   emits `join` / `leave` with a grace period;
- * - every user has a 'devs' set of their devices on `user_status_<id>`, which emits `online` / `offline`.
- * This instance refreshes its own entries every heartbeat; entries of a crashed instance lapse after two,
- * and the next beat or read of the set by any instance sweeps them and emits the leave, once.
+ * Cluster-wide presence:
+ * - every channel has a set of its subscribed connections (for counts); on `track_*` channels it emits
+ *   `join` / `leave` with a grace period. This instance refreshes its own entries every heartbeat; entries
+ *   of a crashed instance lapse after two, and the next beat or read of the set by any instance sweeps
+ *   them and emits the leave, once.
+ * - `user_status_<id>` reports the store's own record of the user's devices (lib/store/types.ts,
+ *   UserStatus): the store sends `online` as a device arrives; `offline` comes from a sweep once the grace
+ *   period is over, run by the instance that started it and, every heartbeat, by the instances with watchers.
  */
 export class Presence {
   #store: Store
@@ -22,7 +23,7 @@ export class Presence {
   #grace: number
   #interval: number
   #entryOf: (conn: Connection) => string
-  /** Grace-period timers, one per set: when it fires, the set is swept (and `leave` sent). */
+  /** Grace-period timers, one per set or user: when it fires, the set or the user's status is swept. */
   #timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
   #stopped = false
 
@@ -40,21 +41,10 @@ export class Presence {
     const track = kindOf(channel) === 'track'
     return {
       channel,
-      kind: 'subs',
       ttl: 2 * this.#interval,
       grace: track ? this.#grace : 0,
-      events: track ? this.#eventFrames(channel, 'join', 'leave') : null
+      events: track ? presenceFrames(channel, 'join', 'leave') : null
     }
-  }
-
-  /** The set of a user's devices, reported on `user_status_<id>`. */
-  devices (userId: string): PresenceSet {
-    const channel = USER_STATUS + userId
-    return { channel, kind: 'devs', ttl: 2 * this.#interval, grace: this.#grace, events: this.#eventFrames(channel, 'online', 'offline') }
-  }
-
-  #eventFrames (channel: string, join: string, leave: string): PresenceFrames {
-    return presenceFrames(channel, join, leave)
   }
 
   async enter (set: PresenceSet, entry: PresenceEntry): Promise<void> {
@@ -63,34 +53,48 @@ export class Presence {
 
   /** Removes an entry in the background; the grace period that starts is ended by a timer here. */
   exit (set: PresenceSet, entry: PresenceEntry): void {
-    this.#hub.track(this.#store.channels.exit(set, entry).then((due) => this.#schedule(set, due)), 'presence exit', { channel: set.channel })
+    this.#hub.track(this.#store.channels.exit(set, entry).then((due) => this.#schedule(set.channel, due, () => this.#sweep(set))), 'presence exit', { channel: set.channel })
   }
 
-  /** This instance's entries in a set, as the hub knows them. */
+  /** A device left the store: if it was the user's last, offline follows the grace period. */
+  deviceLeft (userId: string, device: string): void {
+    this.#hub.track(this.#store.detach(userId, device).then((due) => this.#scheduleStatus(userId, due)), 'detach', { userId })
+  }
+
+  /** Whether `user_status_<id>` counts the user online, after a sweep. */
+  async online (userId: string): Promise<boolean> {
+    return (await this.#store.status(userId)).online
+  }
+
+  async #sweepStatus (userId: string): Promise<void> {
+    this.#scheduleStatus(userId, (await this.#store.status(userId)).due)
+  }
+
+  #scheduleStatus (userId: string, due: number | null): void {
+    // Channel names have no ':', so these keys never meet a channel's.
+    this.#schedule(`status:${userId}`, due, () => this.#sweepStatus(userId))
+  }
+
+  /** This instance's entries in a channel's set, as the hub knows them. */
   #local (set: PresenceSet): PresenceEntry[] {
     const entries: PresenceEntry[] = []
-    if (set.kind === 'subs') {
-      for (const conn of this.#hub.channels.get(set.channel)?.conns ?? []) entries.push([conn.userId, this.#entryOf(conn)])
-    } else {
-      const userId = set.channel.slice(USER_STATUS.length)
-      for (const conn of this.#hub.users.get(userId)?.conns ?? []) if (conn.device !== null) entries.push([userId, conn.device])
-    }
+    for (const conn of this.#hub.channels.get(set.channel)?.conns ?? []) entries.push([conn.userId, this.#entryOf(conn)])
     return entries
   }
 
   async #sweep (set: PresenceSet): Promise<void> {
-    this.#schedule(set, await this.#store.channels.beat(set, this.#local(set)))
+    this.#schedule(set.channel, await this.#store.channels.beat(set, this.#local(set)), () => this.#sweep(set))
   }
 
-  #schedule (set: PresenceSet, due: number | null): void {
+  /** Runs `sweep` when the next grace period of a set (or of a user's status) ends. */
+  #schedule (key: string, due: number | null, sweep: () => Promise<void>): void {
     if (due === null || this.#stopped) return
-    const key = `${set.kind}:${set.channel}`
     const current = this.#timers.get(key)
     if (current !== undefined && current.at <= due) return
     if (current !== undefined) clearTimeout(current.timer)
     const timer = setTimeout(() => {
       this.#timers.delete(key)
-      this.#hub.track(this.#sweep(set), 'presence sweep', { channel: set.channel })
+      this.#hub.track(sweep(), 'presence sweep', { channel: key })
     }, Math.max(due - Date.now(), 0) + 5)
     timer.unref()
     this.#timers.set(key, { at: due, timer })
@@ -98,17 +102,15 @@ export class Presence {
 
   /**
    * One heartbeat slice: refresh this instance's entries and sweep the sets it listens to, for the channels
-   * and users of the slice; once per interval (slice 0), mark its channels active.
+   * of the slice, and the status of the users watched here; once per interval (slice 0), mark its channels
+   * active. (The devices themselves are the store's heartbeat: Store.refresh.)
    */
   async beat (slice: number): Promise<void> {
-    const sets: PresenceSet[] = []
-    const users = new Set(this.#hub.devices(slice).keys())
+    const work: Array<Promise<unknown>> = []
     for (const channel of this.#hub.channelsIn(slice)) {
-      sets.push(this.subs(channel))
-      if (kindOf(channel) === 'user_status') users.add(channel.slice(USER_STATUS.length))
+      work.push(this.#sweep(this.subs(channel)))
+      if (kindOf(channel) === 'user_status') work.push(this.#sweepStatus(channel.slice(USER_STATUS.length)))
     }
-    for (const userId of users) sets.push(this.devices(userId))
-    const work: Array<Promise<unknown>> = sets.map((set) => this.#sweep(set))
     if (slice === 0) work.push(this.#store.channels.markActive([...this.#hub.channels.keys()], 2 * this.#interval))
     const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected')
     if (failed !== undefined) this.#log.warn({ err: failed.reason }, 'comet: presence heartbeat failed')

@@ -269,12 +269,11 @@ export class Connection {
     if (this.closed) {
       // Closed while the queue was being taken: give it back, and the device slot too. Missed messages
       // stay in the resume log, so they need no giving back.
-      hub.track(store.detach(userId, device), 'detach', { userId })
+      this.#ctx.channels.presence.deviceLeft(userId, device)
       if (result.queued.length > 0) hub.requeue(userId, result.queued)
       return
     }
     this.device = device
-    this.#ctx.channels.deviceUp(this)
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
     this.#lastId = since ?? 0
     const stored = new Set<number>()
@@ -369,13 +368,13 @@ export class Connection {
     if (this.closed) return
     this.#state = 'closed'
     this.#stopAuthTimer()
-    const { hub, store } = this.#ctx
+    const { hub } = this.#ctx
     const subs = this.#subs ?? []
     this.#subs = undefined
     this.#ctx.channels.closed(this, subs)
     for (const channel of subs) hub.unsubscribe(this, channel)
     if (this.userId !== null) hub.leaveUser(this, this.userId)
-    if (this.device !== null && this.userId !== null) hub.track(store.detach(this.userId, this.device), 'detach', { userId: this.userId })
+    if (this.device !== null && this.userId !== null) this.#ctx.channels.presence.deviceLeft(this.userId, this.device)
     this.#ctx.closed(this)
   }
 }

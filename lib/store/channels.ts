@@ -1,19 +1,19 @@
 import type { HistorySettings } from '../channels/options.ts'
 import type { PresenceFrames } from '../channels/frames.ts'
+import { statusFrame } from '../channels/frames.ts'
+import { USER_STATUS } from '../channels/policy.ts'
 import type { ChannelStats } from '../channels/types.ts'
 import type { BusHandlers } from './types.ts'
 
 /**
- * A presence set: who is in something, across instances, crash-safe. Each entry (a subscribed connection,
- * or a device) lapses unless its instance refreshes it; a user is a member while they have an entry, and
+ * A channel's presence set: who is subscribed, across instances, crash-safe. Each entry (a subscribed
+ * connection) lapses unless its instance refreshes it; a user is a member while they have an entry, and
  * for `grace` ms after their last one went. Joins and leaves are decided inside the store, atomically, so
  * exactly one instance emits each event.
  */
 export interface PresenceSet {
   /** The channel whose subscribers get the events; the set's keys share its hash tag. */
   channel: string
-  /** 'subs': the channel's subscribed connections; 'devs': the devices of the user of `user_status_<id>`. */
-  kind: 'subs' | 'devs'
   /** How long an entry lives without a refresh, in ms. */
   ttl: number
   /** How long a user with no entry left stays a member, in ms. */
@@ -58,8 +58,12 @@ export interface ChannelStore {
 /** Ids of stored history: `<ms>-<seq>`, like Redis stream ids. */
 export const HISTORY_ID = /^\d{1,20}-\d{1,20}$/
 
-/** Channel traffic from a client carries its sender: `~<sender>|<frame>`. Splits it without parsing JSON. */
+/**
+ * Channel traffic as the bus carries it: a frame; `~<sender>|<frame>` from a client (split without parsing
+ * JSON); or `!online` / `!offline` on a `user_status_<id>` channel, from the user's scripts.
+ */
 export function routeChannel (handlers: BusHandlers, channel: string, message: Buffer): void {
+  if (message[0] === 33 /* ! */) return handlers.channel(channel, statusFrame(channel.slice(USER_STATUS.length), message[2] === 110 /* n */))
   if (message[0] !== 126 /* ~ */) return handlers.channel(channel, message)
   const bar = message.indexOf(124)
   handlers.channel(channel, message.subarray(bar + 1), message.toString('latin1', 1, bar))

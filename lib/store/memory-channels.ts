@@ -66,11 +66,10 @@ export class MemoryChannels implements ChannelStore {
   }
 
   #state (set: PresenceSet): SetState {
-    const key = `${set.kind}:${set.channel}`
-    let state = this.#sets.get(key)
+    let state = this.#sets.get(set.channel)
     if (state === undefined) {
       state = { entries: new Map(), members: new Map(), pending: new Map() }
-      this.#sets.set(key, state)
+      this.#sets.set(set.channel, state)
     }
     return state
   }
@@ -111,7 +110,7 @@ export class MemoryChannels implements ChannelStore {
       state.members.delete(user)
       if (set.events !== null) this.#deliver(set.channel, set.events.leaveHead + user + set.events.tail, undefined)
     }
-    if (state.entries.size === 0 && state.members.size === 0) this.#sets.delete(`${set.kind}:${set.channel}`)
+    if (state.entries.size === 0 && state.members.size === 0) this.#sets.delete(set.channel)
     return next
   }
 

@@ -1,7 +1,9 @@
-import type { Presence, SendResult } from '../types.ts'
+import type { SendResult } from '../types.ts'
+import { statusFrame } from '../channels/frames.ts'
+import { USER_STATUS } from '../channels/policy.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { deviceAge, nextId } from './types.ts'
-import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from './types.ts'
+import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings, UserStatus } from './types.ts'
 import { MemoryChannels } from './memory-channels.ts'
 
 interface UserState {
@@ -17,6 +19,9 @@ interface UserState {
   /** device → the time it lapses unless refreshed */
   devices: Map<string, number>
   seen: number
+  /** Online for `user_status_<id>`, and when the grace period ends (0: not in one). */
+  on: boolean
+  off: number
 }
 
 /** One instance, everything in process memory: the same contract as the Redis store, minus sharing. */
@@ -41,7 +46,7 @@ export class MemoryStore implements Store {
   #user (userId: string): UserState {
     let user = this.#users.get(userId)
     if (user === undefined) {
-      user = { auth: null, lastId: 0, log: [], floor: 0, queue: [], queueExpires: 0, dropped: 0, devices: new Map(), seen: 0 }
+      user = { auth: null, lastId: 0, log: [], floor: 0, queue: [], queueExpires: 0, dropped: 0, devices: new Map(), seen: 0, on: false, off: 0 }
       this.#users.set(userId, user)
     }
     return user
@@ -56,7 +61,7 @@ export class MemoryStore implements Store {
       if (expires <= now) user.devices.delete(device)
     }
     if (user.seen !== 0 && user.seen + this.#settings.lastSeenTtl <= now) user.seen = 0
-    if (user.auth === null && user.queue.length === 0 && user.log.length === 0 && user.devices.size === 0 && user.seen === 0 && user.dropped === 0) {
+    if (user.auth === null && user.queue.length === 0 && user.log.length === 0 && user.devices.size === 0 && user.seen === 0 && user.dropped === 0 && !user.on) {
       this.#users.delete(userId)
     }
   }
@@ -151,6 +156,7 @@ export class MemoryStore implements Store {
     }
     user.devices.set(device, now + this.#settings.presenceTtl)
     user.seen = now
+    this.#online(userId, user)
     const { queue, dropped } = user
     user.queue = []
     user.dropped = 0
@@ -173,11 +179,13 @@ export class MemoryStore implements Store {
     return { queued, ...this.#resume(user, since) }
   }
 
-  async detach (userId: string, device: string): Promise<void> {
+  async detach (userId: string, device: string): Promise<number | null> {
     const user = this.#users.get(userId)
-    if (user === undefined) return
-    user.devices.delete(device)
-    user.seen = Date.now()
+    if (user === undefined) return null
+    const now = Date.now()
+    const left = user.devices.delete(device)
+    user.seen = now
+    return this.#settle(userId, user, now, left ? now + this.#settings.presenceGrace : now)
   }
 
   async refresh (devices: Map<string, string[]>): Promise<void> {
@@ -186,7 +194,32 @@ export class MemoryStore implements Store {
       const user = this.#user(userId)
       for (const device of ids) user.devices.set(device, now + this.#settings.presenceTtl)
       user.seen = now
+      this.#online(userId, user)
     }
+  }
+
+  /** The user's status, as the Redis scripts keep it (lib/store/redis/scripts.ts, status). */
+  #online (userId: string, user: UserState): void {
+    user.off = 0
+    if (user.on) return
+    user.on = true
+    this.#sendStatus(userId, true)
+  }
+
+  #settle (userId: string, user: UserState, now: number, due: number): number | null {
+    for (const [device, lapse] of user.devices) if (lapse <= now) user.devices.delete(device)
+    if (user.devices.size > 0 || !user.on) return null
+    if (user.off === 0) user.off = due
+    if (user.off > now) return user.off
+    user.on = false
+    user.off = 0
+    this.#sendStatus(userId, false)
+    return null
+  }
+
+  #sendStatus (userId: string, online: boolean): void {
+    const channel = USER_STATUS + userId
+    if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, statusFrame(userId, online))
   }
 
   /** The sweep that bounds memory for users who never come back. */
@@ -195,11 +228,11 @@ export class MemoryStore implements Store {
     for (const [userId, user] of this.#users) this.#expire(userId, user, now)
   }
 
-  async presence (userId: string): Promise<Presence> {
+  async status (userId: string): Promise<UserStatus> {
     const user = this.#get(userId)
-    const devices = user?.devices.size ?? 0
-    const seen = user?.seen ?? 0
-    return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen > 0 ? new Date(seen) : null }
+    if (user === undefined) return { devices: 0, seen: null, online: false, due: null }
+    const due = this.#settle(userId, user, Date.now(), Date.now())
+    return { devices: user.devices.size, seen: user.seen === 0 ? null : user.seen, online: user.on, due }
   }
 
   async close (): Promise<void> {

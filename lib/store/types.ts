@@ -1,4 +1,4 @@
-import type { Presence, SendResult } from '../types.ts'
+import type { SendResult } from '../types.ts'
 import type { ChannelStore } from './channels.ts'
 
 /** A private message on its way to a user's sockets: its id and the complete `message` frame. */
@@ -79,16 +79,31 @@ export interface Store {
    * the login), enforces maxDevices, and takes the offline queue, all at once.
    */
   attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult>
-  detach (userId: string, device: string): Promise<void>
+  /** Removes a device; resolves to when the user goes offline unless a device comes back (a sweep's time), or null. */
+  detach (userId: string, device: string): Promise<number | null>
   /** Takes the user's queue and the messages after `since`, for sockets that stayed open through a routing gap. */
   catchUp (userId: string, since: number): Promise<CatchUp>
   /** Heartbeat: keeps this instance's devices alive; devices not refreshed lapse after 3 heartbeats. */
   refresh (devices: Map<string, string[]>): Promise<void>
   /** Once per heartbeat interval: checks that routing still works (Redis), forgets what expired (memory). */
   maintain (): Promise<void>
-  presence (userId: string): Promise<Presence>
+  /** The user's devices and status, after a sweep (lapsed devices removed, an ended grace period closed). */
+  status (userId: string): Promise<UserStatus>
 
   close (): Promise<void>
+}
+
+/**
+ * A user's presence. `online` is what `user_status_<id>` reports: the user has a device, or the last one left
+ * less than the grace period ago. Each change of it is sent to the status channel once, by the store.
+ */
+export interface UserStatus {
+  devices: number
+  /** When the user was last seen (ms), or null. */
+  seen: number | null
+  online: boolean
+  /** When the grace period ends and a sweep would send offline, or null. */
+  due: number | null
 }
 
 export interface StoreSettings {
@@ -100,6 +115,8 @@ export interface StoreSettings {
   resume: { size: number, ttl: number }
   /** How long a device counts as present without a refresh (3 × heartbeatInterval). */
   presenceTtl: number
+  /** How long a user whose last device left stays online (channels' presenceGrace). */
+  presenceGrace: number
   lastSeenTtl: number
 }
 

@@ -43,8 +43,6 @@ export class RedisChannels implements ChannelStore {
     this.#sharded = sharded
   }
 
-  #key (channel: string, what: string): string { return `${this.#keys.prefix}{c:${channel}}:${what}` }
-
   async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): Promise<string> {
     const route = this.#keys.channelRoute(channel)
     if (history === undefined) {
@@ -53,17 +51,17 @@ export class RedisChannels implements ChannelStore {
       else await this.#cmd.publish(route, message)
       return id
     }
-    return await this.#run.cometChannelPublish(this.#key(channel, 'history'), route, head, MESSAGE_TAIL, history.size, history.ttl, withSender('', sender))
+    return await this.#run.cometChannelPublish(this.#keys.channel(channel, 'history'), route, head, MESSAGE_TAIL, history.size, history.ttl, withSender('', sender))
   }
 
   async history (channel: string, since: string | null): Promise<HistoryRead> {
     if (since !== null && !HISTORY_ID.test(since)) return { recovered: false, frames: [] }
-    const [recovered, entries = []] = await this.#run.cometChannelHistory(this.#key(channel, 'history'), since ?? '')
+    const [recovered, entries = []] = await this.#run.cometChannelHistory(this.#keys.channel(channel, 'history'), since ?? '')
     return { recovered: recovered === 1, frames: entries.map(([id, fields]) => (fields[1] as string) + id + MESSAGE_TAIL) }
   }
 
   #args (set: PresenceSet): Args {
-    const k = (what: string): string => this.#key(set.channel, `${set.kind}:${what}`)
+    const k = (what: string): string => this.#keys.channel(set.channel, what)
     const e = set.events
     return [k('entries'), k('members'), k('pending'), Date.now(), this.#keys.channelRoute(set.channel),
       e?.joinHead ?? '', e?.leaveHead ?? '', e?.tail ?? '', set.ttl, set.grace]

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Presence, SendResult } from '../../types.ts'
+import type { SendResult } from '../../types.ts'
 import { parseRouted } from '../types.ts'
-import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings } from '../types.ts'
+import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
 import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
 import { RedisChannels } from './channels.ts'
@@ -22,8 +22,8 @@ interface Commands {
   cometSend (...args: Array<string | number>): Promise<[string, number]>
   cometRequeue (...args: Array<string | number | Buffer>): Promise<null>
   cometAttachBuffer (...args: Array<string | number>): Promise<Reply>
-  cometDetach (...args: Array<string | number>): Promise<null>
-  cometPresence (...args: Array<string | number>): Promise<[number, string | null]>
+  cometDetach (...args: Array<string | number>): Promise<string | null>
+  cometPresence (...args: Array<string | number>): Promise<[number, string | null, number, string | null]>
   cometRefresh (...args: Array<string | number>): Promise<null>
   cometCatchUpBuffer (...args: Array<string | number>): Promise<Reply>
   cometRevoke (...args: Array<string | number>): Promise<null>
@@ -304,7 +304,7 @@ export class RedisStore implements Store {
     const s = this.#settings
     const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
       digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
-      since === null ? '' : since, this.#logCutoff(), s.resume.size)
+      since === null ? '' : since, this.#logCutoff(), s.resume.size, k.statusRoute(userId))
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
     const recovered = String(reply[3])
@@ -323,9 +323,10 @@ export class RedisStore implements Store {
     return (Date.now() - this.#settings.resume.ttl) * 1000
   }
 
-  async detach (userId: string, device: string): Promise<void> {
+  async detach (userId: string, device: string): Promise<number | null> {
     const k = this.#keys
-    await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl)
+    const due = await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl, k.statusRoute(userId), this.#settings.presenceGrace)
+    return due === null ? null : Number(due)
   }
 
   async catchUp (userId: string, since: number): Promise<CatchUp> {
@@ -358,8 +359,9 @@ export class RedisStore implements Store {
     const ttl = this.#settings.presenceTtl
     const work: Array<Promise<unknown>> = []
     // ZADD, not ZADD XX: if Redis lost its data, the heartbeat puts this instance's devices back.
+    const k = this.#keys
     for (const [userId, ids] of devices) {
-      work.push(this.#run.cometRefresh(this.#keys.devices(userId), this.#keys.meta(userId), now + ttl, ttl, now, this.#metaTtl, ...ids))
+      work.push(this.#run.cometRefresh(k.devices(userId), k.meta(userId), now + ttl, ttl, now, this.#metaTtl, k.statusRoute(userId), ...ids))
     }
     await Promise.all(work)
   }
@@ -378,10 +380,10 @@ export class RedisStore implements Store {
     }
   }
 
-  async presence (userId: string): Promise<Presence> {
+  async status (userId: string): Promise<UserStatus> {
     const k = this.#keys
-    const [devices, seen] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), Date.now())
-    return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(Number(seen)) }
+    const [devices, seen, online, due] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), Date.now(), k.statusRoute(userId))
+    return { devices, seen: seen === null ? null : Number(seen), online: online === 1, due: due === null ? null : Number(due) }
   }
 
   async close (): Promise<void> {

@@ -1,3 +1,5 @@
+import { kindOf, USER_STATUS } from '../../channels/policy.ts'
+
 /**
  * Key and channel names. Every key of one user carries the hash tag `{u:<id>}`, so they share a Redis
  * Cluster slot and one script can touch them all; the user's routing channel carries the same tag.
@@ -19,12 +21,20 @@ export class Keys {
   meta (userId: string): string { return `${this.prefix}{u:${userId}}:meta` }
   /** Pub/sub channel only the instances holding a device of the user listen to. */
   userRoute (userId: string): string { return `${this.prefix}{u:${userId}}` }
-  channelRoute (channel: string): string { return `${this.prefix}{c:${channel}}` }
+  /** Where the user's scripts publish `user_status_<id>` events: the status channel's route. */
+  statusRoute (userId: string): string { return `${this.prefix}{u:${userId}}s` }
+  channelRoute (channel: string): string {
+    return kindOf(channel) === 'user_status' ? this.statusRoute(channel.slice(USER_STATUS.length)) : `${this.prefix}{c:${channel}}`
+  }
+
+  /** A key of a channel's (history, presence); a `user_status_` channel's share its route's hash tag. */
+  channel (channel: string, what: string): string { return `${this.channelRoute(channel)}:${what}` }
   /** Where an instance pings itself to prove its subscriber connection still receives. */
   probeRoute (instance: string): string { return `${this.prefix}{i:${instance}}` }
 
-  /** Reads a routing channel name back: ['u' | 'c', name]. */
+  /** Reads a routing channel name back: ['u', user], ['c', channel] or ['i', instance]. */
   parseRoute (route: string): [string, string] {
-    return [route.charAt(this.prefix.length + 1), route.slice(this.prefix.length + 3, -1)]
+    const name = route.slice(this.prefix.length + 3, route.indexOf('}', this.prefix.length))
+    return route.endsWith('}s') ? ['c', USER_STATUS + name] : [route.charAt(this.prefix.length + 1), name]
   }
 }

@@ -13,6 +13,35 @@ end
 `
 
 /**
+ * The user's status for `user_status_<id>` watchers, kept in the meta hash: `on` while the user has a device
+ * or is in the grace period after the last one left, `off` = when that grace period ends. The script that
+ * changes the status publishes it, once, on the status route (`!online` / `!offline`).
+ */
+const status = `
+local function online (meta, route)
+  if redis.call('HSETNX', meta, 'on', '1') == 1 then
+    redis.call('PUBLISH', route, '!online')
+  else
+    redis.call('HDEL', meta, 'off')
+  end
+end
+-- After devices left or lapsed: with none left, the user goes offline at due (an earlier grace end
+-- stands). Returns when the grace period ends, or false.
+local function settle (devices, meta, route, now, due)
+  redis.call('ZREMRANGEBYSCORE', devices, '-inf', now)
+  if redis.call('ZCARD', devices) > 0 or redis.call('HEXISTS', meta, 'on') == 0 then return false end
+  local off = tonumber(redis.call('HGET', meta, 'off') or due)
+  if off > now then
+    redis.call('HSET', meta, 'off', string.format('%.0f', off))
+    return string.format('%.0f', off)
+  end
+  redis.call('HDEL', meta, 'on', 'off')
+  redis.call('PUBLISH', route, '!offline')
+  return false
+end
+`
+
+/**
  * The resume log is a stream: one entry per message, under the stream id `<id / 1000>-<id % 1000>` (so
  * stream order is id order), with fields p (the id of the user's previous message) and m (the entry).
  * Whether a device that saw `since` can get everything after it is read off the oldest entry after
@@ -103,13 +132,13 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 /**
  * KEYS: auth, devices, queue, meta, log. ARGV: digest, device, now ms, presence ttl, max devices,
  * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (ids at or
- * below it are older than the log keeps), log size.
+ * below it are older than the log keeps), log size, status route.
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
  * { 'revoked' } or { 'limit' }.
  */
 export const attach = {
   numberOfKeys: 5,
-  lua: resumeFrom + `
+  lua: resumeFrom + status + `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { 'revoked' } end
 local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -127,6 +156,7 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[4], 'seen', ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[8])
+online(KEYS[4], ARGV[12])
 local queued = redis.call('ZRANGE', KEYS[3], 0, -1)
 redis.call('DEL', KEYS[3])
 local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
@@ -159,41 +189,51 @@ return { queued, recovered, missed }
 `
 }
 
-/** KEYS: devices, meta. ARGV: device, now ms, meta ttl. */
+/**
+ * KEYS: devices, meta. ARGV: device, now ms, meta ttl, status route, grace (ms). Returns when the grace
+ * period that starts ends (a status sweep then, on any instance, sends offline), or false.
+ */
 export const detach = {
   numberOfKeys: 2,
-  lua: `
-redis.call('ZREM', KEYS[1], ARGV[1])
+  lua: status + `
+local now = tonumber(ARGV[2])
+local left = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], 'seen', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return settle(KEYS[1], KEYS[2], ARGV[4], now, left == 1 and now + tonumber(ARGV[5]) or now)
 `
 }
 
 /**
- * KEYS: devices, meta. ARGV: lapse time, presence ttl, now ms, meta ttl, devices…
- * The heartbeat of one user on one instance: keeps its devices present and records that the user was
- * seen now, so a crashed instance's users keep a last-seen time of at most one heartbeat before the crash.
+ * KEYS: devices, meta. ARGV: lapse time, presence ttl, now ms, meta ttl, status route, devices…
+ * The heartbeat of one user on one instance: keeps its devices present (and the user online) and records
+ * that the user was seen now, so a crashed instance's users keep a last-seen time of at most one heartbeat
+ * before the crash. ZADD, not ZADD XX: if Redis lost its data, the heartbeat puts the devices back.
  */
 export const refresh = {
   numberOfKeys: 2,
   shared: 4,
-  lua: `
-for i = 5, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
+  lua: status + `
+for i = 6, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'seen', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+online(KEYS[2], ARGV[5])
 `
 }
 
 /**
- * KEYS: devices, meta. ARGV: now ms. Devices whose instance stopped refreshing them (it crashed) are
- * removed here, lazily. Returns { devices, last seen or false }.
+ * KEYS: devices, meta. ARGV: now ms, status route. Devices whose instance stopped refreshing them (it
+ * crashed) are removed here, lazily, and a user whose grace period is over goes offline: instances sweep
+ * the users they have watchers of every heartbeat, and when a grace period they started ends.
+ * Returns { devices, last seen or false, online (1|0), end of the grace period or false }.
  */
 export const presence = {
   numberOfKeys: 2,
-  lua: `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return { redis.call('ZCARD', KEYS[1]), redis.call('HGET', KEYS[2], 'seen') }
+  lua: status + `
+local now = tonumber(ARGV[1])
+local due = settle(KEYS[1], KEYS[2], ARGV[2], now, now)
+return { redis.call('ZCARD', KEYS[1]), redis.call('HGET', KEYS[2], 'seen'), redis.call('HEXISTS', KEYS[2], 'on'), due }
 `
 }
 
