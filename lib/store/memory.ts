@@ -222,10 +222,13 @@ export class MemoryStore implements Store {
     if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, statusFrame(userId, online))
   }
 
-  /** The sweep that bounds memory for users who never come back. */
+  /** The sweep that bounds memory for users who never come back (and ends grace periods nobody timed). */
   async maintain (): Promise<void> {
     const now = Date.now()
-    for (const [userId, user] of this.#users) this.#expire(userId, user, now)
+    for (const [userId, user] of this.#users) {
+      this.#settle(userId, user, now, now)
+      this.#expire(userId, user, now)
+    }
   }
 
   async status (userId: string): Promise<UserStatus> {

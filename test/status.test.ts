@@ -1,0 +1,105 @@
+// The user status behind `user_status_<id>`, at the store level, on both stores: online as the first device
+// arrives, offline once the grace period after the last one is over or its devices lapsed; each once.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify from 'fastify'
+import { MemoryStore } from '../lib/store/memory.ts'
+import { RedisStore } from '../lib/store/redis/index.ts'
+import type { Store, StoreSettings } from '../lib/store/types.ts'
+import { startRedis } from './helpers/redis.ts'
+
+const GRACE = 200
+const TTL = 300
+const SETTINGS: StoreSettings = {
+  prefix: 'comet:',
+  maxDevices: 10,
+  evictOldest: false,
+  queue: { maxMessages: 100, ttl: 60_000 },
+  resume: { size: 100, ttl: 60_000 },
+  presenceTtl: TTL,
+  presenceGrace: GRACE,
+  lastSeenTtl: 60_000
+}
+
+/** A started store listening on user_status_u; `frames` collects what reaches that channel. */
+async function storeOf (t: TestContext, kind: 'memory' | 'redis'): Promise<{ store: Store, frames: string[] }> {
+  let store: Store
+  if (kind === 'memory') {
+    store = new MemoryStore(SETTINGS)
+  } else {
+    const redis = await startRedis()
+    t.after(() => redis.stop())
+    store = new RedisStore(redis.url, SETTINGS, Fastify().log)
+  }
+  const frames: string[] = []
+  await store.start({ user () {}, control () {}, channel: (_channel, frame) => frames.push(JSON.parse(frame.toString()).type), resync () {} })
+  t.after(() => store.close())
+  await store.listenChannel('user_status_u')
+  await store.setAuth('u', 'digest', undefined)
+  return { store, frames }
+}
+
+async function attach (store: Store, device: string): Promise<void> {
+  assert.equal((await store.attach('u', device, 'digest', null)).ok, true)
+}
+
+for (const kind of ['memory', 'redis'] as const) {
+  test(`${kind} store: one online for the first device, none for more devices and heartbeats`, async (t) => {
+    const { store, frames } = await storeOf(t, kind)
+    const first = `${Date.now()}.i.1`
+    await attach(store, first)
+    await attach(store, `${Date.now()}.i.2`)
+    await store.refresh(new Map([['u', [first]]]))
+    await sleep(20)
+    assert.deepEqual(frames, ['online'], 'one online for two devices and a heartbeat')
+
+    assert.equal(await store.detach('u', `${Date.now()}.i.x`), null, 'a device it does not know: the others stay')
+    const status = await store.status('u')
+    assert.deepEqual([status.online, status.devices, status.due], [true, 2, null])
+  })
+
+  test(`${kind} store: the grace period: a device back within it keeps the user online; after it, one offline`, async (t) => {
+    const { store, frames } = await storeOf(t, kind)
+    const first = `${Date.now()}.i.1`
+    await attach(store, first)
+    const before = Date.now()
+    const due = await store.detach('u', first)
+    assert.ok(due !== null && due >= before + GRACE && due <= Date.now() + GRACE, `grace ends ${String(due)}`)
+    const during = await store.status('u')
+    assert.deepEqual([during.online, during.devices, during.due], [true, 0, due])
+
+    const second = `${Date.now()}.i.2`
+    await attach(store, second)
+    await sleep(GRACE + 50)
+    assert.equal((await store.status('u')).online, true, 'back within the grace period')
+    assert.equal(await store.detach('u', second) !== null, true)
+    await sleep(GRACE + 50)
+    const after = await store.status('u')
+    assert.deepEqual([after.online, after.devices, after.due], [false, 0, null])
+    await store.status('u')
+    await sleep(20)
+    assert.deepEqual(frames, ['online', 'offline'], 'no flap, then offline once')
+  })
+
+  test(`${kind} store: devices nobody refreshes lapse, and the next sweep sends offline at once`, async (t) => {
+    const { store, frames } = await storeOf(t, kind)
+    await attach(store, `${Date.now()}.i.1`)
+    await sleep(TTL + 50)
+    const status = await store.status('u')
+    assert.deepEqual([status.online, status.devices, status.due], [false, 0, null])
+    await sleep(20)
+    assert.deepEqual(frames, ['online', 'offline'])
+  })
+}
+
+test('memory store: its periodic sweep ends a grace period that no timer ended', async (t) => {
+  const { store, frames } = await storeOf(t, 'memory')
+  const device = `${Date.now()}.i.1`
+  await attach(store, device)
+  await store.detach('u', device)
+  await sleep(GRACE + 50)
+  await store.maintain()
+  assert.deepEqual(frames, ['online', 'offline'])
+})
