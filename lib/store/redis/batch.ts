@@ -14,15 +14,26 @@ const MAX_BATCH = 64
  * Every script runs for a batch of calls: the calls of one event-loop turn (per slot on a Cluster) go out
  * as one EVALSHA. The body stays written for one call; this wrapper gives it each call's KEYS and ARGV in
  * turn, under pcall. Wire layout (packCalls): KEYS holds numberOfKeys keys per call; ARGV the shared
- * arguments, then per call its argument count and arguments. The reply holds one reply per call, or an
- * error for a call that failed (the others stand).
+ * arguments, then per call its argument count and arguments — except for a batch of one call, whose KEYS
+ * and ARGV are the call's own (no copying: at low rates most batches hold one call). The reply holds one
+ * reply per call, or an error for a call that failed (the others stand).
  */
 export function batchedLua ({ numberOfKeys, shared = 0, lua }: Script): string {
+  if (numberOfKeys === 0) throw new Error('a batched script needs a key: its key count tells one call from many')
   return `
 local CALL_KEYS, CALL_ARGV = KEYS, ARGV
 local KEYS, ARGV
 local function one ()
 ${lua}
+end
+local function run ()
+  local ok, reply = pcall(one)
+  if ok then return reply or false end
+  return { err = type(reply) == 'table' and reply.err or tostring(reply) }
+end
+if #CALL_KEYS == ${numberOfKeys} then
+  KEYS, ARGV = CALL_KEYS, CALL_ARGV
+  return { run() }
 end
 local out, a = {}, ${shared + 1}
 for k = 0, #CALL_KEYS - 1, ${numberOfKeys} do
@@ -32,12 +43,7 @@ for k = 0, #CALL_KEYS - 1, ${numberOfKeys} do
   local n = tonumber(CALL_ARGV[a])
   for i = 1, n do ARGV[${shared} + i] = CALL_ARGV[a + i] end
   a = a + n + 1
-  local ok, reply = pcall(one)
-  if ok then
-    out[#out + 1] = reply or false
-  else
-    out[#out + 1] = { err = type(reply) == 'table' and reply.err or tostring(reply) }
-  end
+  out[#out + 1] = run()
 end
 return out
 `
@@ -45,6 +51,7 @@ return out
 
 /** The arguments of one batched EVALSHA (after the SHA): number of keys, keys, ARGV as batchedLua reads it. */
 export function packCalls ({ numberOfKeys, shared = 0 }: Script, calls: Arg[][]): Arg[] {
+  if (calls.length === 1) return [numberOfKeys, ...calls[0]!]
   const args: Arg[] = [calls.length * numberOfKeys]
   for (const call of calls) for (let i = 0; i < numberOfKeys; i++) args.push(call[i]!)
   const own = numberOfKeys + shared
