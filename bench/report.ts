@@ -187,15 +187,18 @@ export function renderMarkdown (r: R): string {
 
   out.push('### Every rate step')
   out.push('')
-  out.push(row(['system', 'offered msg/s', 'deliveries/s', 'lost', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sender lag ms', 'server µs/delivery', 'client cores', 'Redis cmds/msg', 'Redis µs/msg', 'longest event-loop stall A/B ms', 'load avg', 'keeps up']))
-  out.push(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']))
+  out.push(row(['system', 'offered msg/s', 'deliveries/s', 'lost', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'sender lag ms', 'server µs/delivery', 'client cores', 'Redis cmds/msg', 'Redis µs/msg', 'longest event-loop stall A/B ms', 'load avg', 'stolen ms', 'keeps up']))
+  out.push(row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---']))
   for (const s of ALL) {
     for (const x of allSteps(r, s)) {
-      out.push(row([NAME[s], fmt(x.rate), fmt(x.deliveriesPerSec), x.lost, fmt(x.latency.p50), fmt(x.latency.p99), fmt(x.latency.p999), fmt(x.latency.max), fmt(x.maxLagMs), fmt(x.serverCpuUsPerDelivery), fmt(x.clientCpuShare), fmt(x.redisPerMsg.commands), fmt(x.redisPerMsg.cpuUs), x.eventLoopMaxMs === undefined ? '–' : x.eventLoopMaxMs.map((v: number) => fmt(v, 0)).join(' / '), fmt(x.loadAvg1), x.pass ? 'yes' : x.retried === true ? 'no (retry)' : 'no']))
+      out.push(row([NAME[s], fmt(x.rate), fmt(x.deliveriesPerSec), x.lost, fmt(x.latency.p50), fmt(x.latency.p99), fmt(x.latency.p999), fmt(x.latency.max), fmt(x.maxLagMs), fmt(x.serverCpuUsPerDelivery), fmt(x.clientCpuShare), fmt(x.redisPerMsg.commands), fmt(x.redisPerMsg.cpuUs), x.eventLoopMaxMs === undefined ? '–' : x.eventLoopMaxMs.map((v: number) => fmt(v, 0)).join(' / '), fmt(x.loadAvg1), x.stealMs === undefined || x.stealMs === null ? '–' : fmt(x.stealMs, 0), x.discarded === true ? 'discarded (stolen)' : x.pass ? 'yes' : x.retried === true ? 'no (retry)' : 'no']))
     }
   }
   out.push('')
-  out.push(`A step keeps up when nothing is lost, the sender never fell more than ${r.criteria.maxLagMs} ms behind its schedule, p50 ≤ ${r.criteria.maxP50Ms} ms and p99 ≤ ${r.criteria.maxP99Ms} ms.`)
+  out.push(`A step keeps up when nothing is lost, the sender never fell more than ${r.criteria.maxLagMs} ms behind its schedule, p50 ≤ ${r.criteria.maxP50Ms} ms and p99 ≤ ${r.criteria.maxP99Ms} ms.` +
+    (r.criteria.maxStolenShare === undefined
+      ? ''
+      : ` "Stolen ms" is CPU time the hypervisor gave to other guests during the step (all cores, /proc/stat); a fixed-rate step that lost more than ${fmt(r.criteria.maxStolenShare * 100, 0)} % of the cores that way was run again (at most ${String(r.criteria.stolenRetries)} times) and the attempt with the least stolen time counts.`))
   return out.join('\n')
 }
 
@@ -210,7 +213,7 @@ function netCpu (r: R, s: string, rate: number): number | undefined {
 function allSteps (r: R, s: string): R[] {
   const m = r.main?.[s]
   if (m === undefined) return []
-  return [...m.fixed, ...m.ramp].sort((a: R, b: R) => a.rate - b.rate)
+  return [...m.fixed, ...(m.discarded ?? []), ...m.ramp].sort((a: R, b: R) => a.rate - b.rate)
 }
 
 /** Grid values of a log axis: 1, 2 and 5 times each power of ten within [min, max], with their multiplier. */

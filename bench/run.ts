@@ -5,6 +5,7 @@
 // same raw-`ws` client process(es). Writes bench/results/bench-<time>.{json,md,svg} and prints the table.
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
@@ -99,6 +100,11 @@ const phases = new Set((argv.only ?? 'main,instances,scale,drain').split(','))
 const MAX_P50_MS = 20
 const MAX_P99_MS = 500
 const MAX_LAG_MS = 100
+// The machine is a VM: when the hypervisor gives a large share of its cores to other guests during a fixed
+// step, every process stalls at once and that step's p99 measures the neighbours. Such a step is run again
+// (at most twice) and the attempt with the least stolen time counts; the others are reported as discarded.
+const MAX_STOLEN_SHARE = 0.05
+const STOLEN_RETRIES = 2
 
 const log = (...a: unknown[]): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${a.join(' ')}\n`) }
 
@@ -234,13 +240,31 @@ export interface StepResult {
   redisPerMsg: { commands: number, netIn: number, netOut: number, cpuUs: number }
   pass: boolean
   loadAvg1: number
+  /** CPU time the hypervisor gave to other guests during the step (all cores); null where unknown. */
+  stealMs: number | null
   threadsMs: Record<string, number>
   eventLoopMaxMs: number[]
   wallMs: number
   retried?: boolean
+  /** A fixed step run again because the hypervisor took more than MAX_STOLEN_SHARE of the cores. */
+  discarded?: boolean
 }
 
 let stepNo = 0
+
+function stolenShare (r: StepResult): number {
+  return r.stealMs === null ? 0 : r.stealMs / (r.wallMs * os.cpus().length)
+}
+
+/** The machine's stolen CPU time so far (/proc/stat, in 1/100 s ticks summed over cores), in ms; null off Linux. */
+function stolenMs (): number | null {
+  try {
+    const cpu = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!.trim().split(/\s+/)
+    return cpu[0] === 'cpu' && cpu[8] !== undefined ? Number(cpu[8]) * 10 : null
+  } catch {
+    return null
+  }
+}
 
 async function step (c: Cluster, client: Peer, rate: number, ms: number, sender = 0): Promise<StepResult> {
   const k = ++stepNo
@@ -249,6 +273,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
   const th0 = await Promise.all(c.servers.map(s => s.call('threads')))
   await Promise.all(c.servers.map(s => s.call('loopReset')))
   await client.call('stepBegin', { k })
+  const steal0 = stolenMs()
   const t0 = nowMs()
   const run = await c.servers[sender]!.call('run', { rate, durationMs: ms, step: k }, ms + 120_000)
   // Wait for the tail: until everything expected arrived, or nothing new for 2 s (then it is lost).
@@ -269,6 +294,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
   th1.forEach((t: Record<string, number>, i: number) => {
     for (const [name, ms] of Object.entries(t)) threads[name] = (threads[name] ?? 0) + ms - (th0[i][name] ?? 0)
   })
+  const steal1 = stolenMs()
   const r1 = await c.redis.snapshot()
   const wall = nowMs() - t0
   const redis = redisDelta(r0, r1, c.redis)
@@ -300,6 +326,7 @@ async function step (c: Cluster, client: Peer, rate: number, ms: number, sender 
     },
     pass: false,
     loadAvg1: os.loadavg()[0]!,
+    stealMs: steal0 === null || steal1 === null ? null : steal1 - steal0,
     threadsMs: threads,
     eventLoopMaxMs: loops.map((l: { maxMs: number }) => l.maxMs),
     wallMs: wall
@@ -355,7 +382,17 @@ async function phaseMain (system: System): Promise<any> {
     const roundTrips = { perMessage: mon.carrying / mon.result.sent, allPerMessage: top / mon.result.sent, topLevel: mon.topLevel, inScripts: mon.inScripts, sent: mon.result.sent }
     log(`  MONITOR: ${roundTrips.perMessage.toFixed(2)} top-level commands carry each message (${roundTrips.allPerMessage.toFixed(2)} per message in all)`, JSON.stringify(mon.topLevel), 'in scripts', JSON.stringify(mon.inScripts))
     const fixed: StepResult[] = []
-    for (const rate of cfg.fixed) fixed.push(await step(c, client, rate, cfg.fixedMs))
+    const discarded: StepResult[] = []
+    for (const rate of cfg.fixed) {
+      const attempts = [await step(c, client, rate, cfg.fixedMs)]
+      while (attempts.length <= STOLEN_RETRIES && stolenShare(attempts[attempts.length - 1]!) > MAX_STOLEN_SHARE) {
+        log(`  ${rate} msg/s: ${(stolenShare(attempts[attempts.length - 1]!) * 100).toFixed(0)} % of the cores stolen by the hypervisor; running it again`)
+        attempts.push(await step(c, client, rate, cfg.fixedMs))
+      }
+      const kept = attempts.reduce((a, b) => stolenShare(b) < stolenShare(a) ? b : a)
+      fixed.push(kept)
+      for (const a of attempts) if (a !== kept) discarded.push({ ...a, discarded: true })
+    }
     let profile: string[] | undefined
     let profileSummary: unknown
     let profileStep: StepResult | undefined
@@ -405,6 +442,7 @@ async function phaseMain (system: System): Promise<any> {
       connectPerSec: conn.ok / conn.ms * 1000,
       memory: mem,
       fixed,
+      discarded,
       ramp,
       saturation: best === undefined ? undefined : { rate: best.rate, deliveriesPerSec: best.deliveriesPerSec, clientCpuShare: best.clientCpuShare, serverCpuUs: best.serverCpuUs, ms: best.ms },
       firstFail: ramp.find(r => !r.pass)?.rate,
@@ -514,7 +552,7 @@ async function main (): Promise<number> {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), fdLimit },
     config: cfg,
     heartbeatMs: Number(argv.heartbeat ?? 25_000),
-    criteria: { maxP50Ms: MAX_P50_MS, maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS },
+    criteria: { maxP50Ms: MAX_P50_MS, maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS, maxStolenShare: MAX_STOLEN_SHARE, stolenRetries: STOLEN_RETRIES },
     main: {},
     instances: { comet: [], sio: [], bare: [] },
     scale: {},
