@@ -38,3 +38,36 @@ test('subscriptions asked in one turn share a command, in order: an unsubscribe 
   assert.equal(await listeners('x'), 0, 'subscribed then unsubscribed')
   assert.equal(await listeners('s0'), 1, 'unsubscribed then subscribed again')
 })
+
+test('the heartbeat refreshes a slice a few users per script; a failing user does not stop the rest', async (t) => {
+  const redis = await startRedis()
+  t.after(() => redis.stop())
+  const store = new RedisStore(redis.url, SETTINGS, Fastify().log)
+  await store.start({ user () {}, control () {}, channel () {}, resync () {} })
+  t.after(() => store.close())
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+
+  const devices = new Map<string, string[]>()
+  for (let i = 0; i < 40; i++) {
+    const user = `r${i}`
+    const device = `${Date.now()}.i.${i}`
+    await store.setAuth(user, 'd', undefined)
+    assert.equal((await store.attach(user, device, 'd', null)).ok, true)
+    devices.set(user, [device])
+  }
+  // One user's devices key holds a string: its refresh fails (WRONGTYPE), as a script can.
+  await admin.set('comet:{u:r5}:devices', 'not a sorted set')
+  const before = Date.now()
+  await admin.config('RESETSTAT')
+  await assert.rejects(store.refresh(devices), /WRONGTYPE/)
+
+  const stats = await admin.info('commandstats')
+  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  assert.equal(calls('evalsha') + calls('eval'), 3, '40 users: scripts of 16, 16 and 8 (the first one loads the script)')
+  for (const [user, [device]] of devices) {
+    if (user === 'r5') continue
+    const lapse = Number(await admin.zscore(`comet:{u:${user}}:devices`, device!))
+    assert.ok(lapse >= before + SETTINGS.presenceTtl, `${user} refreshed`)
+  }
+})

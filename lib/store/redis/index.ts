@@ -43,6 +43,9 @@ const COMMANDS: Array<[keyof Commands, Script]> = [
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
 
+/** Users refreshed per event-loop turn by the heartbeat (RedisStore.refresh). */
+const REFRESH_CHUNK = 16
+
 /** The single shard of a standalone Redis, for the probe bookkeeping. */
 const ONE = 'one'
 
@@ -357,13 +360,21 @@ export class RedisStore implements Store {
   async refresh (devices: Map<string, string[]>): Promise<void> {
     const now = Date.now()
     const ttl = this.#settings.presenceTtl
-    const work: Array<Promise<unknown>> = []
-    // ZADD, not ZADD XX: if Redis lost its data, the heartbeat puts this instance's devices back.
     const k = this.#keys
+    let chunk: Array<Promise<unknown>> = []
+    let failure: unknown
     for (const [userId, ids] of devices) {
-      work.push(this.#run.cometRefresh(k.devices(userId), k.meta(userId), now + ttl, ttl, now, this.#metaTtl, k.statusRoute(userId), ...ids))
+      // A few users at a time, the next few once Redis answered: Redis runs nothing else during a script,
+      // and the sends that come meanwhile get in between instead of waiting behind the whole slice.
+      if (chunk.length === REFRESH_CHUNK) {
+        await Promise.all(chunk)
+        chunk = []
+      }
+      chunk.push(this.#run.cometRefresh(k.devices(userId), k.meta(userId), now + ttl, ttl, now, this.#metaTtl, k.statusRoute(userId), ...ids)
+        .catch((err: unknown) => { failure ??= err }))
     }
-    await Promise.all(work)
+    await Promise.all(chunk)
+    if (failure !== undefined) throw failure
   }
 
   #reconnectDeaf (shard: string): void {
