@@ -3,6 +3,7 @@ import type { Connection } from '../connections/connection.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { PresenceEntry, PresenceSet } from '../store/channels.ts'
 import type { Store } from '../store/types.ts'
+import { paced } from '../paced.ts'
 import { presenceFrames } from './frames.ts'
 import { kindOf, USER_STATUS } from './policy.ts'
 
@@ -106,11 +107,10 @@ export class Presence {
    * active. (The devices themselves are the store's heartbeat: Store.refresh.)
    */
   async beat (slice: number): Promise<void> {
-    const work: Array<Promise<unknown>> = []
-    for (const channel of this.#hub.channelsIn(slice)) {
-      work.push(this.#sweep(this.subs(channel)))
-      if (kindOf(channel) === 'user_status') work.push(this.#sweepStatus(channel.slice(USER_STATUS.length)))
-    }
+    const work = [paced([...this.#hub.channelsIn(slice)], async (channel) => await Promise.all([
+      this.#sweep(this.subs(channel)),
+      kindOf(channel) === 'user_status' ? this.#sweepStatus(channel.slice(USER_STATUS.length)) : undefined
+    ]))]
     if (slice === 0) work.push(this.#store.channels.markActive([...this.#hub.channels.keys()], 2 * this.#interval))
     const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected')
     if (failed !== undefined) this.#log.warn({ err: failed.reason }, 'comet: presence heartbeat failed')

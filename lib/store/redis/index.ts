@@ -13,6 +13,7 @@ import { slotOf } from './slots.ts'
 import { whenReady, connect, defineScripts, quit, shardSubscriber } from './client.ts'
 import type { Client, RedisSetting } from './client.ts'
 import { TickBatcher } from './batch.ts'
+import { paced } from '../../paced.ts'
 import type { Script } from './batch.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
@@ -42,9 +43,6 @@ const COMMANDS: Array<[keyof Commands, Script]> = [
 
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
-
-/** Users refreshed per event-loop turn by the heartbeat (RedisStore.refresh). */
-const REFRESH_CHUNK = 16
 
 /** The single shard of a standalone Redis, for the probe bookkeeping. */
 const ONE = 'one'
@@ -361,20 +359,8 @@ export class RedisStore implements Store {
     const now = Date.now()
     const ttl = this.#settings.presenceTtl
     const k = this.#keys
-    let chunk: Array<Promise<unknown>> = []
-    let failure: unknown
-    for (const [userId, ids] of devices) {
-      // A few users at a time, the next few once Redis answered: Redis runs nothing else during a script,
-      // and the sends that come meanwhile get in between instead of waiting behind the whole slice.
-      if (chunk.length === REFRESH_CHUNK) {
-        await Promise.all(chunk)
-        chunk = []
-      }
-      chunk.push(this.#run.cometRefresh(k.devices(userId), k.meta(userId), now + ttl, ttl, now, this.#metaTtl, k.statusRoute(userId), ...ids)
-        .catch((err: unknown) => { failure ??= err }))
-    }
-    await Promise.all(chunk)
-    if (failure !== undefined) throw failure
+    await paced(devices, async ([userId, ids]) =>
+      await this.#run.cometRefresh(k.devices(userId), k.meta(userId), now + ttl, ttl, now, this.#metaTtl, k.statusRoute(userId), ...ids))
   }
 
   #reconnectDeaf (shard: string): void {
