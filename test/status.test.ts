@@ -11,7 +11,7 @@ import type { Store, StoreSettings } from '../lib/store/types.ts'
 import { startRedis } from './helpers/redis.ts'
 
 const GRACE = 200
-const TTL = 300
+const TTL = 600
 const SETTINGS: StoreSettings = {
   prefix: 'comet:',
   maxDevices: 10,
@@ -81,6 +81,16 @@ for (const kind of ['memory', 'redis'] as const) {
     await store.status('u')
     await sleep(20)
     assert.deepEqual(frames, ['online', 'offline'], 'no flap, then offline once')
+  })
+
+  test(`${kind} store: a device not refreshed for two heartbeats stops counting for the status before it lapses for routing`, async (t) => {
+    const { store, frames } = await storeOf(t, kind)
+    await attach(store, `${Date.now()}.i.1`)
+    await sleep((2 * TTL) / 3 + 30)
+    const status = await store.status('u')
+    assert.deepEqual([status.online, status.devices, status.due], [false, 1, null], 'offline, though routing still counts the device')
+    await sleep(20)
+    assert.deepEqual(frames, ['online', 'offline'])
   })
 
   test(`${kind} store: devices nobody refreshes lapse, and the next sweep sends offline at once`, async (t) => {

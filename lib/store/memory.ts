@@ -2,7 +2,7 @@ import type { SendResult } from '../types.ts'
 import { statusFrame } from '../channels/frames.ts'
 import { USER_STATUS } from '../channels/policy.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
-import { deviceAge, nextId } from './types.ts'
+import { deviceAge, freshAfter, nextId } from './types.ts'
 import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings, UserStatus } from './types.ts'
 import { MemoryChannels } from './memory-channels.ts'
 
@@ -207,8 +207,13 @@ export class MemoryStore implements Store {
   }
 
   #settle (userId: string, user: UserState, now: number, due: number): number | null {
-    for (const [device, lapse] of user.devices) if (lapse <= now) user.devices.delete(device)
-    if (user.devices.size > 0 || !user.on) return null
+    const fresh = freshAfter(now, this.#settings)
+    let counted = 0
+    for (const [device, lapse] of user.devices) {
+      if (lapse <= now) user.devices.delete(device)
+      else if (lapse > fresh) counted++
+    }
+    if (counted > 0 || !user.on) return null
     if (user.off === 0) user.off = due
     if (user.off > now) return user.off
     user.on = false

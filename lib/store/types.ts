@@ -120,6 +120,16 @@ export interface StoreSettings {
   lastSeenTtl: number
 }
 
+/**
+ * For `user_status_<id>` a device counts while it lapses after this: refreshed within the last two
+ * heartbeats (a live instance refreshes every one), so a crashed instance's users go offline within three,
+ * the sweep included — the bound a channel's presence entries keep too. Routing counts a device until it
+ * lapses (presenceTtl, three heartbeats).
+ */
+export function freshAfter (now: number, settings: StoreSettings): number {
+  return now + settings.presenceTtl / 3
+}
+
 /** Ids are ≥ send time (ms) × 1000 and > the previous id: increasing per user even across restarts and expiry. */
 export function nextId (last: number, now: number): number {
   return Math.max(last + 1, now * 1000)

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { SendResult } from '../../types.ts'
-import { parseRouted } from '../types.ts'
+import { freshAfter, parseRouted } from '../types.ts'
 import type { AttachResult, BusHandlers, CatchUp, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
 import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
@@ -326,7 +326,8 @@ export class RedisStore implements Store {
 
   async detach (userId: string, device: string): Promise<number | null> {
     const k = this.#keys
-    const due = await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, Date.now(), this.#metaTtl, k.statusRoute(userId), this.#settings.presenceGrace)
+    const now = Date.now()
+    const due = await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, now, this.#metaTtl, k.statusRoute(userId), this.#settings.presenceGrace, freshAfter(now, this.#settings))
     return due === null ? null : Number(due)
   }
 
@@ -379,7 +380,8 @@ export class RedisStore implements Store {
 
   async status (userId: string): Promise<UserStatus> {
     const k = this.#keys
-    const [devices, seen, online, due] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), Date.now(), k.statusRoute(userId))
+    const now = Date.now()
+    const [devices, seen, online, due] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), now, k.statusRoute(userId), freshAfter(now, this.#settings))
     return { devices, seen: seen === null ? null : Number(seen), online: online === 1, due: due === null ? null : Number(due) }
   }
 

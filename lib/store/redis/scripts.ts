@@ -26,10 +26,12 @@ local function online (meta, route)
   end
 end
 -- After devices left or lapsed: with none left, the user goes offline at due (an earlier grace end
--- stands). Returns when the grace period ends, or false.
-local function settle (devices, meta, route, now, due)
+-- stands). For the status a device counts while it lapses after fresh (refreshed within the last two
+-- heartbeats), as a channel's presence entries do: an instance's crash shows within 3 heartbeats, the
+-- sweep included. Returns when the grace period ends, or false.
+local function settle (devices, meta, route, now, fresh, due)
   redis.call('ZREMRANGEBYSCORE', devices, '-inf', now)
-  if redis.call('ZCARD', devices) > 0 or redis.call('HEXISTS', meta, 'on') == 0 then return false end
+  if redis.call('ZCOUNT', devices, '(' .. fresh, '+inf') > 0 or redis.call('HEXISTS', meta, 'on') == 0 then return false end
   local off = tonumber(redis.call('HGET', meta, 'off') or due)
   if off > now then
     redis.call('HSET', meta, 'off', string.format('%.0f', off))
@@ -190,7 +192,7 @@ return { queued, recovered, missed }
 }
 
 /**
- * KEYS: devices, meta. ARGV: device, now ms, meta ttl, status route, grace (ms). Returns when the grace
+ * KEYS: devices, meta. ARGV: device, now ms, meta ttl, status route, grace (ms), fresh (settle). Returns when the grace
  * period that starts ends (a status sweep then, on any instance, sends offline), or false.
  */
 export const detach = {
@@ -200,7 +202,7 @@ local now = tonumber(ARGV[2])
 local left = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], 'seen', ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return settle(KEYS[1], KEYS[2], ARGV[4], now, left == 1 and now + tonumber(ARGV[5]) or now)
+return settle(KEYS[1], KEYS[2], ARGV[4], now, ARGV[6], left == 1 and now + tonumber(ARGV[5]) or now)
 `
 }
 
@@ -223,7 +225,7 @@ online(KEYS[2], ARGV[5])
 }
 
 /**
- * KEYS: devices, meta. ARGV: now ms, status route. Devices whose instance stopped refreshing them (it
+ * KEYS: devices, meta. ARGV: now ms, status route, fresh (settle). Devices whose instance stopped refreshing them (it
  * crashed) are removed here, lazily, and a user whose grace period is over goes offline: instances sweep
  * the users they have watchers of every heartbeat, and when a grace period they started ends.
  * Returns { devices, last seen or false, online (1|0), end of the grace period or false }.
@@ -232,7 +234,7 @@ export const presence = {
   numberOfKeys: 2,
   lua: status + `
 local now = tonumber(ARGV[1])
-local due = settle(KEYS[1], KEYS[2], ARGV[2], now, now)
+local due = settle(KEYS[1], KEYS[2], ARGV[2], now, ARGV[3], now)
 return { redis.call('ZCARD', KEYS[1]), redis.call('HGET', KEYS[2], 'seen'), redis.call('HEXISTS', KEYS[2], 'on'), due }
 `
 }
