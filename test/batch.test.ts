@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
 import { defineScripts } from '../lib/store/redis/client.ts'
 import type { Script } from '../lib/store/redis/batch.ts'
-import { startRedis } from './helpers/redis.ts'
+import { commandCalls, startRedis } from './helpers/redis.ts'
 
 /** KEYS: key. ARGV: prefix (shared), value. Sets key to prefix .. value; 'boom' fails this call only. */
 const store: Script = {
@@ -49,7 +49,6 @@ test('batched scripts: each call of a turn gets its own keys, arguments and repl
     ['k4', 'p-', 'four', 1, 2]
   ])
   assert.deepEqual(await client.mget('k0', 'k1', 'k2', 'k3', 'k4', 'k9'), ['p-zero', 'p-one', 'p-two', null, 'p-four', null])
-  const stats = await client.info('commandstats')
-  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const calls = await commandCalls(client)
   assert.equal(calls('evalsha') + calls('eval'), 3, 'two single calls and one batch of four')
 })

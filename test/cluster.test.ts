@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import { HASH } from './helpers/app.ts'
 import { eventually, TestClient } from './helpers/client.ts'
 import { PAIR_BACKENDS, startPair } from './helpers/pair.ts'
+import { commandCalls } from './helpers/redis.ts'
 
 test('only instances that hold a device of the user receive its messages, one script call per send', async (t) => {
   const { a, b, redis } = await startPair(t)
@@ -23,8 +24,7 @@ test('only instances that hold a device of the user receive its messages, one sc
   await a.app.comet.sendToUser('r', 'warm', 0)
   await admin.config('RESETSTAT')
   for (let i = 0; i < 20; i++) await a.app.comet.sendToUser('r', 'e', i)
-  const stats = await admin.info('commandstats')
-  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const calls = await commandCalls(admin)
   assert.equal(calls('evalsha') + calls('eval'), 20, 'one script per sendToUser')
   assert.equal(calls('publish'), 20, 'one publish, inside the script')
   await eventually(() => onB.messages().length === 21, 'B got them all')
@@ -47,8 +47,7 @@ test('the sends of one event-loop turn share a script call; each still gets its 
   await admin.config('RESETSTAT')
 
   const results = await Promise.allSettled(users.map(async (user, i) => await a.app.comet.sendToUser(user, 'e', i)))
-  const stats = await admin.info('commandstats')
-  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const calls = await commandCalls(admin)
   assert.equal(calls('evalsha') + calls('eval'), 2, '100 sends in one turn: two scripts of at most 64 sends')
   assert.equal(calls('publish'), 99, 'one publish per send that did not fail')
 
@@ -83,8 +82,7 @@ test('the auth frames of one burst read their digests with one MGET; a wrong has
   for (const [i, c] of clients.entries()) c.send({ type: 'auth', userId: users[i], hash: i === 3 ? 'a-wrong-hash-of-enough-length' : HASH })
   const outcomes = await Promise.all(clients.map(async (c) => await Promise.race([c.type('ready').then(() => 'ready'), c.closed.then((code) => code)])))
   assert.deepEqual(outcomes, users.map((_, i) => i === 3 ? 4401 : 'ready'))
-  const stats = await admin.info('commandstats')
-  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const calls = await commandCalls(admin)
   const reads = calls('mget')
   assert.ok(reads >= 1 && reads < users.length / 2, `${reads} MGETs for ${users.length} auth frames`)
 })

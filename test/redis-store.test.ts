@@ -1,36 +1,16 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import Fastify from 'fastify'
-import { Redis } from 'ioredis'
-import { RedisStore } from '../lib/store/redis/index.ts'
-import { startRedis } from './helpers/redis.ts'
-
-const SETTINGS = {
-  prefix: 'comet:',
-  maxDevices: 10,
-  evictOldest: false,
-  queue: { maxMessages: 100, ttl: 60_000 },
-  resume: { size: 100, ttl: 60_000 },
-  presenceTtl: 75_000,
-  presenceGrace: 2000,
-  lastSeenTtl: 60_000
-}
+import { commandCalls } from './helpers/redis.ts'
+import { redisStore, STORE_SETTINGS } from './helpers/store.ts'
 
 test('subscriptions asked in one turn share a command, in order: an unsubscribe never overtakes its channel\'s subscribe', async (t) => {
-  const redis = await startRedis()
-  t.after(() => redis.stop())
-  const store = new RedisStore(redis.url, SETTINGS, Fastify().log)
-  await store.start({ user () {}, control () {}, channel () {}, resync () {} })
-  t.after(() => store.close())
-  const admin = new Redis(redis.url)
-  t.after(() => admin.disconnect())
+  const { store, admin } = await redisStore(t)
   const listeners = async (userId: string): Promise<number> => ((await admin.pubsub('NUMSUB', `comet:{u:${userId}}`)) as [string, number])[1]
 
   await admin.config('RESETSTAT')
   const users = Array.from({ length: 20 }, (_, i) => `s${i}`)
   await Promise.all(users.map(async (user) => await store.listenUser(user)))
-  const stats = await admin.info('commandstats')
-  assert.equal(/cmdstat_subscribe:calls=(\d+)/.exec(stats)?.[1], '1', '20 users asked in one turn: one SUBSCRIBE')
+  assert.equal((await commandCalls(admin))('subscribe'), 1, '20 users asked in one turn: one SUBSCRIBE')
   for (const user of users) assert.equal(await listeners(user), 1)
 
   // Both orders within one turn: what was asked last holds.
@@ -40,13 +20,7 @@ test('subscriptions asked in one turn share a command, in order: an unsubscribe 
 })
 
 test('the heartbeat refreshes a slice a few users per script; a failing user does not stop the rest', async (t) => {
-  const redis = await startRedis()
-  t.after(() => redis.stop())
-  const store = new RedisStore(redis.url, SETTINGS, Fastify().log)
-  await store.start({ user () {}, control () {}, channel () {}, resync () {} })
-  t.after(() => store.close())
-  const admin = new Redis(redis.url)
-  t.after(() => admin.disconnect())
+  const { store, admin } = await redisStore(t)
 
   const devices = new Map<string, string[]>()
   for (let i = 0; i < 40; i++) {
@@ -62,12 +36,11 @@ test('the heartbeat refreshes a slice a few users per script; a failing user doe
   await admin.config('RESETSTAT')
   await assert.rejects(store.refresh(devices), /WRONGTYPE/)
 
-  const stats = await admin.info('commandstats')
-  const calls = (name: string): number => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const calls = await commandCalls(admin)
   assert.equal(calls('evalsha') + calls('eval'), 3, '40 users: scripts of 16, 16 and 8 (the first one loads the script)')
   for (const [user, [device]] of devices) {
     if (user === 'r5') continue
     const lapse = Number(await admin.zscore(`comet:{u:${user}}:devices`, device!))
-    assert.ok(lapse >= before + SETTINGS.presenceTtl, `${user} refreshed`)
+    assert.ok(lapse >= before + STORE_SETTINGS.presenceTtl, `${user} refreshed`)
   }
 })

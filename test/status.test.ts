@@ -4,38 +4,26 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify from 'fastify'
 import { MemoryStore } from '../lib/store/memory.ts'
-import { RedisStore } from '../lib/store/redis/index.ts'
-import type { Store, StoreSettings } from '../lib/store/types.ts'
-import { startRedis } from './helpers/redis.ts'
+import type { BusHandlers, Store, StoreSettings } from '../lib/store/types.ts'
+import { NO_HANDLERS, redisStore, STORE_SETTINGS } from './helpers/store.ts'
 
 const GRACE = 200
 const TTL = 600
-const SETTINGS: StoreSettings = {
-  prefix: 'comet:',
-  maxDevices: 10,
-  evictOldest: false,
-  queue: { maxMessages: 100, ttl: 60_000 },
-  resume: { size: 100, ttl: 60_000 },
-  presenceTtl: TTL,
-  presenceGrace: GRACE,
-  lastSeenTtl: 60_000
-}
+const SETTINGS: StoreSettings = { ...STORE_SETTINGS, presenceTtl: TTL, presenceGrace: GRACE }
 
 /** A started store listening on user_status_u; `frames` collects what reaches that channel. */
 async function storeOf (t: TestContext, kind: 'memory' | 'redis'): Promise<{ store: Store, frames: string[] }> {
+  const frames: string[] = []
+  const handlers: BusHandlers = { ...NO_HANDLERS, channel: (_channel, frame) => frames.push(JSON.parse(frame.toString()).type) }
   let store: Store
   if (kind === 'memory') {
     store = new MemoryStore(SETTINGS)
+    await store.start(handlers)
+    t.after(() => store.close())
   } else {
-    const redis = await startRedis()
-    t.after(() => redis.stop())
-    store = new RedisStore(redis.url, SETTINGS, Fastify().log)
+    store = (await redisStore(t, SETTINGS, handlers)).store
   }
-  const frames: string[] = []
-  await store.start({ user () {}, control () {}, channel: (_channel, frame) => frames.push(JSON.parse(frame.toString()).type), resync () {} })
-  t.after(() => store.close())
   await store.listenChannel('user_status_u')
   await store.setAuth('u', 'digest', undefined)
   return { store, frames }

@@ -54,3 +54,9 @@ export async function startRedis (port?: number): Promise<RedisServer> {
     }
   }
 }
+
+/** Calls per command since the last `CONFIG RESETSTAT` (`INFO commandstats`; commands run inside scripts count too). */
+export async function commandCalls (client: { info (section: string): Promise<string> }): Promise<(name: string) => number> {
+  const stats = await client.info('commandstats')
+  return (name) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+}
