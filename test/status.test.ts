@@ -9,7 +9,7 @@ import type { BusHandlers, Store, StoreSettings } from '../lib/store/types.ts'
 import { NO_HANDLERS, redisStore, STORE_SETTINGS } from './helpers/store.ts'
 
 const GRACE = 200
-const TTL = 600
+const TTL = 1200
 const SETTINGS: StoreSettings = { ...STORE_SETTINGS, presenceTtl: TTL, presenceGrace: GRACE }
 
 /** A started store listening on user_status_u; `frames` collects what reaches that channel. */
