@@ -83,7 +83,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     limits,
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
-    closed: (conn) => conns.delete(conn.slice, conn)
+    closed: (conn) => conns.delete(conn.slice, conn),
+    prebuilt: false
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
     spread(conns.of(slice), (conn) => conn.heartbeat())
@@ -119,6 +120,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       }
     })
   }
+  // An app's own WebSocket server may compress (permessage-deflate): its sockets get messages through ws.
+  ctx.prebuilt = app.websocketServer.options.perMessageDeflate === false
   app.addHook('onClose', async () => {
     await shutdown()
     state = 'closed'

@@ -5,6 +5,7 @@ import { matches } from '../auth/hash.ts'
 import type { AuthLimits } from '../auth/limits.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
+import { payloadOf } from '../protocol/wire.ts'
 import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
@@ -23,6 +24,11 @@ export interface ConnectionContext {
   nextDevice (): string
   /** Called once when the socket has closed. */
   closed (conn: Connection): void
+  /**
+   * Whether routed messages are written to the socket as prebuilt frames (protocol/wire.ts); not when the
+   * WebSocket server may compress, as ws then queues its own writes behind the compression.
+   */
+  prebuilt: boolean
 }
 
 let nextSlice = 0
@@ -83,15 +89,15 @@ export class Connection {
   /** The id up to which this socket has every private message: where a catch-up starts. */
   get synced (): number { return this.#lastId }
 
-  /** Offers a routed private message; true when this socket took it (or already had it). */
-  offer (message: Routed): boolean {
+  /** Offers a routed private message (`wire`: its frame, from textFrame); true when this socket took it (or already had it). */
+  offer (message: Routed, wire: Buffer): boolean {
     if (this.#state === 'syncing' || (this.#holding && this.#state === 'ready')) {
       (this.#inbox ??= []).push(message)
       return true
     }
     if (!this.canTake()) return false
     if (message.id <= this.#lastId) return true
-    if (!this.#write(message.frame)) return false
+    if (!this.#write(wire)) return false
     this.#lastId = message.id
     return true
   }
@@ -125,18 +131,21 @@ export class Connection {
     return held
   }
 
-  sendFrame (frame: Buffer): void {
-    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#write(frame)
+  /** Sends a channel message's frame (from textFrame). */
+  sendFrame (wire: Buffer): void {
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#write(wire)
   }
 
-  /** Writes a routed frame unless the client is too slow: then it is cut, and the frame is not taken. */
-  #write (frame: Buffer): boolean {
-    if (this.#ws.bufferedAmount + frame.length > this.#ctx.settings.maxBufferedBytes) {
+  /** Writes a frame built by textFrame unless the client is too slow: then it is cut, and the frame is not taken. */
+  #write (wire: Buffer): boolean {
+    if (this.#ws.bufferedAmount + wire.length > this.#ctx.settings.maxBufferedBytes) {
       this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
       this.#cutSlow()
       return false
     }
-    this.#ws.send(frame, TEXT)
+    // Without compression ws writes every frame at once, in call order, so ours stay in sequence with its own.
+    if (this.#ctx.prebuilt) rawSocket(this.#ws).write(wire)
+    else this.#ws.send(payloadOf(wire), TEXT)
     return true
   }
 
@@ -147,7 +156,7 @@ export class Connection {
    */
   #cutSlow (): void {
     this.close(CLOSE.TOO_SLOW, 'too slow')
-    const raw = (this.#ws as unknown as { _socket: Socket })._socket
+    const raw = rawSocket(this.#ws)
     let written = -1
     const check = (): void => {
       if (this.#ws.readyState === CLOSED) return
@@ -382,4 +391,9 @@ export class Connection {
 /** A socket that errs is cut; one function for all sockets, not a closure each. */
 function terminate (this: WebSocket): void {
   this.terminate()
+}
+
+/** The TCP socket under a WebSocket (ws keeps it as `_socket` while open). */
+function rawSocket (ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket
 }

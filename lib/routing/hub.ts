@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { CatchUp, Control, Routed, Store } from '../store/types.ts'
 import type { Connection } from '../connections/connection.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
+import { textFrame } from '../protocol/wire.ts'
 import { sliceOf, Slices } from '../connections/heartbeat.ts'
 
 const CATCH_UP_ATTEMPTS = 5
@@ -79,8 +80,9 @@ export class Hub {
     const route = this.users.get(userId)
     let taken = false
     if (route !== undefined) {
+      const wire = textFrame(message.frame)
       for (const conn of route.conns) {
-        if (conn.offer(message)) taken = true
+        if (conn.offer(message, wire)) taken = true
       }
     }
     // It reached us after the user's last local socket closed: it must not vanish.
@@ -132,7 +134,8 @@ export class Hub {
   deliverChannel (channel: string, frame: Buffer, except?: Connection): void {
     const route = this.channels.get(channel)
     if (route === undefined) return
-    for (const conn of route.conns) if (conn !== except) conn.sendFrame(frame)
+    const wire = textFrame(frame)
+    for (const conn of route.conns) if (conn !== except) conn.sendFrame(wire)
   }
 
   /**
