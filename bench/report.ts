@@ -96,6 +96,7 @@ export function renderMarkdown (r: R): string {
   }
   for (const rate of r.config.fixed) both(`server CPU per delivery at ${rate} msg/s (µs, both instances)`, s => fixedAt(r, s, rate)?.serverCpuUsPerDelivery)
   both(`server CPU per delivery at ${cpuRate} msg/s with the idle share taken out (µs)`, s => netCpu(r, s, cpuRate))
+  both('server CPU per additional delivery: slope over the fixed rates (µs)', s => marginalCpu(r, s))
   both('servers\' idle CPU with all connections open (cores)', s => r.main?.[s]?.idleCores)
   both(`… of which instance A (sender) at ${cpuRate} msg/s (µs)`, s => { const x = fixedAt(r, s, cpuRate); return x === undefined ? undefined : x.serverCpuUs[0] / x.received })
   const threadShare = (s: string): string => {
@@ -165,6 +166,7 @@ export function renderMarkdown (r: R): string {
     }
     tri('deliveries/s at saturation, zero loss', s => r.main?.[s]?.saturation?.deliveriesPerSec)
     for (const rate of r.config.fixed) tri(`server CPU per delivery at ${rate} msg/s (µs)`, s => fixedAt(r, s, rate)?.serverCpuUsPerDelivery)
+    tri('server CPU per additional delivery: slope over the fixed rates (µs)', s => marginalCpu(r, s))
     for (const rate of r.config.fixed) tri(`p99 latency at ${rate} msg/s (ms)`, s => fixedAt(r, s, rate)?.latency.p99)
     tri('RSS per idle connection, main run (bytes)', s => r.main?.[s]?.memory?.rssPerConn)
     tri('connect + auth rate (conn/s)', s => r.main?.[s]?.connectPerSec)
@@ -208,6 +210,22 @@ function netCpu (r: R, s: string, rate: number): number | undefined {
   if (x === undefined || idle === undefined || x.wallMs === undefined) return undefined
   const total = x.serverCpuUs.reduce((a: number, b: number) => a + b, 0)
   return (total - idle * x.wallMs * 1000) / x.received
+}
+
+/**
+ * What one more delivery costs the servers: the least-squares slope of their CPU (µs/s) against
+ * deliveries/s over the fixed-rate steps. The rest of a step's CPU per delivery is a share of what the
+ * servers spend per event-loop turn and timer whatever a turn holds, which shrinks as the rate grows.
+ */
+function marginalCpu (r: R, s: string): number | undefined {
+  const steps = (r.main?.[s]?.fixed ?? []).filter((x: R) => x.wallMs !== undefined)
+  if (steps.length < 2) return undefined
+  const pts = steps.map((x: R) => [x.received / x.wallMs * 1000, x.serverCpuUs.reduce((a: number, b: number) => a + b, 0) / x.wallMs * 1000])
+  const mx = pts.reduce((a: number, p: number[]) => a + p[0]!, 0) / pts.length
+  const my = pts.reduce((a: number, p: number[]) => a + p[1]!, 0) / pts.length
+  const sxy = pts.reduce((a: number, p: number[]) => a + (p[0]! - mx) * (p[1]! - my), 0)
+  const sxx = pts.reduce((a: number, p: number[]) => a + (p[0]! - mx) ** 2, 0)
+  return sxx === 0 ? undefined : sxy / sxx
 }
 
 function allSteps (r: R, s: string): R[] {
