@@ -11,7 +11,7 @@ import { AuthLimits } from './auth/limits.ts'
 import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
-import { Slices, spread, startHeartbeat } from './connections/heartbeat.ts'
+import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
@@ -55,7 +55,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
   const hub = new Hub(store, log)
-  const conns = new Slices<Connection>()
+  const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
@@ -86,8 +86,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     closed: (conn) => conns.delete(conn.slice, conn),
     prebuilt: false
   }
-  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (slice) => {
-    spread(conns.of(slice), (conn) => conn.heartbeat())
+  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (socketSlice) => {
+    spread(conns.of(socketSlice), (conn) => conn.heartbeat())
+  }, (slice) => {
     hub.track(store.refresh(hub.devices(slice)), 'presence refresh')
     hub.track(channels.beat(slice), 'channel presence heartbeat')
     if (slice === 0) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import { setImmediate as immediate } from 'node:timers/promises'
 import assert from 'node:assert/strict'
-import { PING_CHUNK, Slices, SLICES, sliceOf, spread, startHeartbeat } from '../lib/connections/heartbeat.ts'
+import { PING_CHUNK, Slices, SLICES, sliceOf, SOCKET_SLICES, spread, startHeartbeat } from '../lib/connections/heartbeat.ts'
 
 test('Slices keeps members per slice: a tick sees its own slice only, shutdown sees them all', () => {
   const slices = new Slices<string>()
@@ -20,17 +20,28 @@ test('Slices keeps members per slice: a tick sees its own slice only, shutdown s
   assert.deepEqual([...slices].sort(), users.filter((u) => u !== 'user-7').sort())
 })
 
-test('the heartbeat visits every slice once per interval, in order, and stops', (t) => {
+test('the heartbeat pings every socket slice and refreshes every slice once per interval, in order, and stops', (t) => {
   t.mock.timers.enable({ apis: ['setInterval'] })
-  const seen: number[] = []
-  const stop = startHeartbeat(200, (slice) => seen.push(slice))
+  const seen: string[] = []
+  const stop = startHeartbeat(200, (socketSlice) => seen.push(`p${socketSlice}`), (slice) => seen.push(`r${slice}`))
   t.mock.timers.tick(200)
-  assert.deepEqual(seen, Array.from({ length: SLICES }, (_, i) => i), 'one interval: every slice once')
+  const interval = Array.from({ length: SOCKET_SLICES }, (_, i) => i % (SOCKET_SLICES / SLICES) === 0 ? [`r${i / 10}`, `p${i}`] : [`p${i}`]).flat()
+  assert.deepEqual(seen, interval, 'one interval: each slice refreshed once, before its first socket slice; each socket slice pinged once')
   t.mock.timers.tick(100)
-  assert.equal(seen.length, SLICES * 1.5, 'half an interval: half the slices again')
+  assert.equal(seen.length, interval.length * 1.5, 'half an interval: half of it again')
   stop()
   t.mock.timers.tick(1000)
-  assert.equal(seen.length, SLICES * 1.5, 'stopped')
+  assert.equal(seen.length, interval.length * 1.5, 'stopped')
+})
+
+test('Slices creates a slice\'s set on first use: empty slices cost nothing and read as empty', () => {
+  const slices = new Slices<number>(SOCKET_SLICES)
+  assert.equal(slices.of(999).size, 0)
+  slices.add(999, 1)
+  slices.delete(5, 1)
+  assert.deepEqual([...slices.of(999)], [1])
+  assert.deepEqual([...slices], [1])
+  assert.equal(slices.size, 1)
 })
 
 test('spread visits every item, a chunk at a time with I/O in between, and follows changes to the set', async () => {

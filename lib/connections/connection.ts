@@ -11,7 +11,7 @@ import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
-import { SLICES } from './heartbeat.ts'
+import { SOCKET_SLICES } from './heartbeat.ts'
 
 export interface ConnectionContext {
   settings: Settings
@@ -52,7 +52,7 @@ export class Connection {
   /** Set once the device is recorded in the store (authenticated users only). */
   device: string | null = null
   /** The heartbeat slice that pings this socket. */
-  readonly slice = nextSlice++ % SLICES
+  readonly slice = nextSlice++ % SOCKET_SLICES
   /** Cleared by each heartbeat's ping, set by the pong. */
   alive = true
   #ws: WebSocket

@@ -1,9 +1,16 @@
 /**
- * The heartbeat is spread over its interval: every key (a socket, a user, a channel) belongs to one of
- * SLICES slices, and each slice is handled once per interval, a tick at a time. No tick pings every socket
+ * The heartbeat is spread over its interval: every key (a user, a channel) belongs to one of SLICES slices,
+ * and each slice's presence is refreshed once per interval, a tick at a time. No tick pings every socket
  * or refreshes every user at once: with 20,000 sockets that stalled the event loop for hundreds of ms.
  */
 export const SLICES = 100
+
+/**
+ * Sockets are pinged in slices ten times finer, a tick every interval / 1,000 (25 ms by default): their
+ * pongs then come back as a trickle, not as bursts of a few hundred that hold deliveries up. With 19,960
+ * sockets on one instance, 1,000 msg/s to them: p99 4.5-4.6 ms against 6.6-12.6 with 100 slices.
+ */
+export const SOCKET_SLICES = SLICES * 10
 
 /** Shortest time between ticks; a short interval handles several slices per tick instead. */
 const MIN_TICK = 10
@@ -23,37 +30,51 @@ export function sliceOf (key: string): number {
  * pick one slice's stalled the loop for 75 ms per tick at 20,000 sockets.
  */
 export class Slices<T> {
-  readonly #sets: Array<Set<T>> = Array.from({ length: SLICES }, () => new Set<T>())
+  /** Created when first used: most of a small instance's SOCKET_SLICES stay empty. */
+  readonly #sets: Array<Set<T> | undefined>
   #size = 0
+
+  constructor (count = SLICES) {
+    this.#sets = Array.from({ length: count }, () => undefined)
+  }
 
   get size (): number { return this.#size }
 
   add (slice: number, item: T): void {
-    const set = this.#sets[slice]!
+    const set = (this.#sets[slice] ??= new Set<T>())
     if (set.has(item)) return
     set.add(item)
     this.#size++
   }
 
   delete (slice: number, item: T): void {
-    if (this.#sets[slice]!.delete(item)) this.#size--
+    if (this.#sets[slice]?.delete(item) === true) this.#size--
   }
 
-  of (slice: number): ReadonlySet<T> { return this.#sets[slice]! }
+  of (slice: number): ReadonlySet<T> { return this.#sets[slice] ?? NONE }
 
   * [Symbol.iterator] (): Iterator<T> {
-    for (const set of this.#sets) yield * set
+    for (const set of this.#sets) if (set !== undefined) yield * set
   }
 }
 
-/** Calls `tick(slice)` for slices 0, 1, … SLICES - 1, 0, … so that each comes once per interval. */
-export function startHeartbeat (interval: number, tick: (slice: number) => void): () => void {
-  const ticks = Math.max(1, Math.min(SLICES, Math.floor(interval / MIN_TICK)))
-  const perTick = Math.ceil(SLICES / ticks)
+const NONE: ReadonlySet<never> = new Set()
+const PER_SLICE = SOCKET_SLICES / SLICES
+
+/**
+ * Calls `ping(s)` for socket slices 0, 1, … SOCKET_SLICES - 1, 0, … and `refresh(slice)` for slices
+ * 0, 1, … SLICES - 1, 0, …, each once per interval; slice k is refreshed just before socket slice 10k is pinged.
+ */
+export function startHeartbeat (interval: number, ping: (socketSlice: number) => void, refresh: (slice: number) => void): () => void {
+  const ticks = Math.max(1, Math.min(SOCKET_SLICES, Math.floor(interval / MIN_TICK)))
+  const perTick = Math.ceil(SOCKET_SLICES / ticks)
   let next = 0
   const timer = setInterval(() => {
-    for (let i = 0; i < perTick && next < SLICES; i++) tick(next++)
-    if (next >= SLICES) next = 0
+    for (let i = 0; i < perTick && next < SOCKET_SLICES; i++, next++) {
+      if (next % PER_SLICE === 0) refresh(next / PER_SLICE)
+      ping(next)
+    }
+    if (next >= SOCKET_SLICES) next = 0
   }, interval / ticks)
   timer.unref()
   return () => clearInterval(timer)
