@@ -86,7 +86,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     closed: (conn) => conns.delete(conn.slice, conn),
     prebuilt: false
   }
-  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, (socketSlice) => {
+  const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, () => conns.size, (socketSlice) => {
     spread(conns.of(socketSlice), (conn) => conn.heartbeat())
   }, (slice) => {
     hub.track(store.refresh(hub.devices(slice)), 'presence refresh')

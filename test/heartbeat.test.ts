@@ -1,4 +1,5 @@
 import { test } from 'node:test'
+import type { TestContext } from 'node:test'
 import { setImmediate as immediate } from 'node:timers/promises'
 import assert from 'node:assert/strict'
 import { PING_CHUNK, Slices, SLICES, sliceOf, SOCKET_SLICES, spread, startHeartbeat } from '../lib/connections/heartbeat.ts'
@@ -20,18 +21,40 @@ test('Slices keeps members per slice: a tick sees its own slice only, shutdown s
   assert.deepEqual([...slices].sort(), users.filter((u) => u !== 'user-7').sort())
 })
 
+/** Mock time, 1 ms at a time: a timer set while the mock runs timers is due after the whole tick otherwise. */
+function advance (t: TestContext, ms: number): void {
+  for (let i = 0; i < ms; i++) t.mock.timers.tick(1)
+}
+
 test('the heartbeat pings every socket slice and refreshes every slice once per interval, in order, and stops', (t) => {
-  t.mock.timers.enable({ apis: ['setInterval'] })
+  t.mock.timers.enable({ apis: ['setTimeout'] })
   const seen: string[] = []
-  const stop = startHeartbeat(200, (socketSlice) => seen.push(`p${socketSlice}`), (slice) => seen.push(`r${slice}`))
-  t.mock.timers.tick(200)
+  const stop = startHeartbeat(200, () => 20_000, (socketSlice) => seen.push(`p${socketSlice}`), (slice) => seen.push(`r${slice}`))
+  advance(t, 200)
   const interval = Array.from({ length: SOCKET_SLICES }, (_, i) => i % (SOCKET_SLICES / SLICES) === 0 ? [`r${i / 10}`, `p${i}`] : [`p${i}`]).flat()
   assert.deepEqual(seen, interval, 'one interval: each slice refreshed once, before its first socket slice; each socket slice pinged once')
-  t.mock.timers.tick(100)
+  advance(t, 100)
   assert.equal(seen.length, interval.length * 1.5, 'half an interval: half of it again')
   stop()
-  t.mock.timers.tick(1000)
+  advance(t, 1000)
   assert.equal(seen.length, interval.length * 1.5, 'stopped')
+})
+
+test('a heartbeat tick pings about PING_CHUNK sockets: many sockets, many small ticks; few sockets, few ticks', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const ticks = (sockets: number): number => {
+    let pinged = 0
+    let asked = 0
+    const stop = startHeartbeat(25_000, () => { asked++; return sockets }, () => { pinged++ }, () => {})
+    advance(t, 25_000)
+    stop()
+    assert.equal(pinged, SOCKET_SLICES, `${sockets} sockets: every socket slice once an interval`)
+    return asked - 1 // the socket count is read once to schedule each tick, and once at start
+  }
+  assert.equal(ticks(20_000), SOCKET_SLICES, '20 sockets a slice: a slice a tick, every 25 ms')
+  assert.equal(ticks(6_000), Math.ceil(SOCKET_SLICES / 3), '6 sockets a slice: 3 slices a tick, every 75 ms')
+  assert.equal(ticks(1_000), SLICES, 'few sockets: a refresh slice a tick, every 250 ms')
+  assert.equal(ticks(0), SLICES, 'none: the same')
 })
 
 test('Slices creates a slice\'s set on first use: empty slices cost nothing and read as empty', () => {
