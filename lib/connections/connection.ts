@@ -89,7 +89,10 @@ export class Connection {
   /** The id up to which this socket has every private message: where a catch-up starts. */
   get synced (): number { return this.#lastId }
 
-  /** Offers a routed private message (`wire`: its frame, from textFrame); true when this socket took it (or already had it). */
+  /**
+   * Offers a routed private message (`wire`: its frame, from textFrame); true when this socket took it
+   * (or already had it).
+   */
   offer (message: Routed, wire: Buffer): boolean {
     if (this.#state === 'syncing' || (this.#holding && this.#state === 'ready')) {
       (this.#inbox ??= []).push(message)

@@ -192,8 +192,8 @@ return { queued, recovered, missed }
 }
 
 /**
- * KEYS: devices, meta. ARGV: device, now ms, meta ttl, status route, grace (ms), fresh (settle). Returns when the grace
- * period that starts ends (a status sweep then, on any instance, sends offline), or false.
+ * KEYS: devices, meta. ARGV: device, now ms, meta ttl, status route, grace (ms), fresh (settle). Returns
+ * when the grace period that starts ends (a status sweep then, on any instance, sends offline), or false.
  */
 export const detach = {
   numberOfKeys: 2,
@@ -225,9 +225,10 @@ online(KEYS[2], ARGV[5])
 }
 
 /**
- * KEYS: devices, meta. ARGV: now ms, status route, fresh (settle). Devices whose instance stopped refreshing them (it
- * crashed) are removed here, lazily, and a user whose grace period is over goes offline: instances sweep
- * the users they have watchers of every heartbeat, and when a grace period they started ends.
+ * KEYS: devices, meta. ARGV: now ms, status route, fresh (settle). Devices whose instance stopped
+ * refreshing them (it crashed) are removed here, lazily, and a user whose grace period is over goes
+ * offline: instances sweep the users they have watchers of every heartbeat, and when a grace period they
+ * started ends.
  * Returns { devices, last seen or false, online (1|0), end of the grace period or false }.
  */
 export const presence = {
