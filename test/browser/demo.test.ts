@@ -237,8 +237,11 @@ test('offline, the page backs off; back online, it reconnects at once', async ()
     w.log = []
     w.comet.on('status', (status, info) => w.log.push([Date.now(), status, info.retryIn]))
   })
-  await context.setOffline(true)
+  // Cut first, then go offline: a close that arrives while Chromium emulates offline can be swallowed, and
+  // the page would not know its socket is gone (about 1 run in 5).
   for (const ws of instance(0).app.websocketServer.clients) ws.terminate()
+  await until('the page saw the close', async () => (await page.evaluate(() => (globalThis as unknown as { log: unknown[] }).log.length)) >= 1)
+  await context.setOffline(true)
   await until('three failed attempts', async () => (await page.evaluate(() => (globalThis as unknown as { log: unknown[] }).log.length)) >= 3)
   const online = await page.evaluate(() => Date.now())
   await context.setOffline(false)
