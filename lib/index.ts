@@ -6,9 +6,10 @@ import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import { digest } from './auth/hash.ts'
+import { authRecord, createSecret, digest, weakness } from './auth/hash.ts'
 import { AuthLimits } from './auth/limits.ts'
 import { Channels } from './channels/index.ts'
+import { AddressCounts } from './connections/addresses.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
@@ -20,7 +21,7 @@ import { Hub } from './routing/hub.ts'
 import { MemoryStore } from './store/memory.ts'
 import { RedisStore } from './store/redis/index.ts'
 import type { Store } from './store/types.ts'
-import type { CometApi, CometOptions, Presence, RegisterAuthOptions, UserId } from './types.ts'
+import type { CometApi, CometOptions, CreateAuthOptions, Presence, RegisterAuthOptions, UserId } from './types.ts'
 import * as validate from './validate.ts'
 
 export type * from './types.ts'
@@ -74,7 +75,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
 
-  const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
+  const limits = settings.authRateLimit.max > 0 ? new AuthLimits(store, settings.authRateLimit.max, settings.authRateLimit.window) : null
+  const anonymous = new AddressCounts()
   const ctx: ConnectionContext = {
     settings,
     store,
@@ -82,6 +84,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     log,
     limits,
     channels,
+    anonymous,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
     closed: (conn) => conns.delete(conn.slice, conn),
     prebuilt: false
@@ -134,12 +137,16 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     // Refused before the WebSocket opens: a page from another site (cross-site WebSocket hijacking), and
     // an address that keeps failing to authenticate.
     onRequest: async (request, reply) => {
-      if (!originAllowed(request.headers.origin, request.headers.host, settings.allowedOrigins)) {
+      if (!originAllowed(request.headers.origin, `${request.protocol}://${request.host}`, settings.allowedOrigins)) {
         log.info({ origin: request.headers.origin }, 'comet: upgrade refused: origin not allowed')
         return await reply.code(403).send({ error: 'origin not allowed' })
       }
       if (limits?.blocked(request.ip) === true) {
         return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
+      }
+      if (settings.maxAnonymousPerAddress > 0 && anonymous.count(request.ip) >= settings.maxAnonymousPerAddress) {
+        log.info({ address: request.ip }, 'comet: upgrade refused: too many unauthenticated sockets from the address')
+        return await reply.code(429).send({ error: 'too many unauthenticated connections from this address' })
       }
     }
   }, (socket, request) => {
@@ -164,20 +171,33 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   function frameHead (channel: string, event: unknown, data: unknown): string {
     const head = messageHead(channel, validate.eventName(event), validate.json(data))
     const size = Buffer.byteLength(head) + ID_AND_TAIL
-    if (size > settings.maxPayload) throw new errors.PAYLOAD_TOO_LARGE(size, settings.maxPayload)
+    // A message kept in history must also fit in a history reply.
+    const max = settings.maxPayload - channels.reserve(channel)
+    if (size > max) throw new errors.PAYLOAD_TOO_LARGE(size, max)
     return head
+  }
+
+  async function registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions): Promise<void> {
+    const id = validate.userId(userId)
+    if (typeof opts !== 'object' || opts === null) throw new errors.TTL('options must be an object')
+    const ttl = validate.ttl(opts.ttl)
+    await call(() => store.setAuth(id, authRecord(digest(hash), ttl === undefined ? undefined : Date.now() + ttl), ttl))
   }
 
   const api: CometApi = {
     ...channels.api(call),
     async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
-      const id = validate.userId(userId)
       if (typeof hash !== 'string') throw new errors.HASH('it must be a string')
       if (hash.length < settings.minHashLength) throw new errors.HASH(`it must be at least ${settings.minHashLength} characters (minHashLength)`)
       if (hash.length > 1024) throw new errors.HASH('it must be at most 1024 characters')
-      if (typeof opts !== 'object' || opts === null) throw new errors.TTL('options must be an object')
-      const ttl = validate.ttl(opts.ttl)
-      await call(() => store.setAuth(id, digest(hash), ttl))
+      const weak = weakness(hash)
+      if (weak !== null) throw new errors.HASH(weak)
+      await registerAuth(userId, hash, opts)
+    },
+    async createAuth (userId: UserId, opts: CreateAuthOptions = {}): Promise<string> {
+      const secret = createSecret()
+      await registerAuth(userId, secret, opts)
+      return secret
     },
     async revokeAuth (userId: UserId): Promise<void> {
       const id = validate.userId(userId)
@@ -218,11 +238,15 @@ function release (socket: WebSocket): void {
   if (raw?._httpMessage != null) raw._httpMessage.detachSocket(raw)
 }
 
-function originAllowed (origin: string | undefined, host: string | undefined, allowed: Set<string> | '*' | null): boolean {
+/**
+ * By default a page may open the socket only from the request's own origin: scheme, host and port, as
+ * the request shows them (behind a trusted proxy, its X-Forwarded-Proto and X-Forwarded-Host).
+ */
+function originAllowed (origin: string | undefined, own: string, allowed: Set<string> | '*' | null): boolean {
   if (origin === undefined || allowed === '*') return true
   if (allowed !== null) return allowed.has(origin.toLowerCase())
   try {
-    return new URL(origin).host === host?.toLowerCase()
+    return new URL(origin).origin === new URL(own).origin
   } catch {
     return false
   }

@@ -30,10 +30,16 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  /** Frames per second per connection, after a burst; rate 0 means no limit. */
+  frameRate: { rate: number, burst: number }
+  /** 0 means no limit. */
+  maxAnonymousPerAddress: number
+  allowAnonymous: boolean
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
+  'frameRate', 'maxAnonymousPerAddress', 'allowAnonymous'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
@@ -59,6 +65,8 @@ export function normalize (options: CometOptions = {}): Settings {
   }
   const rate = options.authRateLimit === false ? { max: 0, window: 1 } : options.authRateLimit ?? {}
   if (typeof rate !== 'object' || rate === null) throw new errors.OPTIONS('authRateLimit must be an object or false')
+  const frameRate = options.frameRate === false ? { rate: 0, burst: 1 } : options.frameRate ?? {}
+  if (typeof frameRate !== 'object' || frameRate === null) throw new errors.OPTIONS('frameRate must be an object or false')
   const redis = options.redis
   if (redis !== undefined && typeof redis !== 'string' && (typeof redis !== 'object' || redis === null)) {
     throw new errors.OPTIONS('redis must be a URL, ioredis options, an ioredis Redis or Cluster, or { cluster: [nodes] }')
@@ -99,7 +107,13 @@ export function normalize (options: CometOptions = {}): Settings {
     authRateLimit: {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
-    }
+    },
+    frameRate: {
+      rate: options.frameRate === false ? 0 : int('frameRate.rate', frameRate.rate, 50, 1),
+      burst: int('frameRate.burst', frameRate.burst, 100, 1)
+    },
+    maxAnonymousPerAddress: options.maxAnonymousPerAddress === false ? 0 : int('maxAnonymousPerAddress', options.maxAnonymousPerAddress, 100, 1),
+    allowAnonymous: bool('allowAnonymous', options.allowAnonymous, true)
   }
 }
 

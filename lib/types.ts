@@ -25,6 +25,13 @@ export interface AuthRateLimitOptions {
   window?: number
 }
 
+export interface FrameRateOptions {
+  /** Frames per second one connection may keep sending, every kind counted. @default 50 */
+  rate?: number
+  /** Frames it may send at once before the rate applies. @default 100 */
+  burst?: number
+}
+
 export interface CometOptions extends ChannelOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options (Sentinel too: `{ sentinels, name }`),
@@ -83,10 +90,31 @@ export interface CometOptions extends ChannelOptions {
   authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
+  /**
+   * Frames per connection, every kind: past the rate (after the burst) a frame gets an `error` frame
+   * `rate_limited` once and is dropped, and a connection that keeps on is closed with 1008; or `false`.
+   * @default { rate: 50, burst: 100 }
+   */
+  frameRate?: FrameRateOptions | false
+  /**
+   * Sockets one address may hold that are not authenticated as a user (waiting for their auth frame, or
+   * anonymous), per instance; past it the upgrade gets 429. `false`: no limit. @default 100
+   */
+  maxAnonymousPerAddress?: number | false
+  /** Whether an auth frame without credentials makes an anonymous connection; `false` closes it with 4401. @default true */
+  allowAnonymous?: boolean
+}
+
+export interface CreateAuthOptions {
+  /** Lifetime of the secret in ms: at expiry the user's open sockets close with 4401. */
+  ttl?: number
 }
 
 export interface RegisterAuthOptions {
-  /** Lifetime of the hash in ms; without it the hash lives until `revokeAuth`. */
+  /**
+   * Lifetime of the hash in ms; without it the hash lives until `revokeAuth`. At expiry the sockets it
+   * opened close with 4401 (reason `expired`) on every instance, unless a new hash was registered meanwhile.
+   */
   ttl?: number
 }
 
@@ -112,6 +140,11 @@ export interface Presence {
 export type UserId = string | number
 
 export interface CometApi extends ChannelApi {
+  /**
+   * Creates a fresh secret for the user (256 random bits, base64url), registers it as `registerAuth` does and
+   * returns it: hand it to the user's browser, which authenticates with (userId, secret).
+   */
+  createAuth (userId: UserId, options?: CreateAuthOptions): Promise<string>
   /** Stores the user's secret (as a SHA-256 digest). A browser authenticates with (userId, hash). */
   registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void>
   /** Deletes the user's hash and closes their sockets on every instance with 4401. */

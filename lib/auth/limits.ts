@@ -1,44 +1,75 @@
+import type { Store } from '../store/types.ts'
+
 /**
- * Failed authentications, counted per client address and per user id, in memory on each instance.
- * Per address they are a budget: past `max` failures within `window` the address is refused until it
- * earns budget back. Per user id they only slow failures down (never successes), so an attacker cannot
- * lock the real user out; with hashes of 16+ random characters guessing is hopeless anyway.
+ * Limits on authentication. Per client address, attempts are a budget kept in the store (so shared by
+ * every instance on Redis): an attempt counts from the moment its frame arrives, in parallel with the
+ * digest read, and is taken back when it succeeds; past `max` within the window, every attempt from the
+ * address is refused, a correct secret too, and its upgrades get 429 until the window moves on. Per user
+ * id, failures are only answered later and later (never successes), so an attacker cannot lock the real
+ * user out; with secrets of 16+ random characters guessing is hopeless anyway.
  */
 export class AuthLimits {
+  #store: Store
   #max: number
   #window: number
-  #addresses = new Map<string, number[]>()
+  /** Addresses known here to be over the budget, until their window ends: the upgrade check, no round trip. */
+  #blocked = new Map<string, number>()
   #users = new Map<string, number[]>()
 
-  constructor (max: number, window: number) {
+  constructor (store: Store, max: number, window: number) {
+    this.#store = store
     this.#max = max
     this.#window = window
   }
 
-  /** Whether this address has failed too often lately. */
+  /** Whether this address is known to be over its budget (checked at the upgrade). */
   blocked (address: string): boolean {
-    return recent(this.#addresses.get(address), Date.now() - this.#window) >= this.#max
+    const until = this.#blocked.get(address)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.#blocked.delete(address)
+    return false
   }
 
-  /** Records a failure; returns how long to wait before answering it, in ms (up to 2 s). */
-  failed (address: string, userId: string): number {
+  /** Counts an attempt; resolves to whether it is within the address's budget. */
+  async attempt (address: string): Promise<boolean> {
+    const [count, left] = await this.#store.authAttempt(address, this.#window)
+    if (count < this.#max) return true
+    // The count-th attempt may still be judged; after it the address is refused, here at the upgrade too.
+    if (!this.#blocked.has(address)) evictFor(this.#blocked)
+    this.#blocked.set(address, Date.now() + Math.max(left, 0))
+    return count === this.#max
+  }
+
+  /** The attempt succeeded: it does not count against the address. */
+  async succeeded (address: string): Promise<void> {
+    this.#blocked.delete(address)
+    await this.#store.authForgive(address)
+  }
+
+  /** Records a failure for a user id; returns how long to wait before answering it, in ms (up to 2 s). */
+  failed (userId: string): number {
     const now = Date.now()
-    record(this.#addresses, address, now, this.#window, this.#max)
-    const failures = record(this.#users, userId, now, this.#window, 6)
-    return 2000 >> (6 - failures)
+    let times = this.#users.get(userId)
+    if (times === undefined) {
+      evictFor(this.#users)
+      this.#users.set(userId, times = [])
+    }
+    recent(times, now - this.#window)
+    times.push(now)
+    if (times.length > 6) times.shift()
+    return 2000 >> (6 - times.length)
   }
 
-  /** Forgets failures older than the window: what bounds memory. */
+  /** Forgets what the window has passed: what bounds memory. */
   sweep (): void {
-    const since = Date.now() - this.#window
-    for (const map of [this.#addresses, this.#users]) {
-      for (const [key, times] of map) if (recent(times, since) === 0) map.delete(key)
-    }
+    const now = Date.now()
+    for (const [address, until] of this.#blocked) if (until <= now) this.#blocked.delete(address)
+    for (const [userId, times] of this.#users) if (recent(times, now - this.#window) === 0) this.#users.delete(userId)
   }
 }
 
-function recent (times: number[] | undefined, since: number): number {
-  if (times === undefined) return 0
+function recent (times: number[], since: number): number {
   while (times.length > 0 && (times[0] as number) < since) times.shift()
   return times.length
 }
@@ -46,15 +77,6 @@ function recent (times: number[] | undefined, since: number): number {
 /** Most keys kept per map: a flood of distinct addresses or ids evicts the oldest, memory stays bounded. */
 const MAX_KEYS = 100_000
 
-/** Appends a failure time within the window, keeping at most `keep`; returns how many are kept. */
-function record (map: Map<string, number[]>, key: string, now: number, window: number, keep: number): number {
-  let times = map.get(key)
-  if (times === undefined) {
-    if (map.size >= MAX_KEYS) map.delete(map.keys().next().value as string)
-    map.set(key, times = [])
-  }
-  recent(times, now - window)
-  times.push(now)
-  if (times.length > keep) times.shift()
-  return times.length
+function evictFor (map: Map<string, unknown>): void {
+  if (map.size >= MAX_KEYS) map.delete(map.keys().next().value as string)
 }

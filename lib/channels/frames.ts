@@ -47,8 +47,29 @@ export function statusFrame (userId: string, online: boolean): Buffer {
   return Buffer.from(`{"type":"${online ? 'online' : 'offline'}","channel":"${USER_STATUS}${userId}","userId":"${userId}"}`)
 }
 
-/** Builds a reply whose `messages` are frames already serialized, without parsing them again. */
-export function historyReply (channel: string, recovered: boolean, frames: string[], ref: Ref | undefined): string {
-  return `{"type":"history","channel":"${channel}","recovered":${String(recovered)},"messages":[${frames.join(',')}]` +
-    (ref === undefined ? '}' : `,"ref":${JSON.stringify(ref)}}`)
+/**
+ * Room a message on a channel with history leaves in maxPayload, so that it fits in a history reply: the
+ * reply's fields (without `ref`), and ids of any length.
+ */
+export const HISTORY_ENVELOPE = 200
+
+const MORE = ',"more":true'
+
+/**
+ * Builds a reply whose `messages` are frames already serialized, without parsing them again: the first
+ * ones that fit in `maxPayload`, with `"more":true` when some did not (the client asks again from the last
+ * id). Null when not even one fits (a `ref` too long).
+ */
+export function historyReply (channel: string, recovered: boolean, frames: string[], ref: Ref | undefined, maxPayload: number): string | null {
+  const head = `{"type":"history","channel":"${channel}","recovered":${String(recovered)}`
+  const tail = ref === undefined ? ']}' : `],"ref":${JSON.stringify(ref)}}`
+  let size = Buffer.byteLength(head) + MORE.length + ',"messages":['.length + Buffer.byteLength(tail)
+  let n = 0
+  for (; n < frames.length; n++) {
+    size += Buffer.byteLength(frames[n] as string) + (n > 0 ? 1 : 0)
+    if (size > maxPayload) break
+  }
+  if (n === 0 && frames.length > 0) return null
+  const page = n === frames.length ? frames : frames.slice(0, n)
+  return `${head}${n < frames.length ? MORE : ''},"messages":[${page.join(',')}${tail}`
 }

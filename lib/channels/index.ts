@@ -5,7 +5,7 @@ import { errorFrame, MESSAGE_TAIL, reply } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Store } from '../store/types.ts'
 import * as validate from '../validate.ts'
-import { clientMessageHead, historyReply } from './frames.ts'
+import { clientMessageHead, HISTORY_ENVELOPE, historyReply } from './frames.ts'
 import type { ChannelFrame } from './frames.ts'
 import type { ChannelSettings } from './options.ts'
 import { historyOf, kindOf, mayPublish, subscribeRule, USER_STATUS } from './policy.ts'
@@ -112,7 +112,8 @@ export class Channels {
         return send(errorFrame('no_history', `${frame.channel} keeps no history`, frame.ref))
       }
       const read = await this.#ctx.store.channels.history(frame.channel, frame.since)
-      send(historyReply(frame.channel, read.recovered, read.frames, frame.ref))
+      const page = historyReply(frame.channel, read.recovered, read.frames, frame.ref, this.#ctx.maxPayload)
+      send(page ?? errorFrame('too_large', 'the history reply cannot fit in maxPayload with this ref', frame.ref))
     } catch (err) {
       this.#ctx.log.warn({ err, channel: frame.channel }, `comet: ${frame.type} failed`)
       send(errorFrame('unavailable', `could not ${frame.type} now; retry later`, frame.ref))
@@ -155,11 +156,16 @@ export class Channels {
       log.warn({ err, channel }, 'comet: onClientPublish returned an invalid event or data; message rejected')
       return send(errorFrame('rejected', 'the server rejected this message', ref))
     }
-    if (Buffer.byteLength(head) + ID_AND_TAIL > this.#ctx.maxPayload) return send(errorFrame('too_large', 'the message would exceed maxPayload', ref))
+    if (Buffer.byteLength(head) + ID_AND_TAIL + this.reserve(channel) > this.#ctx.maxPayload) return send(errorFrame('too_large', 'the message would exceed maxPayload', ref))
     const sender = this.id(conn)
     this.#senders.set(sender, conn)
     const id = await this.publish(channel, head, `${this.#ctx.instance}.${(++this.#n).toString(36)}`, sender)
     send(reply('published', { id }, ref))
+  }
+
+  /** Bytes a message on the channel leaves free in maxPayload: room for a history reply's fields. */
+  reserve (channel: string): number {
+    return historyOf(this.#ctx.settings, channel) === undefined ? 0 : HISTORY_ENVELOPE
   }
 
   /** Publishes a message head; on a channel with history the store assigns (and returns) the id. */

@@ -111,7 +111,10 @@ export class Presence {
       this.#sweep(this.subs(channel)),
       kindOf(channel) === 'user_status' ? this.#sweepStatus(channel.slice(USER_STATUS.length)) : undefined
     ]))]
-    if (slice === 0) work.push(this.#store.channels.markActive([...this.#hub.channels.keys()], 2 * this.#interval))
+    if (slice === 0) {
+      work.push(this.#store.channels.markActive([...this.#hub.channels.keys()], 2 * this.#interval)
+        .then(async () => await this.#store.channels.pruneActive()))
+    }
     const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected')
     if (failed !== undefined) this.#log.warn({ err: failed.reason }, 'comet: presence heartbeat failed')
   }

@@ -142,13 +142,21 @@ export class CometClient {
   async history<T = unknown> (channel: string, since?: string): Promise<CometHistory<T>> {
     checkName('channel', channel)
     if (since !== undefined && typeof since !== 'string') throw new TypeError('since must be a channel message id (a string)')
-    const reply = await this.#request(since === undefined ? { type: 'history', channel } : { type: 'history', channel, since })
     const messages: Array<CometMessage<T>> = []
-    for (const frame of Array.isArray(reply['messages']) ? reply['messages'] as unknown[] : []) {
-      const message = frame !== null && typeof frame === 'object' ? toMessage(frame as Record<string, unknown>) : undefined
-      if (message !== undefined) messages.push(publicMessage(message) as CometMessage<T>)
+    // A reply holds what fits in the server's maxPayload; `more` says to ask again from the last id.
+    for (let after = since; ;) {
+      const reply = await this.#request(after === undefined ? { type: 'history', channel } : { type: 'history', channel, since: after })
+      // A later page that lost its `since` (trimmed meanwhile) makes the whole read unrecovered: never partial.
+      if (reply['recovered'] !== true) return { recovered: false, messages: [] }
+      const before = messages.length
+      for (const frame of Array.isArray(reply['messages']) ? reply['messages'] as unknown[] : []) {
+        const message = frame !== null && typeof frame === 'object' ? toMessage(frame as Record<string, unknown>) : undefined
+        if (message !== undefined) messages.push(publicMessage(message) as CometMessage<T>)
+      }
+      const last = messages.at(-1)
+      if (reply['more'] !== true || messages.length === before || last === undefined) return { recovered: true, messages }
+      after = last.id
     }
-    return { recovered: reply['recovered'] === true, messages }
   }
 
   on<K extends keyof CometEvents> (event: K, listener: CometEvents[K]): () => void {

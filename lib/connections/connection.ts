@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
-import { matches } from '../auth/hash.ts'
+import { expiresOf, matches } from '../auth/hash.ts'
 import type { AuthLimits } from '../auth/limits.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
@@ -12,6 +12,7 @@ import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
+import type { AddressCounts } from './addresses.ts'
 
 export interface ConnectionContext {
   settings: Settings
@@ -20,6 +21,8 @@ export interface ConnectionContext {
   log: FastifyBaseLogger
   limits: AuthLimits | null
   channels: Channels
+  /** Sockets per address not authenticated as a user (pending auth, or anonymous). */
+  anonymous: AddressCounts
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
   /** Called once when the socket has closed. */
@@ -39,6 +42,12 @@ const TEXT = { binary: false }
 const MAX_DEFERRED = 128
 /** How long a client cut for being slow may go without reading before its socket is destroyed. */
 const SLOW_CLOSE_GRACE = 1000
+/** How often a socket whose reading is paused checks its outbound buffer. */
+const PAUSE_POLL = 50
+/** How long a paused socket may read nothing of what it is owed before it is cut (4413). */
+const STALL_LIMIT = 5000
+/** Longest delay a timer takes. */
+const MAX_TIMER = 2_147_483_647
 
 /** syncing: authenticating and sending stored messages; live ones wait in the inbox meanwhile. */
 type State = 'new' | 'syncing' | 'ready' | 'closed'
@@ -73,11 +82,24 @@ export class Connection {
   #lastId = 0
   /** Private messages wait in the inbox while a routing gap is caught up (see hold). */
   #holding = false
+  /** The frame bucket (settings.frameRate): tokens left at #stamp; frames refused in a row. */
+  #tokens: number
+  #stamp: number
+  #refused = 0
+  /** Reading is paused while the outbound buffer is over half of maxBufferedBytes. */
+  #paused = false
+  /** Counted in ctx.anonymous until authenticated as a user. */
+  #anonymous = true
+  /** Ends the session when the hash it authenticated with expires (only hashes with a ttl). */
+  #expiry: NodeJS.Timeout | undefined
 
   constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
     this.#ws = ws
     this.#ctx = ctx
     this.#address = address
+    this.#tokens = ctx.settings.frameRate.burst
+    this.#stamp = Date.now()
+    ctx.anonymous.add(address)
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
     ws.on('close', () => this.#onClose())
@@ -141,15 +163,53 @@ export class Connection {
 
   /** Writes a frame built by textFrame unless the client is too slow: then it is cut, and the frame is not taken. */
   #write (wire: Buffer): boolean {
-    if (this.#ws.bufferedAmount + wire.length > this.#ctx.settings.maxBufferedBytes) {
-      this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
-      this.#cutSlow()
-      return false
-    }
+    const buffered = this.#ws.bufferedAmount + wire.length
+    if (!this.#fits(buffered)) return false
     // Without compression ws writes every frame at once, in call order, so ours stay in sequence with its own.
     if (this.#ctx.prebuilt) rawSocket(this.#ws).write(wire)
     else this.#ws.send(payloadOf(wire), TEXT)
+    if (buffered > this.#ctx.settings.maxBufferedBytes / 2) this.#pause()
     return true
+  }
+
+  /** Whether `buffered` outbound bytes are within maxBufferedBytes; if not, the client is cut (4413). */
+  #fits (buffered: number): boolean {
+    if (buffered <= this.#ctx.settings.maxBufferedBytes) return true
+    this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
+    this.#cutSlow()
+    return false
+  }
+
+  /**
+   * Backpressure: stops reading the client's frames while what we owe it is over half of maxBufferedBytes,
+   * so requests cannot pile up replies; reads again once the buffer is back under.
+   */
+  #pause (): void {
+    if (this.#paused || this.#ws.readyState !== OPEN) return
+    this.#paused = true
+    this.#ws.pause()
+    const raw = rawSocket(this.#ws)
+    let written = raw.bytesWritten
+    let since = Date.now()
+    const check = (): void => {
+      if (this.#ws.readyState !== OPEN) return
+      if (this.#ws.bufferedAmount > this.#ctx.settings.maxBufferedBytes / 2) {
+        if (raw.bytesWritten !== written) {
+          written = raw.bytesWritten
+          since = Date.now()
+        } else if (Date.now() - since > STALL_LIMIT) {
+          // It reads nothing at all: it would hold its buffer (and its place) forever.
+          this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that stopped reading')
+          return this.#cutSlow()
+        }
+        setTimeout(check, PAUSE_POLL).unref()
+        return
+      }
+      this.#paused = false
+      this.#ws.resume()
+      this.#drainDeferred()
+    }
+    check()
   }
 
   /**
@@ -183,19 +243,57 @@ export class Connection {
     if (this.#ws.readyState === OPEN || this.#ws.readyState === 0) this.#ws.close(code, reason)
   }
 
+  /** Sends a reply frame; replies count against maxBufferedBytes as messages do. */
   #send (text: string): void {
-    if (this.#ws.readyState === OPEN) this.#ws.send(text)
+    if (this.#ws.readyState !== OPEN) return
+    const buffered = this.#ws.bufferedAmount + Buffer.byteLength(text)
+    if (!this.#fits(buffered)) return
+    this.#ws.send(text)
+    if (buffered > this.#ctx.settings.maxBufferedBytes / 2) this.#pause()
+  }
+
+  /**
+   * The frame bucket: true when the frame may be handled. A refused frame is dropped unread; the first
+   * of a run gets `rate_limited`, and a run longer than the burst closes the connection (1008).
+   */
+  #admit (): boolean {
+    const { rate, burst } = this.#ctx.settings.frameRate
+    if (rate === 0) return true
+    const now = Date.now()
+    const tokens = Math.min(burst, this.#tokens + (now - this.#stamp) * rate / 1000)
+    this.#stamp = now
+    if (tokens >= 1) {
+      this.#tokens = tokens - 1
+      this.#refused = 0
+      return true
+    }
+    this.#tokens = tokens
+    if (this.#refused++ === 0) {
+      this.#send(errorFrame('rate_limited', `at most ${rate} frames per second (burst ${burst}); frames are dropped`))
+    } else if (this.#refused > burst) {
+      this.#ctx.log.info({ userId: this.userId, address: this.#address }, 'comet: closing a client that floods frames')
+      this.close(CLOSE.POLICY, 'too many frames')
+      // It would not read its close frame before its flood: stop reading, cut it after a grace.
+      this.#ws.pause()
+      setTimeout(() => this.#ws.terminate(), SLOW_CLOSE_GRACE).unref()
+    }
+    return false
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
-    if (this.#ws.readyState !== OPEN) return
-    // Frames are handled one at a time, in order: while one waits on the store, the next ones wait too.
-    if (this.#busy) {
+    if (this.#ws.readyState !== OPEN || !this.#admit()) return
+    // Frames are handled one at a time, in order: while one waits on the store (or reading is paused), the
+    // next ones wait too.
+    if (this.#busy || this.#paused) {
       this.#deferred ??= []
       if (this.#deferred.length >= MAX_DEFERRED) return this.close(CLOSE.POLICY, 'too many frames in flight')
       this.#deferred.push([data, isBinary])
       return
     }
+    this.#handleRaw(data, isBinary)
+  }
+
+  #handleRaw (data: RawData, isBinary: boolean): void {
     if (isBinary) return this.#send(errorFrame('bad_json', 'frames must be JSON text'))
     // When the app registered @fastify/websocket itself, its maxPayload may be larger than ours.
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
@@ -215,12 +313,17 @@ export class Connection {
     this.#busy = true
     work.finally(() => {
       this.#busy = false
-      while (!this.#busy && this.#deferred !== undefined && this.#deferred.length > 0 && this.#ws.readyState === OPEN) {
-        const [data, isBinary] = this.#deferred.shift() as [RawData, boolean]
-        this.#onMessage(data, isBinary)
-      }
-      if (this.#deferred?.length === 0) this.#deferred = undefined
+      this.#drainDeferred()
     })
+  }
+
+  /** Handles the frames that waited, in order, until one waits on the store again. */
+  #drainDeferred (): void {
+    while (!this.#busy && !this.#paused && this.#deferred !== undefined && this.#deferred.length > 0 && this.#ws.readyState === OPEN) {
+      const [data, isBinary] = this.#deferred.shift() as [RawData, boolean]
+      this.#handleRaw(data, isBinary)
+    }
+    if (this.#deferred?.length === 0) this.#deferred = undefined
   }
 
   #handle (frame: ClientFrame): void {
@@ -252,21 +355,30 @@ export class Connection {
   }
 
   async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
-    const { store, hub, log } = this.#ctx
+    const { store, hub, log, limits } = this.#ctx
     if (userId === null || hash === null) {
+      if (!this.#ctx.settings.allowAnonymous) return this.close(CLOSE.AUTH_FAILED, 'credentials required')
       this.#becomeReady(reply('ready', { userId: null }, ref))
       return
     }
     this.#state = 'syncing'
-    const digest = await store.getAuth(userId)
+    // The attempt counts from now, in the same round trip as the digest read: parallel guesses cannot all
+    // pass before a failure is counted.
+    const [digest, allowed] = await Promise.all([store.getAuth(userId), limits === null ? true : limits.attempt(this.#address)])
     if (this.closed) return
-    if (digest === null || !matches(hash, digest)) {
+    if (!allowed) {
+      log.info({ userId, address: this.#address }, 'comet: authentication refused: too many failed attempts from the address')
+      return this.close(CLOSE.AUTH_LIMIT, 'too many failed authentications')
+    }
+    // Unknown users are compared against a dummy digest: the answer takes as long.
+    if (!matches(hash, digest) || digest === null) {
       log.info({ userId, address: this.#address }, 'comet: authentication failed')
       // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
-      const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
+      const delay = limits?.failed(userId) ?? 0
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
       return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
     }
+    if (limits !== null) hub.track(limits.succeeded(this.#address), 'forgiving an authentication attempt')
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
     await hub.joinUser(this, userId)
@@ -296,6 +408,8 @@ export class Connection {
     const recovered = result.recovered === null ? {} : { recovered: result.recovered }
     const ready = { userId, queued: stored.size, dropped: result.dropped, ...recovered, last: String(result.synced) }
     this.#stopAuthTimer()
+    this.#authenticated()
+    this.#expireAt(expiresOf(digest), digest)
     this.#send(reply('ready', ready, ref))
     const live = this.takeInbox().filter((m) => m.id > result.synced)
     const unsent = await this.#flush(result.queued.concat(result.missed, live), result.synced)
@@ -336,6 +450,35 @@ export class Connection {
     return []
   }
 
+  /** No longer counted among the address's anonymous sockets. */
+  #authenticated (): void {
+    if (!this.#anonymous) return
+    this.#anonymous = false
+    this.#ctx.anonymous.delete(this.#address)
+  }
+
+  /**
+   * Ends the session when the hash expires (closed with 4401, `expired`), unless by then the user has a new
+   * hash (rotation): the store is read again at expiry, so every instance decides alike.
+   */
+  #expireAt (expires: number | null, record: string): void {
+    clearTimeout(this.#expiry)
+    this.#expiry = undefined
+    if (expires === null || this.closed) return
+    this.#expiry = setTimeout(() => {
+      const userId = this.userId as string
+      if (Date.now() < expires) return this.#expireAt(expires, record)
+      this.#ctx.store.getAuth(userId).then((now) => {
+        if (now === null || now === record) return this.close(CLOSE.AUTH_FAILED, 'expired')
+        this.#expireAt(expiresOf(now), now)
+      }, (err: unknown) => {
+        this.#ctx.log.warn({ err, userId }, 'comet: could not check an expiring hash; retrying')
+        this.#expireAt(Date.now() + this.#ctx.settings.heartbeatInterval, record)
+      })
+    }, Math.min(Math.max(expires - Date.now(), 0), MAX_TIMER))
+    this.#expiry.unref()
+  }
+
   #stopAuthTimer (): void {
     clearTimeout(this.#authTimer)
     this.#authTimer = undefined
@@ -343,6 +486,7 @@ export class Connection {
 
   #becomeReady (readyFrame: string): void {
     this.#stopAuthTimer()
+    // An anonymous connection stays counted against its address.
     this.#state = 'ready'
     this.#send(readyFrame)
   }
@@ -380,6 +524,8 @@ export class Connection {
     if (this.closed) return
     this.#state = 'closed'
     this.#stopAuthTimer()
+    this.#authenticated()
+    clearTimeout(this.#expiry)
     const { hub } = this.#ctx
     const subs = this.#subs ?? []
     this.#subs = undefined

@@ -9,5 +9,7 @@ export const CLOSE = {
   AUTH_TIMEOUT: 4408,
   REPLACED: 4409,
   TOO_SLOW: 4413,
-  DEVICE_LIMIT: 4429
+  DEVICE_LIMIT: 4429,
+  /** The same code as the upgrade's HTTP 429: the address failed to authenticate too often lately. */
+  AUTH_LIMIT: 4429
 } as const

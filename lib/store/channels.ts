@@ -52,8 +52,13 @@ export interface ChannelStore {
 
   /** Marks channels as having subscribers on this instance, for `ttl` ms. */
   markActive (channels: string[], ttl: number): Promise<void>
+  /** Heartbeat: forgets channels whose mark lapsed, and keeps at most MAX_ACTIVE_CHANNELS (the freshest). */
+  pruneActive (): Promise<void>
   active (): Promise<string[]>
 }
+
+/** Most channels the active registry keeps: a flood of names subscribed once cannot grow it further. */
+export const MAX_ACTIVE_CHANNELS = 100_000
 
 /** Ids of stored history: `<ms>-<seq>`, like Redis stream ids. */
 export const HISTORY_ID = /^\d{1,20}-\d{1,20}$/

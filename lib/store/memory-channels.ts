@@ -1,6 +1,6 @@
 import type { HistorySettings } from '../channels/options.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
-import { HISTORY_ID } from './channels.ts'
+import { HISTORY_ID, MAX_ACTIVE_CHANNELS } from './channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from './channels.ts'
 
 interface SetState {
@@ -140,14 +140,24 @@ export class MemoryChannels implements ChannelStore {
 
   async markActive (channels: string[], ttl: number): Promise<void> {
     const now = Date.now()
-    for (const channel of channels) this.#active.set(channel, now + ttl)
+    for (const channel of channels) {
+      // Kept in order of marking: the least recently marked goes first when the registry is full.
+      this.#active.delete(channel)
+      if (this.#active.size >= MAX_ACTIVE_CHANNELS) this.#active.delete(this.#active.keys().next().value as string)
+      this.#active.set(channel, now + ttl)
+    }
     // The heartbeat doubles as the sweep that forgets expired histories.
     for (const [channel, kept] of this.#history) if (kept.expires <= now) this.#history.delete(channel)
   }
 
-  async active (): Promise<string[]> {
+  async pruneActive (): Promise<void> {
     const now = Date.now()
     for (const [channel, lapse] of this.#active) if (lapse <= now) this.#active.delete(channel)
+  }
+
+  /** Channels with a live mark, for `channels()`; also what tests read to see the registry's size. */
+  async active (): Promise<string[]> {
+    await this.pruneActive()
     return [...this.#active.keys()]
   }
 }

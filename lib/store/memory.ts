@@ -24,10 +24,15 @@ interface UserState {
   off: number
 }
 
+/** Most addresses whose authentication attempts are counted at once. */
+const MAX_ADDRESSES = 100_000
+
 /** One instance, everything in process memory: the same contract as the Redis store, minus sharing. */
 export class MemoryStore implements Store {
   #settings: StoreSettings
   #users = new Map<string, UserState>()
+  /** Authentication attempts per address: [count, end of the window]. */
+  #attempts = new Map<string, [number, number]>()
   #listeningUsers = new Set<string>()
   #listeningChannels = new Set<string>()
   #handlers: BusHandlers | null = null
@@ -87,6 +92,23 @@ export class MemoryStore implements Store {
       user.devices.clear()
     }
     if (this.#listeningUsers.has(userId)) this.#handlers?.control(userId, { kind: 'revoke' })
+  }
+
+  async authAttempt (address: string, window: number): Promise<[number, number]> {
+    const now = Date.now()
+    let entry = this.#attempts.get(address)
+    if (entry === undefined || entry[1] <= now) {
+      // A flood of distinct addresses evicts the oldest: memory stays bounded.
+      if (entry === undefined && this.#attempts.size >= MAX_ADDRESSES) this.#attempts.delete(this.#attempts.keys().next().value as string)
+      this.#attempts.set(address, entry = [0, now + window])
+    }
+    entry[0]++
+    return [entry[0], entry[1] - now]
+  }
+
+  async authForgive (address: string): Promise<void> {
+    const entry = this.#attempts.get(address)
+    if (entry !== undefined && --entry[0] < 1) this.#attempts.delete(address)
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {
@@ -234,6 +256,7 @@ export class MemoryStore implements Store {
       this.#settle(userId, user, now, now)
       this.#expire(userId, user, now)
     }
+    for (const [address, [, end]] of this.#attempts) if (end <= now) this.#attempts.delete(address)
   }
 
   async status (userId: string): Promise<UserStatus> {

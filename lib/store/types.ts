@@ -58,6 +58,14 @@ export interface Store {
   getAuth (userId: string): Promise<string | null>
   /** Deletes the hash and the user's devices, and tells every instance to close the user's sockets. */
   revokeAuth (userId: string): Promise<void>
+  /**
+   * Counts an authentication attempt from an address in a window of `window` ms that starts with its first
+   * attempt (shared by every instance); resolves to the attempts counted, this one included, and the ms
+   * left in the window.
+   */
+  authAttempt (address: string, window: number): Promise<[count: number, left: number]>
+  /** Takes back an attempt that succeeded. */
+  authForgive (address: string): Promise<void>
 
   /**
    * Deliver-or-queue as one atomic step: assigns the next id, routes `head + id + '"}'` to the instances

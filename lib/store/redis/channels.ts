@@ -3,7 +3,7 @@ import { defineScripts } from './client.ts'
 import type { HistorySettings } from '../../channels/options.ts'
 import { MESSAGE_TAIL } from '../../protocol/frames.ts'
 import type { ChannelStats } from '../../channels/types.ts'
-import { HISTORY_ID, withSender } from '../channels.ts'
+import { HISTORY_ID, MAX_ACTIVE_CHANNELS, withSender } from '../channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
 import type { Keys } from './keys.ts'
 import * as scripts from './channel-scripts.ts'
@@ -93,6 +93,14 @@ export class RedisChannels implements ChannelStore {
     for (const channel of channels) args.push(lapse, channel)
     await this.#cmd.zadd(this.#activeKey(), ...args)
     await this.#cmd.pexpire(this.#activeKey(), ttl)
+  }
+
+  async pruneActive (): Promise<void> {
+    const key = this.#activeKey()
+    await Promise.all([
+      this.#cmd.zremrangebyscore(key, '-inf', String(Date.now())),
+      this.#cmd.zremrangebyrank(key, 0, -MAX_ACTIVE_CHANNELS - 1)
+    ])
   }
 
   async active (): Promise<string[]> {

@@ -41,6 +41,13 @@ const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometRevoke', scripts.revoke]
 ]
 
+/** KEYS: attempts. ARGV: window ms. Returns { attempts, ms left in the window }. */
+const AUTH_ATTEMPT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return { n, redis.call('PTTL', KEYS[1]) }`
+/** KEYS: attempts. A counter that would stay (it expired in between, or reached zero) is deleted. */
+const AUTH_FORGIVE = 'if redis.call("DECR", KEYS[1]) < 1 then redis.call("DEL", KEYS[1]) end'
+
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
 
@@ -272,6 +279,14 @@ export class RedisStore implements Store {
   async revokeAuth (userId: string): Promise<void> {
     const k = this.#keys
     await this.#run.cometRevoke(k.auth(userId), k.devices(userId), k.userRoute(userId))
+  }
+
+  async authAttempt (address: string, window: number): Promise<[number, number]> {
+    return await this.#cmd.eval(AUTH_ATTEMPT, 1, this.#keys.authAttempts(address), window) as [number, number]
+  }
+
+  async authForgive (address: string): Promise<void> {
+    await this.#cmd.eval(AUTH_FORGIVE, 1, this.#keys.authAttempts(address))
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {
