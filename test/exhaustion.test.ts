@@ -231,3 +231,31 @@ test('maxAnonymousPerAddress: past it the upgrade gets 429; allowAnonymous false
   anon.send({ type: 'auth' })
   assert.equal(await anon.closed, 4401)
 })
+
+test('members replies are paged under maxPayload too; the client follows the pages', async (t) => {
+  const { app, url } = await appOn(t, 'memory', { maxPayload: 256 })
+  const ids = Array.from({ length: 40 }, (_, i) => `member${String(i).padStart(2, '0')}`)
+  for (const id of ids) {
+    await app.comet.registerAuth(id, HASH)
+    const client = await TestClient.open(url)
+    t.after(() => client.close())
+    await client.auth(id, HASH)
+    await request(client, { type: 'subscribe', channel: 'room' })
+  }
+  const asker = await TestClient.open(url)
+  t.after(() => asker.close())
+  await (asker.send({ type: 'auth' }), asker.type('ready'))
+  const raw = new Promise<Buffer>((resolve) => asker.ws.once('message', (data: Buffer) => resolve(data)))
+  asker.send({ type: 'members', channel: 'room', ref: 1 })
+  const first = await raw
+  assert.ok(first.length <= 256, `a page of ${first.length} bytes`)
+  const page = JSON.parse(first.toString()) as { more?: boolean, members: string[] }
+  assert.equal(page.more, true)
+  const rest = await request(asker, { type: 'members', channel: 'room', after: page.members.at(-1) })
+  assert.deepEqual(rest['members'].slice(0, 1), [ids[page.members.length]])
+
+  const { CometClient } = await import('../lib/client/index.ts')
+  const comet = new CometClient({ url, WebSocket, window: null })
+  t.after(() => comet.close())
+  assert.deepEqual(await comet.members('room'), ids)
+})

@@ -5,7 +5,7 @@ import { USER_STATUS } from './policy.ts'
 
 export type ChannelFrame =
   | { type: 'publish', channel: string, event: string, data: unknown, ref?: Ref }
-  | { type: 'members', channel: string, ref?: Ref }
+  | { type: 'members', channel: string, after: string | null, ref?: Ref }
   | { type: 'history', channel: string, since: string | null, ref?: Ref }
 
 /** Parses the channel frames (publish, members, history) once lib/protocol/frames.ts has checked type and ref. */
@@ -16,8 +16,11 @@ export function parseChannelFrame (f: Record<string, unknown>, ref: Ref | undefi
     case 'publish':
       if (typeof f.event !== 'string' || !NAME.test(f.event)) throw new FrameError('bad_frame', 'event must match [A-Za-z0-9_-]{1,64}', ref)
       return { type: 'publish', channel, event: f.event, data: f.data === undefined ? null : f.data, ref }
-    case 'members':
-      return { type: 'members', channel, ref }
+    case 'members': {
+      const after = f.after ?? null
+      if (after !== null && (typeof after !== 'string' || !NAME.test(after))) throw new FrameError('bad_frame', 'after must be a user id', ref)
+      return { type: 'members', channel, after, ref }
+    }
     default: {
       const since = f.since ?? null
       if (since !== null && (typeof since !== 'string' || since.length > 64)) throw new FrameError('bad_frame', 'since must be a message id', ref)
@@ -56,20 +59,32 @@ export const HISTORY_ENVELOPE = 200
 const MORE = ',"more":true'
 
 /**
- * Builds a reply whose `messages` are frames already serialized, without parsing them again: the first
- * ones that fit in `maxPayload`, with `"more":true` when some did not (the client asks again from the last
- * id). Null when not even one fits (a `ref` too long).
+ * Builds a reply whose `<field>` list is JSON texts already serialized: the first ones that fit in
+ * `maxPayload`, with `"more":true` when some did not (the client asks again from the last one). Null when
+ * not even one fits (a `ref` too long).
  */
-export function historyReply (channel: string, recovered: boolean, frames: string[], ref: Ref | undefined, maxPayload: number): string | null {
-  const head = `{"type":"history","channel":"${channel}","recovered":${String(recovered)}`
+function paged (head: string, field: string, items: string[], ref: Ref | undefined, maxPayload: number): string | null {
+  const open = `,"${field}":[`
   const tail = ref === undefined ? ']}' : `],"ref":${JSON.stringify(ref)}}`
-  let size = Buffer.byteLength(head) + MORE.length + ',"messages":['.length + Buffer.byteLength(tail)
+  let size = Buffer.byteLength(head) + MORE.length + open.length + Buffer.byteLength(tail)
   let n = 0
-  for (; n < frames.length; n++) {
-    size += Buffer.byteLength(frames[n] as string) + (n > 0 ? 1 : 0)
+  for (; n < items.length; n++) {
+    size += Buffer.byteLength(items[n] as string) + (n > 0 ? 1 : 0)
     if (size > maxPayload) break
   }
-  if (n === 0 && frames.length > 0) return null
-  const page = n === frames.length ? frames : frames.slice(0, n)
-  return `${head}${n < frames.length ? MORE : ''},"messages":[${page.join(',')}${tail}`
+  if (n === 0 && items.length > 0) return null
+  const page = n === items.length ? items : items.slice(0, n)
+  return `${head}${n < items.length ? MORE : ''}${open}${page.join(',')}${tail}`
+}
+
+/** A `history` reply of message frames already serialized, without parsing them again; paged (see paged). */
+export function historyReply (channel: string, recovered: boolean, frames: string[], ref: Ref | undefined, maxPayload: number): string | null {
+  return paged(`{"type":"history","channel":"${channel}","recovered":${String(recovered)}`, 'messages', frames, ref, maxPayload)
+}
+
+/** A `members` reply: user ids in order, after `after`; paged (see paged). */
+export function membersReply (channel: string, members: string[], after: string | null, ref: Ref | undefined, maxPayload: number): string | null {
+  const sorted = members.filter((m) => after === null || m > after).sort()
+  // User ids need no escaping.
+  return paged(`{"type":"members","channel":"${channel}"`, 'members', sorted.map((m) => `"${m}"`), ref, maxPayload)
 }

@@ -5,7 +5,7 @@ import { errorFrame, MESSAGE_TAIL, reply } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Store } from '../store/types.ts'
 import * as validate from '../validate.ts'
-import { clientMessageHead, HISTORY_ENVELOPE, historyReply } from './frames.ts'
+import { clientMessageHead, HISTORY_ENVELOPE, historyReply, membersReply } from './frames.ts'
 import type { ChannelFrame } from './frames.ts'
 import type { ChannelSettings } from './options.ts'
 import { historyOf, kindOf, mayPublish, subscribeRule, USER_STATUS } from './policy.ts'
@@ -106,7 +106,8 @@ export class Channels {
         return send(errorFrame('forbidden', `not allowed to read ${frame.channel}`, frame.ref))
       }
       if (frame.type === 'members') {
-        return send(reply('members', { channel: frame.channel, members: await this.#members(frame.channel) }, frame.ref))
+        const page = membersReply(frame.channel, await this.#members(frame.channel), frame.after, frame.ref, this.#ctx.maxPayload)
+        return send(page ?? errorFrame('too_large', 'the members reply cannot fit in maxPayload with this ref', frame.ref))
       }
       if (historyOf(this.#ctx.settings, frame.channel) === undefined) {
         return send(errorFrame('no_history', `${frame.channel} keeps no history`, frame.ref))

@@ -129,9 +129,15 @@ export class CometClient {
   /** The user ids present in a `track_*` channel (or `[id]` / `[]` for `user_status_<id>`). */
   async members (channel: string): Promise<string[]> {
     checkName('channel', channel)
-    const reply = await this.#request({ type: 'members', channel })
-    const members = reply['members']
-    return Array.isArray(members) ? members.map(String) : []
+    const members: string[] = []
+    // A reply holds what fits in the server's maxPayload; `more` says to ask again after the last id.
+    for (let after: string | undefined; ;) {
+      const reply = await this.#request(after === undefined ? { type: 'members', channel } : { type: 'members', channel, after })
+      const page = Array.isArray(reply['members']) ? reply['members'].map(String) : []
+      members.push(...page)
+      if (reply['more'] !== true || page.length === 0) return members
+      after = page.at(-1)
+    }
   }
 
   /**

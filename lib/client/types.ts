@@ -152,5 +152,5 @@ export interface MessageFrame {
 /** A request a client sends and waits for a reply to. */
 export type RequestFrame =
   | { type: 'publish', channel: string, event: string, data: unknown }
-  | { type: 'members', channel: string }
+  | { type: 'members', channel: string, after?: string }
   | { type: 'history', channel: string, since?: string }

@@ -8,6 +8,8 @@ test('app.comet is typed wherever the app is', async () => {
   const app = Fastify()
   await app.register(comet, { redis: 'redis://127.0.0.1:6379' })
   expect(app.comet.registerAuth(42, 'a-long-enough-secret-hash', { ttl: 1000 })).type.toBe<Promise<void>>()
+  expect(app.comet.createAuth(42, { ttl: 1000 })).type.toBe<Promise<string>>()
+  expect(app.comet.createAuth('42')).type.toBe<Promise<string>>()
   expect(app.comet.revokeAuth('42')).type.toBe<Promise<void>>()
   expect(app.comet.sendToUser(42, 'event1', { any: ['json'] })).type.toBe<Promise<SendResult>>()
   expect(app.comet.publish('news', 'update', null)).type.toBe<Promise<PublishResult>>()
@@ -27,6 +29,9 @@ test('options', () => {
   expect<CometOptions>().type.not.toBeAssignableFrom({ onDeviceLimit: 'drop' })
   expect<CometOptions>().type.not.toBeAssignableFrom({ maxDevices: '16' })
   expect<CometOptions>().type.not.toBeAssignableFrom({ offlineQueue: true })
+  expect<CometOptions>().type.toBeAssignableFrom({ frameRate: { rate: 20 }, maxAnonymousPerAddress: false as const, allowAnonymous: false })
+  expect<CometOptions>().type.toBeAssignableFrom({ frameRate: false as const, maxAnonymousPerAddress: 10 })
+  expect<CometOptions>().type.not.toBeAssignableFrom({ frameRate: 50 })
 })
 
 test('coded errors', () => {
