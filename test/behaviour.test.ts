@@ -122,11 +122,11 @@ for (const backend of BACKENDS) {
 
     test('a hash registered with a ttl expires', async (t) => {
       const { app, url } = await appOn(t, backend)
-      await app.comet.registerAuth('ttl', HASH, { ttl: 150 })
+      await app.comet.registerAuth('ttl', HASH, { ttl: 1000 })
       const early = await TestClient.open(url)
       await early.auth('ttl', HASH)
       await early.close()
-      await sleep(250)
+      await sleep(1100)
       const late = await TestClient.open(url)
       late.send({ type: 'auth', userId: 'ttl', hash: HASH })
       assert.equal(await late.closed, 4401)
