@@ -131,10 +131,11 @@ test('history replies are paged under maxPayload; the client follows the pages',
 test('a junk-frame flood is limited per connection (rate_limited once, then 1008); a bystander is answered in time', async (t) => {
   const { app, url } = await appOn(t, 'memory')
   await app.comet.registerAuth('calm', HASH)
-  const flood = spawn(process.execPath, ['--import', 'tsx', fixture('flood.ts')], { env: { ...process.env, URL: url, MS: '4000' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const flood = spawn(process.execPath, ['--import', 'tsx', fixture('flood.ts')], { env: { ...process.env, URL: url, MS: '4000', SOCKETS: '4' }, stdio: ['ignore', 'pipe', 'inherit'] })
   t.after(() => { flood.kill('SIGKILL') })
-  const result = once(createInterface({ input: flood.stdout as Readable }), 'line')
-  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const lines = createInterface({ input: flood.stdout as Readable })[Symbol.asyncIterator]()
+  await lines.next()
+  await new Promise((resolve) => setTimeout(resolve, 500))
   const started = Date.now()
   const bystander = await TestClient.open(url, { localAddress: '127.0.0.2' })
   t.after(() => bystander.close())
@@ -142,9 +143,10 @@ test('a junk-frame flood is limited per connection (rate_limited once, then 1008
   bystander.send({ type: 'ping', ref: 1 })
   await bystander.type('pong', 10_000)
   const took = Date.now() - started
-  const [line] = await result as [string]
+  t.diagnostic(`a bystander's connect + auth + ping took ${took} ms during the flood`)
+  const line = (await lines.next()).value as string
   const { errors, code } = JSON.parse(line) as { errors: number, code: number }
-  assert.ok(took < 3000, `connect + auth + ping took ${took} ms during the flood`)
+  assert.ok(took < 5000, `connect + auth + ping took ${took} ms during the flood`)
   assert.equal(code, 1008)
   assert.ok(errors <= 110, `the flooder got ${errors} error frames`)
 })
