@@ -127,7 +127,8 @@ export interface ServerError {
   channel?: string
 }
 
-export interface CometEvents {
+/** The client's own events, for `on()`. */
+export interface CometClientEvents {
   status: (status: CometStatus, info: StatusInfo) => void
   ready: (info: ReadyInfo) => void
   error: (error: ServerError) => void
