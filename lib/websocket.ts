@@ -27,9 +27,10 @@ export async function useWebsocket (routes: FastifyInstance, app: FastifyInstanc
   const wss = routes.websocketServer
   const ours = routes.server.listeners('upgrade').filter((listener) => !before.has(listener))
   // Our listener routes every upgrade, also those no WebSocket route takes (an app route, a 404): their
-  // socket left HTTP when it was upgraded, so nothing closes it after the response but this.
+  // socket left HTTP when it was upgraded, so nothing closes it after the response but this. Node's
+  // parser marks such a request with `upgrade` (set, though missing from its types).
   app.addHook('onResponse', async (request) => {
-    if (request.raw.upgrade) request.raw.socket.destroy()
+    if ((request.raw as { upgrade?: boolean }).upgrade === true) request.raw.socket.destroy()
   })
   app.addHook('onReady', async () => {
     if (!app.hasDecorator('websocketServer')) return
