@@ -112,7 +112,7 @@ export class CometClient<Events extends object = CometEvents> {
    */
   subscribe<Topic extends string> (topic: Topic, callback: (message: CometMessage<TopicData<Topic, Events>>) => void): () => void
   /** The same, with the message data's type given: `subscribe<Invoice>('msg.invoice', …)`. */
-  subscribe<T> (topic: string, callback: (message: CometMessage<T>) => void): () => void
+  subscribe<T = unknown> (topic: string, callback: (message: CometMessage<NoInfer<T>>) => void): () => void
   subscribe (topic: string, callback: (message: CometMessage<never>) => void): () => void {
     const { channel, event } = parseTopic(topic)
     if (typeof callback !== 'function') throw new TypeError('subscribe(topic, callback): callback must be a function')
