@@ -52,7 +52,7 @@ export interface CometClientOptions {
    */
   connectTimeout?: number
   /**
-   * Reject `publish()` and `members()` that got no reply within this many ms.
+   * Reject `publish()`, `members()` and `history()` that got no reply within this many ms.
    * @default 10000
    */
   requestTimeout?: number
