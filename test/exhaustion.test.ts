@@ -172,7 +172,7 @@ test('frameRate: frames past the burst get rate_limited once and are dropped; pu
 test('channels() bookkeeping is pruned in the heartbeat and bounded, in Redis and in memory', async (t) => {
   const prefix = 'prune:'
   const server = await startRedis()
-  const { app, url } = await startApp({ redis: server.url, heartbeatInterval: 500, prefix, frameRate: false })
+  const { app, url } = await startApp({ redis: server.url, heartbeatInterval: 500, keyPrefix: prefix, frameRate: false })
   t.after(async () => {
     await app.close()
     await server.stop()
