@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import Fastify from 'fastify'
+import fc from 'fast-check'
 import type { FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import comet from '../lib/index.ts'
@@ -11,6 +12,10 @@ import { appOn } from './helpers/backends.ts'
 import { HASH } from './helpers/app.ts'
 import { TestClient } from './helpers/client.ts'
 import { startPair } from './helpers/pair.ts'
+import { STORE_SETTINGS } from './helpers/store.ts'
+import { AuthLimits } from '../lib/auth/limits.ts'
+import { MemoryStore } from '../lib/store/memory.ts'
+import type { Store } from '../lib/store/types.ts'
 
 /** Opens a socket and reports how the upgrade ended: 'open' or the HTTP status that refused it. */
 async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<'open' | number> {
@@ -159,4 +164,32 @@ test('unknown users take the same path as known ones: their hash is compared, ag
     assert.equal(await login(client, userId, 'a-wrong-guess-of-the-hash'), 4401)
   }
   assert.equal(compared, 2, 'one constant-time comparison per attempt, known user or not')
+})
+
+test('property: however parallel attempts interleave, failures judged never exceed the budget, and successes are forgiven', async () => {
+  const max = 3
+  await fc.assert(fc.asyncProperty(fc.scheduler(), fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }), async (s, correct) => {
+    const store = new MemoryStore(STORE_SETTINGS)
+    // Every store call resolves when the scheduler says: any order of arrivals, replies and forgiveness.
+    const counted = s.scheduleFunction(async (address: string, window: number) => await store.authAttempt(address, window))
+    const forgiven = s.scheduleFunction(async (address: string) => await store.authForgive(address))
+    const limits = new AuthLimits({ authAttempt: counted, authForgive: forgiven } as unknown as Store, max, 60_000)
+    let failedJudged = 0
+    let refusedCorrect = 0
+    const logins = correct.map(async (ok) => {
+      if (!await limits.attempt('a')) {
+        if (ok) refusedCorrect++
+        return
+      }
+      if (ok) await limits.succeeded('a')
+      else failedJudged++
+    })
+    await s.waitFor(Promise.all(logins))
+    assert.ok(failedJudged <= max, `${failedJudged} failures judged`)
+    const failures = correct.filter((ok) => !ok).length
+    // With no more failures than the budget allows, no correct secret is refused once the others are done.
+    if (failures < max && refusedCorrect === 0) assert.equal(await s.waitFor(limits.attempt('a')), true)
+    // Past the budget a correct secret is refused until the window moves on.
+    if (failedJudged === max) assert.equal(await s.waitFor(limits.attempt('a')), false)
+  }), { numRuns: Number(process.env.REPEAT ?? 200) })
 })
