@@ -53,7 +53,7 @@ function onData (c: Conn, d: { t: number, s: number, k: number }): void {
   lat[latN++] = now - d.t
 }
 
-let addrCount = 16
+let addrCount = 200
 
 function open (system: System, t: Target, index: number): Promise<Conn> {
   return new Promise((resolve, reject) => {
@@ -104,7 +104,7 @@ function open (system: System, t: Target, index: number): Promise<Conn> {
 }
 
 serve({
-  async connect ({ system, targets, concurrency = 200, addresses = 16 }: { system: System, targets: Target[], concurrency?: number, addresses?: number }) {
+  async connect ({ system, targets, concurrency = 200, addresses = 200 }: { system: System, targets: Target[], concurrency?: number, addresses?: number }) {
     addrCount = addresses
     const t0 = nowMs()
     let next = 0

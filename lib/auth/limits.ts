@@ -1,10 +1,17 @@
 import type { Store } from '../store/types.ts'
 
+/** An attempt within the budget: its place in it, and the ms left in the address's window. */
+export interface Attempt {
+  count: number
+  left: number
+}
+
 /**
  * Limits on authentication. Per client address, attempts are a budget kept in the store (so shared by
  * every instance on Redis): an attempt counts from the moment its frame arrives, in parallel with the
  * digest read, and is taken back when it succeeds; past `max` within the window, every attempt from the
- * address is refused, a correct secret too, and its upgrades get 429 until the window moves on. Per user
+ * address is refused without being judged, a correct secret too, and after failures its upgrades get 429,
+ * until the window moves on. Per user
  * id, failures are only answered later and later (never successes), so an attacker cannot lock the real
  * user out; with secrets of 16+ random characters guessing is hopeless anyway.
  */
@@ -31,24 +38,33 @@ export class AuthLimits {
     return false
   }
 
-  /** Counts an attempt; resolves to whether it is within the address's budget. */
-  async attempt (address: string): Promise<boolean> {
+  /**
+   * Counts an attempt. Resolves to its place in the address's budget (attempts judged and not forgiven:
+   * failures, and attempts in flight), or null when it is over the budget: it is then not judged, and taken
+   * back at once, so a crowd of correct logins from one address (a NAT) is spread out, never locked out.
+   */
+  async attempt (address: string): Promise<Attempt | null> {
     const [count, left] = await this.#store.authAttempt(address, this.#window)
-    if (count < this.#max) return true
-    // The count-th attempt may still be judged; after it the address is refused, here at the upgrade too.
-    if (!this.#blocked.has(address)) evictFor(this.#blocked)
-    this.#blocked.set(address, Date.now() + Math.max(left, 0))
-    return count === this.#max
+    if (count <= this.#max) return { count, left }
+    this.#store.authForgive(address).catch(() => {})
+    return null
   }
 
   /** The attempt succeeded: it does not count against the address. */
   async succeeded (address: string): Promise<void> {
-    this.#blocked.delete(address)
     await this.#store.authForgive(address)
   }
 
-  /** Records a failure for a user id; returns how long to wait before answering it, in ms (up to 2 s). */
-  failed (userId: string): number {
+  /**
+   * The attempt failed: it stays counted. Once failures may fill the budget, the address's upgrades are
+   * refused here (429) until its window ends. Returns how long to wait before answering, in ms (up to 2 s):
+   * failures for one user id are answered later and later.
+   */
+  failed (address: string, userId: string, attempt: Attempt): number {
+    if (attempt.count >= this.#max) {
+      if (!this.#blocked.has(address)) evictFor(this.#blocked)
+      this.#blocked.set(address, Date.now() + Math.max(attempt.left, 0))
+    }
     const now = Date.now()
     let times = this.#users.get(userId)
     if (times === undefined) {
