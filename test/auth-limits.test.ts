@@ -13,9 +13,7 @@ import { HASH } from './helpers/app.ts'
 import { TestClient } from './helpers/client.ts'
 import { startPair } from './helpers/pair.ts'
 import { STORE_SETTINGS } from './helpers/store.ts'
-import { AuthLimits } from '../lib/auth/limits.ts'
 import { MemoryStore } from '../lib/store/memory.ts'
-import type { Store } from '../lib/store/types.ts'
 
 /** Opens a socket and reports how the upgrade ended: 'open' or the HTTP status that refused it. */
 async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<'open' | number> {
@@ -171,27 +169,38 @@ test('unknown users take the same path as known ones: their hash is compared, ag
   assert.equal(compared, 2, 'one constant-time comparison per attempt, known user or not')
 })
 
-test('property: however parallel attempts interleave, failures judged never exceed the budget; successes and refusals are taken back', async () => {
+test('property: however parallel attempts interleave, failures judged never exceed the budget, and only failures stay counted', async () => {
   const max = 3
   await fc.assert(fc.asyncProperty(fc.scheduler(), fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }), async (s, correct) => {
-    const store = new MemoryStore(STORE_SETTINGS)
-    // Every store call resolves when the scheduler says: any order of arrivals, replies and forgiveness.
-    const counted = s.scheduleFunction(async (address: string, window: number) => await store.authAttempt(address, window))
-    const forgiven = s.scheduleFunction(async (address: string) => await store.authForgive(address))
-    const limits = new AuthLimits({ authAttempt: counted, authForgive: forgiven } as unknown as Store, max, 60_000)
+    const real = new MemoryStore(STORE_SETTINGS)
+    // Every store call resolves when the scheduler says: any order of arrivals, replies and settlements.
+    const attempt = s.scheduleFunction(async (address: string) => await real.authAttempt(address, max, 60_000))
+    const settle = s.scheduleFunction(async (address: string, failed: boolean) => await real.authSettle(address, failed))
     let failedJudged = 0
     const logins = correct.map(async (ok) => {
-      if (await limits.attempt('a') === null) return
-      if (ok) await limits.succeeded('a')
-      else failedJudged++
+      const [admitted, failures] = await attempt('a')
+      if (!admitted) {
+        assert.ok(failures <= max)
+        return
+      }
+      if (!ok) failedJudged++
+      await settle('a', !ok)
     })
     await s.waitFor(Promise.all(logins))
-    await s.waitAll()
     assert.ok(failedJudged <= max, `${failedJudged} failures judged`)
-    // Once every attempt is settled only failures count: the next one is judged exactly while they leave room,
-    // so correct logins (however many ran at once) and refused ones never lock the address out.
-    const next = s.waitFor(limits.attempt('a'))
-    await s.waitAll()
-    assert.equal(await next !== null, failedJudged < max)
+    // Once every attempt is settled only failures count: the next one is admitted exactly while they leave room.
+    const [next, failures] = await s.waitFor(attempt('a'))
+    assert.equal(failures, failedJudged)
+    assert.equal(next, failedJudged < max)
   }), { numRuns: Number(process.env.REPEAT ?? 200) })
+})
+
+test('a crowd of correct logins from one address waits its turn and gets in', async (t) => {
+  const { app, url } = await appOn(t, 'redis', { authRateLimit: { max: 3 } })
+  const users = Array.from({ length: 20 }, (_, i) => `crowd${i}`)
+  for (const user of users) await app.comet.registerAuth(user, HASH)
+  const clients = await Promise.all(users.map(async () => await TestClient.open(url)))
+  t.after(() => Promise.all(clients.map(async (c) => await c.close())))
+  const ends = await Promise.all(clients.map(async (c, i) => await login(c, users[i] as string, HASH)))
+  assert.deepEqual(ends, users.map(() => 'ready'))
 })

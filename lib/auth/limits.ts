@@ -1,19 +1,19 @@
 import type { Store } from '../store/types.ts'
 
-/** An attempt within the budget: its place in it, and the ms left in the address's window. */
-export interface Attempt {
-  count: number
-  left: number
-}
+/** How long an attempt waits for room among the attempts in flight before it is refused. */
+const ADMIT_WAIT = 5000
+/** Pause between two tries at admitting it. */
+const ADMIT_RETRY = 25
 
 /**
- * Limits on authentication. Per client address, attempts are a budget kept in the store (so shared by
- * every instance on Redis): an attempt counts from the moment its frame arrives, in parallel with the
- * digest read, and is taken back when it succeeds; past `max` within the window, every attempt from the
- * address is refused without being judged, a correct secret too, and after failures its upgrades get 429,
- * until the window moves on. Per user
- * id, failures are only answered later and later (never successes), so an attacker cannot lock the real
- * user out; with secrets of 16+ random characters guessing is hopeless anyway.
+ * Limits on authentication. Per client address, failures are a budget kept in the store (so shared by
+ * every instance on Redis): an attempt is admitted only while the failures and the attempts already in
+ * flight leave room under `max`, in the same round trip as the digest read, so parallel guesses cannot all
+ * be judged before their failures count; a crowd of correct logins from one address (a NAT) only waits its
+ * turn. Once failures fill the budget, every attempt from the address is refused, a correct secret too, and
+ * its upgrades get 429, until the window moves on. Per user id, failures are only answered later and later
+ * (never successes), so an attacker cannot lock the real user out; with secrets of 16+ random characters
+ * guessing is hopeless anyway.
  */
 export class AuthLimits {
   #store: Store
@@ -39,32 +39,31 @@ export class AuthLimits {
   }
 
   /**
-   * Counts an attempt. Resolves to its place in the address's budget (attempts judged and not forgiven:
-   * failures, and attempts in flight), or null when it is over the budget: it is then not judged, and taken
-   * back at once, so a crowd of correct logins from one address (a NAT) is spread out, never locked out.
+   * Admits an attempt: resolves to true once it may be judged (it is then in flight until `settle`), false
+   * when the address's failures fill its budget (or no room came within a few seconds).
    */
-  async attempt (address: string): Promise<Attempt | null> {
-    const [count, left] = await this.#store.authAttempt(address, this.#window)
-    if (count <= this.#max) return { count, left }
-    this.#store.authForgive(address).catch(() => {})
-    return null
-  }
-
-  /** The attempt succeeded: it does not count against the address. */
-  async succeeded (address: string): Promise<void> {
-    await this.#store.authForgive(address)
-  }
-
-  /**
-   * The attempt failed: it stays counted. Once failures may fill the budget, the address's upgrades are
-   * refused here (429) until its window ends. Returns how long to wait before answering, in ms (up to 2 s):
-   * failures for one user id are answered later and later.
-   */
-  failed (address: string, userId: string, attempt: Attempt): number {
-    if (attempt.count >= this.#max) {
-      if (!this.#blocked.has(address)) evictFor(this.#blocked)
-      this.#blocked.set(address, Date.now() + Math.max(attempt.left, 0))
+  async admit (address: string): Promise<boolean> {
+    const deadline = Date.now() + ADMIT_WAIT
+    for (;;) {
+      const [admitted, failures, left] = await this.#store.authAttempt(address, this.#max, this.#window)
+      if (admitted) return true
+      if (failures >= this.#max) {
+        if (!this.#blocked.has(address)) evictFor(this.#blocked)
+        this.#blocked.set(address, Date.now() + Math.max(left, 0))
+        return false
+      }
+      if (Date.now() > deadline) return false
+      await new Promise((resolve) => setTimeout(resolve, ADMIT_RETRY * (1 + Math.random())))
     }
+  }
+
+  /** An admitted attempt ended; a failure stays counted for the address. */
+  async settle (address: string, failed: boolean): Promise<void> {
+    await this.#store.authSettle(address, failed)
+  }
+
+  /** Records a failure for a user id; returns how long to wait before answering it, in ms (up to 2 s). */
+  failed (userId: string): number {
     const now = Date.now()
     let times = this.#users.get(userId)
     if (times === undefined) {

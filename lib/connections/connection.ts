@@ -363,22 +363,23 @@ export class Connection {
     }
     this.#state = 'syncing'
     // The attempt counts from now, in the same round trip as the digest read: parallel guesses cannot all
-    // pass before a failure is counted.
-    const [digest, attempt] = await Promise.all([store.getAuth(userId), limits?.attempt(this.#address)])
-    if (this.closed) return
-    if (attempt === null) {
+    // be judged before their failures count.
+    const [digest, admitted] = await Promise.all([store.getAuth(userId), limits === null ? null : limits.admit(this.#address)])
+    if (admitted === false) {
       log.info({ userId, address: this.#address }, 'comet: authentication refused: too many failed attempts from the address')
       return this.close(CLOSE.AUTH_LIMIT, 'too many failed authentications')
     }
     // Unknown users are compared against a dummy digest: the answer takes as long.
-    if (!matches(hash, digest) || digest === null) {
+    const ok = matches(hash, digest) && digest !== null && !this.closed
+    if (admitted === true) hub.track((limits as AuthLimits).settle(this.#address, !ok && !this.closed), 'settling an authentication attempt')
+    if (this.closed) return
+    if (!ok || digest === null) {
       log.info({ userId, address: this.#address }, 'comet: authentication failed')
       // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
-      const delay = attempt === undefined ? 0 : limits?.failed(this.#address, userId, attempt) ?? 0
+      const delay = limits?.failed(userId) ?? 0
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
       return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
     }
-    if (attempt !== undefined && limits !== null) hub.track(limits.succeeded(this.#address), 'forgiving an authentication attempt')
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
     await hub.joinUser(this, userId)

@@ -31,8 +31,8 @@ const MAX_ADDRESSES = 100_000
 export class MemoryStore implements Store {
   #settings: StoreSettings
   #users = new Map<string, UserState>()
-  /** Authentication attempts per address: [count, end of the window]. */
-  #attempts = new Map<string, [number, number]>()
+  /** Authentication attempts per address, in a window that ends at `end`. */
+  #attempts = new Map<string, { failures: number, inFlight: number, end: number }>()
   #listeningUsers = new Set<string>()
   #listeningChannels = new Set<string>()
   #handlers: BusHandlers | null = null
@@ -94,21 +94,24 @@ export class MemoryStore implements Store {
     if (this.#listeningUsers.has(userId)) this.#handlers?.control(userId, { kind: 'revoke' })
   }
 
-  async authAttempt (address: string, window: number): Promise<[number, number]> {
+  async authAttempt (address: string, max: number, window: number): Promise<[boolean, number, number]> {
     const now = Date.now()
     let entry = this.#attempts.get(address)
-    if (entry === undefined || entry[1] <= now) {
+    if (entry === undefined || entry.end <= now) {
       // A flood of distinct addresses evicts the oldest: memory stays bounded.
       if (entry === undefined && this.#attempts.size >= MAX_ADDRESSES) this.#attempts.delete(this.#attempts.keys().next().value as string)
-      this.#attempts.set(address, entry = [0, now + window])
+      this.#attempts.set(address, entry = { failures: 0, inFlight: 0, end: now + window })
     }
-    entry[0]++
-    return [entry[0], entry[1] - now]
+    const admitted = entry.failures + entry.inFlight < max
+    if (admitted) entry.inFlight++
+    return [admitted, entry.failures, entry.end - now]
   }
 
-  async authForgive (address: string): Promise<void> {
+  async authSettle (address: string, failed: boolean): Promise<void> {
     const entry = this.#attempts.get(address)
-    if (entry !== undefined && --entry[0] < 1) this.#attempts.delete(address)
+    if (entry === undefined || entry.end <= Date.now()) return
+    if (entry.inFlight > 0) entry.inFlight--
+    if (failed) entry.failures++
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {
@@ -256,7 +259,7 @@ export class MemoryStore implements Store {
       this.#settle(userId, user, now, now)
       this.#expire(userId, user, now)
     }
-    for (const [address, [, end]] of this.#attempts) if (end <= now) this.#attempts.delete(address)
+    for (const [address, { end }] of this.#attempts) if (end <= now) this.#attempts.delete(address)
   }
 
   async status (userId: string): Promise<UserStatus> {

@@ -59,14 +59,14 @@ export interface Store {
   /** Deletes the hash and the user's devices, and tells every instance to close the user's sockets. */
   revokeAuth (userId: string): Promise<void>
   /**
-   * Counts an authentication attempt from an address in a window of `window` ms that starts with its first
-   * attempt (shared by every instance); resolves to the attempts counted, this one included, and the ms
-   * left in the window.
+   * Admits an authentication attempt from an address when its failures and the attempts in flight leave
+   * room under `max`, in a window of `window` ms that starts with its first attempt (shared by every
+   * instance). Resolves to whether it was admitted (then it is in flight), the failures counted, and the
+   * ms left in the window.
    */
-  authAttempt (address: string, window: number): Promise<[count: number, left: number]>
-  /** Takes back an attempt that succeeded. */
-  authForgive (address: string): Promise<void>
-
+  authAttempt (address: string, max: number, window: number): Promise<[admitted: boolean, failures: number, left: number]>
+  /** An admitted attempt ended: no longer in flight, and counted as a failure if it failed. */
+  authSettle (address: string, failed: boolean): Promise<void>
   /**
    * Deliver-or-queue as one atomic step: assigns the next id, routes `head + id + '"}'` to the instances
    * listening for the user and, when none is, appends it to the offline queue.

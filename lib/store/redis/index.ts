@@ -41,12 +41,23 @@ const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometRevoke', scripts.revoke]
 ]
 
-/** KEYS: attempts. ARGV: window ms. Returns { attempts, ms left in the window }. */
-const AUTH_ATTEMPT = `local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return { n, redis.call('PTTL', KEYS[1]) }`
-/** KEYS: attempts. A counter that would stay (it expired in between, or reached zero) is deleted. */
-const AUTH_FORGIVE = 'if redis.call("DECR", KEYS[1]) < 1 then redis.call("DEL", KEYS[1]) end'
+/**
+ * KEYS: attempts (a hash: failures `f`, in flight `i`). ARGV: max, window ms. Returns { admitted (1|0),
+ * failures, ms left in the window }; the window starts with the key.
+ */
+const AUTH_ATTEMPT = `local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+local i = tonumber(redis.call('HGET', KEYS[1], 'i') or '0')
+local admitted = 0
+if f + i < tonumber(ARGV[1]) then
+  redis.call('HINCRBY', KEYS[1], 'i', 1)
+  if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+  admitted = 1
+end
+return { admitted, f, redis.call('PTTL', KEYS[1]) }`
+/** KEYS: attempts. ARGV: failed (1|0). Only a key that still exists (its window not over) is changed. */
+const AUTH_SETTLE = `if redis.call('EXISTS', KEYS[1]) == 0 then return end
+if tonumber(redis.call('HGET', KEYS[1], 'i') or '0') > 0 then redis.call('HINCRBY', KEYS[1], 'i', -1) end
+if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'f', 1) end`
 
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
@@ -281,12 +292,13 @@ export class RedisStore implements Store {
     await this.#run.cometRevoke(k.auth(userId), k.devices(userId), k.userRoute(userId))
   }
 
-  async authAttempt (address: string, window: number): Promise<[number, number]> {
-    return await this.#cmd.eval(AUTH_ATTEMPT, 1, this.#keys.authAttempts(address), window) as [number, number]
+  async authAttempt (address: string, max: number, window: number): Promise<[boolean, number, number]> {
+    const [admitted, failures, left] = await this.#cmd.eval(AUTH_ATTEMPT, 1, this.#keys.authAttempts(address), max, window) as [number, number, number]
+    return [admitted === 1, failures, left]
   }
 
-  async authForgive (address: string): Promise<void> {
-    await this.#cmd.eval(AUTH_FORGIVE, 1, this.#keys.authAttempts(address))
+  async authSettle (address: string, failed: boolean): Promise<void> {
+    await this.#cmd.eval(AUTH_SETTLE, 1, this.#keys.authAttempts(address), failed ? 1 : 0)
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {

@@ -11,7 +11,7 @@ export class Keys {
   }
 
   auth (userId: string): string { return `${this.prefix}{u:${userId}}:auth` }
-  /** Counter: authentication attempts from a client address not yet forgiven, in the current window. */
+  /** Hash: a client address's failed authentications (`f`) and attempts in flight (`i`) in its window. */
   authAttempts (address: string): string { return `${this.prefix}authattempts:${address}` }
   /** Sorted set: device → the time it lapses unless its instance refreshes it. */
   devices (userId: string): string { return `${this.prefix}{u:${userId}}:devices` }
