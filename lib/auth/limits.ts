@@ -48,8 +48,7 @@ export class AuthLimits {
       const [admitted, failures, left] = await this.#store.authAttempt(address, this.#max, this.#window)
       if (admitted) return true
       if (failures >= this.#max) {
-        if (!this.#blocked.has(address)) evictFor(this.#blocked)
-        this.#blocked.set(address, Date.now() + Math.max(left, 0))
+        this.#block(address, left)
         return false
       }
       if (Date.now() > deadline) return false
@@ -59,7 +58,14 @@ export class AuthLimits {
 
   /** An admitted attempt ended; a failure stays counted for the address. */
   async settle (address: string, failed: boolean): Promise<void> {
-    await this.#store.authSettle(address, failed)
+    const [failures, left] = await this.#store.authSettle(address, failed)
+    if (failed && failures >= this.#max) this.#block(address, left)
+  }
+
+  /** Refuses the address's upgrades here until its window ends. */
+  #block (address: string, left: number): void {
+    if (!this.#blocked.has(address)) evictFor(this.#blocked)
+    this.#blocked.set(address, Date.now() + Math.max(left, 0))
   }
 
   /** Records a failure for a user id; returns how long to wait before answering it, in ms (up to 2 s). */

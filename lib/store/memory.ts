@@ -107,11 +107,13 @@ export class MemoryStore implements Store {
     return [admitted, entry.failures, entry.end - now]
   }
 
-  async authSettle (address: string, failed: boolean): Promise<void> {
+  async authSettle (address: string, failed: boolean): Promise<[number, number]> {
     const entry = this.#attempts.get(address)
-    if (entry === undefined || entry.end <= Date.now()) return
+    const now = Date.now()
+    if (entry === undefined || entry.end <= now) return [0, 0]
     if (entry.inFlight > 0) entry.inFlight--
     if (failed) entry.failures++
+    return [entry.failures, entry.end - now]
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {

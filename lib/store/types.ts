@@ -65,8 +65,8 @@ export interface Store {
    * ms left in the window.
    */
   authAttempt (address: string, max: number, window: number): Promise<[admitted: boolean, failures: number, left: number]>
-  /** An admitted attempt ended: no longer in flight, and counted as a failure if it failed. */
-  authSettle (address: string, failed: boolean): Promise<void>
+  /** An admitted attempt ended: no longer in flight, and counted as a failure if it failed. Resolves to the failures and the ms left. */
+  authSettle (address: string, failed: boolean): Promise<[failures: number, left: number]>
   /**
    * Deliver-or-queue as one atomic step: assigns the next id, routes `head + id + '"}'` to the instances
    * listening for the user and, when none is, appends it to the offline queue.

@@ -54,10 +54,14 @@ if f + i < tonumber(ARGV[1]) then
   admitted = 1
 end
 return { admitted, f, redis.call('PTTL', KEYS[1]) }`
-/** KEYS: attempts. ARGV: failed (1|0). Only a key that still exists (its window not over) is changed. */
-const AUTH_SETTLE = `if redis.call('EXISTS', KEYS[1]) == 0 then return end
+/**
+ * KEYS: attempts. ARGV: failed (1|0). Only a key that still exists (its window not over) is changed.
+ * Returns { failures, ms left in the window }.
+ */
+const AUTH_SETTLE = `if redis.call('EXISTS', KEYS[1]) == 0 then return { 0, 0 } end
 if tonumber(redis.call('HGET', KEYS[1], 'i') or '0') > 0 then redis.call('HINCRBY', KEYS[1], 'i', -1) end
-if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'f', 1) end`
+if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'f', 1) end
+return { tonumber(redis.call('HGET', KEYS[1], 'f') or '0'), redis.call('PTTL', KEYS[1]) }`
 
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
@@ -297,8 +301,8 @@ export class RedisStore implements Store {
     return [admitted === 1, failures, left]
   }
 
-  async authSettle (address: string, failed: boolean): Promise<void> {
-    await this.#cmd.eval(AUTH_SETTLE, 1, this.#keys.authAttempts(address), failed ? 1 : 0)
+  async authSettle (address: string, failed: boolean): Promise<[number, number]> {
+    return await this.#cmd.eval(AUTH_SETTLE, 1, this.#keys.authAttempts(address), failed ? 1 : 0) as [number, number]
   }
 
   async sendToUser (userId: string, head: string): Promise<SendResult> {
