@@ -13,6 +13,7 @@ import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
+import { Events } from './events/index.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
 import { messageHead } from './protocol/frames.ts'
@@ -26,6 +27,7 @@ import * as validate from './validate.ts'
 export type * from './types.ts'
 export { errors } from './errors.ts'
 export { CLOSE } from './protocol/close-codes.ts'
+export { verifyWebhook } from './events/webhooks.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -73,6 +75,15 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
+
+  const events = new Events({
+    store,
+    log,
+    webhooks: settings.webhooks,
+    heartbeatInterval: settings.heartbeatInterval,
+    prefix: settings.prefix,
+    channelSet: (channel) => channels.presence.subs(channel)
+  })
 
   const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
   const ctx: ConnectionContext = {
@@ -126,6 +137,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   app.addHook('onClose', async () => {
     await shutdown()
     state = 'closed'
+    await events.close()
     await store.close()
   })
 
@@ -201,7 +213,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const id = validate.userId(userId)
       const { devices, seen } = await call(() => store.status(id))
       return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
-    }
+    },
+    on: (type, listener) => events.on(type, listener),
+    off: (type, listener) => events.off(type, listener)
   }
   app.decorate('comet', api)
 }

@@ -1,7 +1,9 @@
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { CometEventListener, CometEventType, WebhookOptions } from './events/types.ts'
 
 export type * from './channels/types.ts'
+export type * from './events/types.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 
 export interface OfflineQueueOptions {
@@ -83,6 +85,11 @@ export interface CometOptions extends ChannelOptions {
   authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
+  /**
+   * Server events POSTed as signed JSON batches (docs/events.md); each batch is sent by one instance and
+   * retried until answered 2xx. Not on a Redis Cluster. @default []
+   */
+  webhooks?: WebhookOptions[]
 }
 
 export interface RegisterAuthOptions {
@@ -122,4 +129,10 @@ export interface CometApi extends ChannelApi {
   publish (channel: string, event: string, data: unknown): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
+  /**
+   * Server events (docs/events.md): each reaches one instance that listens for its type, once (again only
+   * if that instance dies first, or the listener throws: up to 5 attempts). In order per user or channel.
+   */
+  on<T extends CometEventType> (type: T, listener: CometEventListener<T>): void
+  off<T extends CometEventType> (type: T, listener: CometEventListener<T>): void
 }

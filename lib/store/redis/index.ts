@@ -385,6 +385,11 @@ export class RedisStore implements Store {
     return { devices, seen: seen === null ? null : Number(seen), online: online === 1, due: due === null ? null : Number(due) }
   }
 
+  /** What server events need (lib/events/redis.ts): the command connection, and how the scripts publish. */
+  get link (): { client: Client, sharded: boolean } {
+    return { client: this.#cmd, sharded: this.#sharded }
+  }
+
   async close (): Promise<void> {
     await quit(this.#sub)
     if (this.#ownsCmd) await quit(this.#cmd)
