@@ -154,7 +154,7 @@ abstract class Consumer {
   #held = new Set<number>()
   #releasing = new Set<number>()
   #inFlight = new Map<number, number>()
-  /** Entry ids being handled here: a claim after a lease hiccup must not start them twice. */
+  /** Entries (`<stream> <id>`) being handled here: a claim after a lease hiccup must not start them twice. */
   #handling = new Set<string>()
   #conn: Redis | null = null
   #reading: Promise<void> | null = null
@@ -274,7 +274,11 @@ abstract class Consumer {
         await whenReady(conn)
         const reply = await conn.xreadgroup('GROUP', this.group, this.events.me, 'COUNT', READ_COUNT, 'BLOCK', block,
           'STREAMS', ...streams, ...streams.map(() => '>')) as Array<[string, Entry[]]> | null
-        for (const [stream, entries] of reply ?? []) this.#dispatch(stream, unitOf.get(stream)!, entries)
+        // Oldest first across the streams too: a webhook's batches follow the order events happened in.
+        const read: Array<[string, Entry]> = []
+        for (const [stream, entries] of reply ?? []) for (const entry of entries) read.push([stream, entry])
+        read.sort(([, [x]], [, [y]]) => compareIds(x, y))
+        for (const [stream, entry] of read) this.#dispatch(stream, unitOf.get(stream)!, [entry])
       } catch (err) {
         if (stop.aborted) return
         if (String((err as Error).message).startsWith('NOGROUP')) this.#groupsMade = false
@@ -286,14 +290,16 @@ abstract class Consumer {
 
   #dispatch (stream: string, unit: number, entries: Entry[]): void {
     for (const [id, fields] of entries) {
-      if (this.#handling.has(id)) continue
-      this.#handling.add(id)
+      // Stream ids repeat across streams.
+      const handle = `${stream} ${id}`
+      if (this.#handling.has(handle)) continue
+      this.#handling.add(handle)
       this.#inFlight.set(unit, (this.#inFlight.get(unit) ?? 0) + 1)
       let settled = false
       const forget = (): void => {
         if (settled) return
         settled = true
-        this.#handling.delete(id)
+        this.#handling.delete(handle)
         this.#inFlight.set(unit, this.#inFlight.get(unit)! - 1)
       }
       const ack = (): void => { this.#ack(stream, id).finally(forget) }
@@ -362,6 +368,12 @@ class WebhookConsumer extends Consumer {
     if (!this.#webhook.wants(event.type)) return done()
     this.#webhook.push(event, done)
   }
+}
+
+function compareIds (x: string, y: string): number {
+  const [xm, xs] = x.split('-').map(Number) as [number, number]
+  const [ym, ys] = y.split('-').map(Number) as [number, number]
+  return xm - ym || xs - ys
 }
 
 /** A stream entry's fields (lib/events/lua.ts) as a StoreEvent, or null for one this version cannot read. */
