@@ -6,6 +6,9 @@
 export const PARTITIONS = 16
 /** Entries kept per stream (MAXLEN ~): events nobody reads in time are trimmed, oldest first. */
 export const STREAM_MAX = 10_000
+/** Where a script says whether it records events; the Cluster variant of the scripts says false. */
+export const EVENTS_ON = 'local EVENTS = true'
+export const EVENTS_OFF = 'local EVENTS = false'
 
 /**
  * Every events key shares the hash tag `{e}`: `on` (set while an instance listens or sends webhooks),
@@ -14,7 +17,7 @@ export const STREAM_MAX = 10_000
  * (lib/store/redis/client.ts) and none of this runs.
  */
 export const eventsLua = `
-local EVENTS = true
+${EVENTS_ON}
 local function ev_base (key)
   return string.match(key, '^(.-){') .. '{e}:'
 end
@@ -31,6 +34,17 @@ local function ev_user (key)
 end
 `
 
-/** Marks where `EVENTS` is set, for the Cluster variant of the scripts. */
-export const EVENTS_ON = 'local EVENTS = true'
-export const EVENTS_OFF = 'local EVENTS = false'
+/**
+ * The `dropped` event as inline Lua, for the send script: no functions defined on its hot path, only
+ * this block on the rare overflow. `meta` and `over` name the script's locals.
+ */
+export function droppedLua (meta: string, over: string): string {
+  return `
+    local base = string.match(${meta}, '^(.-){') .. '{e}:'
+    if EVENTS and redis.call('EXISTS', base .. 'on') == 1 then
+      local subject = 'u:' .. string.match(${meta}, '{u:(.*)}')
+      local h = 0
+      for i = 1, #subject do h = (h * 31 + string.byte(subject, i)) % 1000003 end
+      redis.call('XADD', base .. 's' .. (h % ${PARTITIONS}), 'MAXLEN', '~', ${STREAM_MAX}, '*', 't', 'dropped', 'k', subject, 'n', ${over})
+    end`
+}

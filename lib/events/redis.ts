@@ -25,6 +25,28 @@ type Entry = [id: string, fields: string[]]
 
 interface Commands {
   cometEventsSweepUser (...args: Array<string | number>): Promise<null>
+  cometEventsTrim (...args: Array<string | number>): Promise<null>
+}
+
+/**
+ * KEYS: a stream. Drops the entries every group is done with: before the oldest unacknowledged entry of
+ * each group, or up to what it last read. MAXLEN bounds the rest (a group nobody reads any more).
+ */
+const trimAcked = {
+  numberOfKeys: 1,
+  lua: `
+local floor, fm, fs = nil, 0, 0
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  local mark = info['last-delivered-id']
+  if tonumber(info['pending']) > 0 then mark = redis.call('XPENDING', KEYS[1], info['name'])[2] end
+  local ms, seq = string.match(mark, '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  if floor == nil or ms < fm or (ms == fm and seq < fs) then floor, fm, fs = mark, ms, seq end
+end
+if floor ~= nil then redis.call('XTRIM', KEYS[1], 'MINID', floor) end
+`
 }
 
 /**
@@ -87,7 +109,7 @@ export class RedisEvents {
     this.#ctx = ctx
     this.#keys = new Keys(ctx.prefix)
     this.#base = `${ctx.prefix}{e}:`
-    this.#run = defineScripts<Commands>(ctx.client, [['cometEventsSweepUser', sweepUser]], ctx.sharded)
+    this.#run = defineScripts<Commands>(ctx.client, [['cometEventsSweepUser', sweepUser], ['cometEventsTrim', trimAcked]], ctx.sharded)
     const streams = Array.from({ length: PARTITIONS }, (_, n) => `${this.#base}s${n}`)
     this.#consumers.push(new ListenerConsumer(this, 'listeners', streams.map((s) => [s])))
     ctx.webhooks.forEach((webhook, n) => this.#consumers.push(new WebhookConsumer(this, `webhook:${webhook.settings.url}:${n}`, [streams], webhook)))
@@ -124,6 +146,8 @@ export class RedisEvents {
     if (active.length > 0) await this.#ctx.client.set(`${this.#base}on`, '1', 'PX', this.leaseTtl)
     for (const consumer of this.#consumers) await consumer.balance()
     if (this.#consumers.some((c) => c.holds)) await this.#sweep()
+    const streams = new Set(this.#consumers.flatMap((c) => c.streams))
+    await Promise.all([...streams].map(async (stream) => await this.#run.cometEventsTrim(stream)))
   }
 
   /** Users and channels whose last instance may have died: a sweep sends their offline / leave / vacated. */
@@ -171,6 +195,8 @@ abstract class Consumer {
   protected abstract handle (event: CometEvent, key: string, done: () => void, abandon: () => void): void
 
   get holds (): boolean { return this.#held.size > 0 }
+  /** The streams of the units held here. */
+  get streams (): string[] { return [...this.#held].flatMap((unit) => this.#units[unit]!) }
   get inFlight (): number { return this.#handling.size }
 
   #lease (unit: number): string { return `${this.events.base}lease:${this.group}:${unit}` }

@@ -1,16 +1,15 @@
 // Lua run atomically inside Redis: each decision that must not race (deliver or queue, device limit and
 // queue take) is one script, one round trip. Scripts touch only keys of one user (one cluster slot),
 // except the server events they record beside a transition (lib/events/lua.ts), which a Cluster skips.
-import { eventsLua } from '../../events/lua.ts'
+import { droppedLua, EVENTS_ON, eventsLua } from '../../events/lua.ts'
 
-const trimQueue = eventsLua + `
+const trimQueue = `
+${EVENTS_ON}
 local function trim (queue, meta, max, ttl)
   local over = redis.call('ZCARD', queue) - max
   if over > 0 then
     redis.call('ZREMRANGEBYRANK', queue, 0, over - 1)
-    redis.call('HINCRBY', meta, 'dropped', over)
-    local base = ev_base(meta)
-    if ev_on(base) then ev_add(base, 'dropped', 'u:' .. ev_user(meta), 'n', over) end
+    redis.call('HINCRBY', meta, 'dropped', over)${droppedLua('meta', 'over')}
   end
   redis.call('PEXPIRE', queue, ttl)
 end
