@@ -246,3 +246,27 @@ test('redis: without listeners or webhooks nothing is recorded', async (t) => {
   t.after(() => admin.disconnect())
   assert.deepEqual(await admin.keys('comet:{e}*'), [])
 })
+
+test('redis: the streams keep only events some instance has not finished with', async (t) => {
+  const redis = await startRedis()
+  const a = await startApp({ ...OPTIONS, redis: redis.url })
+  t.after(async () => {
+    await a.app.close()
+    await redis.stop()
+  })
+  let handled = 0
+  a.app.comet.on('dropped', () => { handled++ })
+  await sleep(3 * HEARTBEAT)
+  for (let n = 0; n < 200; n++) await a.app.comet.sendToUser(`u${n % 40}`, 'e', n)
+  await eventually(() => handled === 160, 'every drop handled')
+  const { Redis } = await import('ioredis')
+  const admin = new Redis(redis.url)
+  t.after(() => admin.disconnect())
+  const length = async (): Promise<number> => {
+    let total = 0
+    for (let p = 0; p < 16; p++) total += await admin.xlen(`comet:{e}:s${p}`)
+    return total
+  }
+  // At most the last entry read of each stream stays.
+  await eventually(async () => await length() <= 16, 'trimmed', 3000)
+})

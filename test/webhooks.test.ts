@@ -181,3 +181,28 @@ test('the webhooks option is checked at register time', async () => {
     await app.close()
   }
 })
+
+test('the example receiver (examples/webhooks) takes signed events once and refuses a forged request', async (t) => {
+  const { buildReceiver } = await import('../examples/webhooks/receiver.js')
+  const handled: CometEvent[] = []
+  const hook = await buildReceiver({ secret: SECRET, handle: (event) => { handled.push(event) } })
+  await hook.listen({ port: 0, host: '127.0.0.1' })
+  t.after(() => hook.close())
+  const { port } = hook.server.address() as { port: number }
+  const { app, url } = await startApp({ ...OPTIONS, webhooks: [{ url: `http://127.0.0.1:${port}/comet`, secret: SECRET, types: ['online'] }] })
+  t.after(() => app.close())
+  await app.comet.registerAuth('kim', HASH)
+  const device = await member(url, 'kim')
+  await eventually(() => handled.length === 1, 'the online reaches the receiver')
+  assert.deepEqual([handled[0]!.type, (handled[0] as { userId: string }).userId], ['online', 'kim'])
+  await device.close()
+
+  const body = JSON.stringify({ events: [{ ...handled[0], id: 'forged' }] })
+  const forged = await fetch(`http://127.0.0.1:${port}/comet`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-comet-timestamp': String(Math.floor(Date.now() / 1000)), 'x-comet-signature': 'sha256=' + '0'.repeat(64) },
+    body
+  })
+  assert.equal(forged.status, 401)
+  assert.equal(handled.length, 1)
+})
