@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -9,7 +9,7 @@ import type { PresenceSet } from '../store/channels.ts'
 import type { ChannelStore } from '../store/channels.ts'
 import type { Listeners } from './listeners.ts'
 import { Ordered } from './listeners.ts'
-import { PARTITIONS } from './lua.ts'
+import { PARTITIONS, STREAM_MAX } from './lua.ts'
 import { toEvent } from './types.ts'
 import type { CometEvent, CometEventType, StoreEvent } from './types.ts'
 import type { Webhook } from './webhooks.ts'
@@ -25,27 +25,45 @@ type Entry = [id: string, fields: string[]]
 
 interface Commands {
   cometEventsSweepUser (...args: Array<string | number>): Promise<null>
-  cometEventsTrim (...args: Array<string | number>): Promise<null>
+  cometEventsTrim (...args: Array<string | number>): Promise<string[]>
 }
 
 /**
- * KEYS: a stream. Drops the entries every group is done with: before the oldest unacknowledged entry of
- * each group, or up to what it last read. MAXLEN bounds the rest (a group nobody reads any more).
+ * KEYS: a stream. ARGV: idle ms after which a consumer with nothing pending is forgotten (an instance
+ * gone). Drops the entries every group is done with: before the oldest unacknowledged entry of each group,
+ * or up to what it last read; MAXLEN bounds the rest (a group nobody reads any more). Returns the groups
+ * that MAXLEN made miss entries they had not read yet.
  */
 const trimAcked = {
   numberOfKeys: 1,
   lua: `
-local floor, fm, fs = nil, 0, 0
+local function older (a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local stream = {}
+local raw = redis.call('XINFO', 'STREAM', KEYS[1])
+for i = 1, #raw, 2 do stream[raw[i]] = raw[i + 1] end
+local floor, missed = nil, {}
 for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local info = {}
   for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
   local mark = info['last-delivered-id']
+  if older(mark, stream['max-deleted-entry-id']) then missed[#missed + 1] = info['name'] end
   if tonumber(info['pending']) > 0 then mark = redis.call('XPENDING', KEYS[1], info['name'])[2] end
-  local ms, seq = string.match(mark, '^(%d+)-(%d+)$')
-  ms, seq = tonumber(ms), tonumber(seq)
-  if floor == nil or ms < fm or (ms == fm and seq < fs) then floor, fm, fs = mark, ms, seq end
+  if floor == nil or older(mark, floor) then floor = mark end
+  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], info['name'])) do
+    local c = {}
+    for i = 1, #consumer, 2 do c[consumer[i]] = consumer[i + 1] end
+    if tonumber(c['pending']) == 0 and tonumber(c['idle']) > tonumber(ARGV[1]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], info['name'], c['name'])
+    end
+  end
 end
 if floor ~= nil then redis.call('XTRIM', KEYS[1], 'MINID', floor) end
+return missed
 `
 }
 
@@ -112,7 +130,12 @@ export class RedisEvents {
     this.#run = defineScripts<Commands>(ctx.client, [['cometEventsSweepUser', sweepUser], ['cometEventsTrim', trimAcked]], ctx.sharded)
     const streams = Array.from({ length: PARTITIONS }, (_, n) => `${this.#base}s${n}`)
     this.#consumers.push(new ListenerConsumer(this, 'listeners', streams.map((s) => [s])))
-    ctx.webhooks.forEach((webhook, n) => this.#consumers.push(new WebhookConsumer(this, `webhook:${webhook.settings.url}:${n}`, [streams], webhook)))
+    for (const webhook of ctx.webhooks) {
+      // Named by a digest: a URL may carry a token, which has no business in Redis key names.
+      const { url, types } = webhook.settings
+      const name = createHash('sha256').update(`${url}|${[...types ?? []].sort().join(',')}`).digest('hex').slice(0, 16)
+      this.#consumers.push(new WebhookConsumer(this, `webhook:${name}`, [streams], webhook))
+    }
   }
 
   get ctx (): RedisEventsContext { return this.#ctx }
@@ -147,7 +170,12 @@ export class RedisEvents {
     for (const consumer of this.#consumers) await consumer.balance()
     if (this.#consumers.some((c) => c.holds)) await this.#sweep()
     const streams = new Set(this.#consumers.flatMap((c) => c.streams))
-    await Promise.all([...streams].map(async (stream) => await this.#run.cometEventsTrim(stream)))
+    await Promise.all([...streams].map(async (stream) => {
+      const missed = await this.#run.cometEventsTrim(stream, 10 * this.leaseTtl)
+      if (missed.length > 0) {
+        this.#ctx.log.error({ stream, groups: missed, max: STREAM_MAX }, 'comet: server events were trimmed before they were read: the backlog passed the stream cap')
+      }
+    }))
   }
 
   /** Users and channels whose last instance may have died: a sweep sends their offline / leave / vacated. */
