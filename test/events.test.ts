@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
-import type { CometEvent, CometEventType, CometOptions } from '../lib/index.ts'
+import type { ServerEvent, ServerEventType, CometOptions } from '../lib/index.ts'
 import { startApp, HASH } from './helpers/app.ts'
 import type { TestApp } from './helpers/app.ts'
 import { eventually } from './helpers/client.ts'
@@ -16,9 +16,9 @@ import { startRedis } from './helpers/redis.ts'
 
 const HEARTBEAT = 500
 const GRACE = 300
-const TYPES: CometEventType[] = ['online', 'offline', 'join', 'leave', 'occupied', 'vacated', 'dropped']
+const TYPES: ServerEventType[] = ['online', 'offline', 'join', 'leave', 'occupied', 'vacated', 'dropped']
 
-interface Seen { on: string, event: CometEvent }
+interface Seen { on: string, event: ServerEvent }
 
 /** Listens for every type on each app; `seen` gets each event with the name of the app that got it. */
 function collect (apps: Array<[string, TestApp]>): Seen[] {
@@ -48,7 +48,7 @@ async function apps (t: TestContext, kind: 'memory' | 'redis', extra: CometOptio
   return [['a', a], ['b', b]]
 }
 
-const of = (seen: Seen[], type: CometEventType): CometEvent[] => seen.filter((s) => s.event.type === type).map((s) => s.event)
+const of = (seen: Seen[], type: ServerEventType): ServerEvent[] => seen.filter((s) => s.event.type === type).map((s) => s.event)
 
 for (const kind of ['memory', 'redis'] as const) {
   test(`${kind}: each event type once across the instances, with its fields`, async (t) => {
@@ -80,7 +80,7 @@ for (const kind of ['memory', 'redis'] as const) {
     for (const type of TYPES) assert.equal(of(seen, type).length, type === 'dropped' ? 2 : 1, `${type} once: ${JSON.stringify(seen)}`)
     const ids = seen.map((s) => s.event.id)
     assert.equal(new Set(ids).size, ids.length, 'ids are unique')
-    const [online, offline, join, leave, occupied, vacated] = TYPES.map((type) => of(seen, type)[0]) as CometEvent[]
+    const [online, offline, join, leave, occupied, vacated] = TYPES.map((type) => of(seen, type)[0]) as ServerEvent[]
     assert.deepEqual(Object.keys(online!).sort(), ['at', 'id', 'type', 'userId'])
     assert.equal((online as { userId: string }).userId, 'ann')
     assert.deepEqual(Object.keys(offline!).sort(), ['at', 'id', 'lastSeen', 'type', 'userId'])
@@ -158,7 +158,7 @@ test('on and off check their arguments; off stops the listener', async (t) => {
   assert.throws(() => app.comet.on('nope' as 'online', () => {}), { code: 'FST_ERR_COMET_EVENTS' })
   assert.throws(() => app.comet.on('online', 'x' as unknown as () => void), { code: 'FST_ERR_COMET_EVENTS' })
   const seen: string[] = []
-  const listener = (event: CometEvent): void => { seen.push(event.type) }
+  const listener = (event: ServerEvent): void => { seen.push(event.type) }
   app.comet.on('dropped', listener)
   await app.comet.sendToUser('eve', 'e', 1)
   await app.comet.sendToUser('eve', 'e', 2)
@@ -208,15 +208,15 @@ test('redis: the instance handling an event is killed before its listener settle
     await a.app.close()
     await redis.stop()
   })
-  const printed: CometEvent[] = []
-  child.lines.on('line', (line) => printed.push(JSON.parse(line) as CometEvent))
+  const printed: ServerEvent[] = []
+  child.lines.on('line', (line) => printed.push(JSON.parse(line) as ServerEvent))
   await a.app.comet.registerAuth('gus', HASH)
   await sleep(HEARTBEAT)
   const device = await member(a.url, 'gus')
   t.after(() => device.close())
   await eventually(() => printed.length === 1, 'the child got the online', 5000)
 
-  const got: CometEvent[] = []
+  const got: ServerEvent[] = []
   a.app.comet.on('online', (event) => { got.push(event) })
   await sleep(2 * HEARTBEAT)
   assert.deepEqual(got, [], 'not while the child handles it')

@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import comet, { verifyWebhook } from '../lib/index.ts'
-import type { CometEvent, CometOptions } from '../lib/index.ts'
+import type { ServerEvent, CometOptions } from '../lib/index.ts'
 import { startApp, HASH } from './helpers/app.ts'
 import { eventually } from './helpers/client.ts'
 import { member } from './helpers/channels.ts'
@@ -21,13 +21,13 @@ interface Received {
   status: number
   verified: boolean
   timestamp: number
-  events: CometEvent[]
+  events: ServerEvent[]
 }
 
 type Answer = 'ok' | 'fail' | 'hang'
 
 /** A real Fastify receiver on loopback; `answer(n)` decides the n-th request's fate (0-based). */
-async function receiver (t: TestContext, answer: (n: number) => Answer = () => 'ok'): Promise<{ url: string, requests: Received[], delivered: () => CometEvent[] }> {
+async function receiver (t: TestContext, answer: (n: number) => Answer = () => 'ok'): Promise<{ url: string, requests: Received[], delivered: () => ServerEvent[] }> {
   const app = Fastify()
   const requests: Received[] = []
   const hanging = new AbortController()
@@ -40,7 +40,7 @@ async function receiver (t: TestContext, answer: (n: number) => Answer = () => '
       status,
       verified: verifyWebhook(raw, request.headers, SECRET),
       timestamp: Number(request.headers['x-comet-timestamp']),
-      events: (JSON.parse(raw) as { events: CometEvent[] }).events
+      events: (JSON.parse(raw) as { events: ServerEvent[] }).events
     })
     if (fate === 'hang') await sleep(8000, undefined, { signal: hanging.signal }).catch(() => {})
     return await reply.code(status === 0 ? 204 : status).send()
@@ -184,7 +184,7 @@ test('the webhooks option is checked at register time', async () => {
 
 test('the example receiver (examples/webhooks) takes signed events once and refuses a forged request', async (t) => {
   const { buildReceiver } = await import('../examples/webhooks/receiver.js')
-  const handled: CometEvent[] = []
+  const handled: ServerEvent[] = []
   const hook = await buildReceiver({ secret: SECRET, handle: (event) => { handled.push(event) } })
   await hook.listen({ port: 0, host: '127.0.0.1' })
   t.after(() => hook.close())

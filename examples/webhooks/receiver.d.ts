@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
-import type { CometEvent } from '../../lib/index.ts'
+import type { ServerEvent } from '../../lib/index.ts'
 
 export interface ReceiverOptions {
   /** The webhook's secret, as given to the plugin's `webhooks` option. */
   secret: string
   /** Called once per event id. */
-  handle?: (event: CometEvent) => unknown
+  handle?: (event: ServerEvent) => unknown
   logger?: boolean | object
 }
 

@@ -10,7 +10,7 @@ import * as validate from '../validate.ts'
 import { Listeners, Ordered } from './listeners.ts'
 import { RedisEvents } from './redis.ts'
 import { EVENT_TYPES, toEvent } from './types.ts'
-import type { CometEventListener, CometEventType, StoreEvent } from './types.ts'
+import type { ServerEventListener, ServerEventType, StoreEvent } from './types.ts'
 import { Webhook } from './webhooks.ts'
 import type { WebhookSettings } from './webhooks.ts'
 
@@ -76,15 +76,15 @@ export class Events {
     }
   }
 
-  on<T extends CometEventType> (type: T, listener: CometEventListener<T>): void {
+  on<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void {
     this.#check(type, listener)
-    this.#listeners.add(type, listener as unknown as CometEventListener)
+    this.#listeners.add(type, listener as unknown as ServerEventListener)
     this.#redis?.wake()
   }
 
-  off<T extends CometEventType> (type: T, listener: CometEventListener<T>): void {
+  off<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void {
     this.#check(type, listener)
-    this.#listeners.remove(type, listener as unknown as CometEventListener)
+    this.#listeners.remove(type, listener as unknown as ServerEventListener)
   }
 
   #check (type: unknown, listener: unknown): void {

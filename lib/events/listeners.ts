@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import type { CometEvent, CometEventListener, CometEventType } from './types.ts'
+import type { ServerEvent, ServerEventListener, ServerEventType } from './types.ts'
 
 /** Deliveries of one event to a listener that keeps throwing, the first included. */
 export const ATTEMPTS = 5
@@ -9,7 +9,7 @@ export const RETRY_BASE = 100
 
 /** The app's listeners on this instance, by type; each event runs every listener of its type. */
 export class Listeners {
-  #byType = new Map<CometEventType, Set<CometEventListener>>()
+  #byType = new Map<ServerEventType, Set<ServerEventListener>>()
   #log: FastifyBaseLogger
   #stop: AbortSignal
 
@@ -18,19 +18,19 @@ export class Listeners {
     this.#stop = stop
   }
 
-  add (type: CometEventType, listener: CometEventListener): void {
+  add (type: ServerEventType, listener: ServerEventListener): void {
     let set = this.#byType.get(type)
     if (set === undefined) this.#byType.set(type, (set = new Set()))
     set.add(listener)
   }
 
-  remove (type: CometEventType, listener: CometEventListener): void {
+  remove (type: ServerEventType, listener: ServerEventListener): void {
     const set = this.#byType.get(type)
     set?.delete(listener)
     if (set?.size === 0) this.#byType.delete(type)
   }
 
-  has (type: CometEventType): boolean { return this.#byType.has(type) }
+  has (type: ServerEventType): boolean { return this.#byType.has(type) }
   get size (): number { return this.#byType.size }
 
   /**
@@ -38,12 +38,12 @@ export class Listeners {
    * in all, then it is logged. Resolves when every listener settled, or rejects once shutdown begins:
    * then the event stays unacknowledged and another instance gets it.
    */
-  async run (event: CometEvent): Promise<void> {
+  async run (event: ServerEvent): Promise<void> {
     const listeners = [...this.#byType.get(event.type) ?? []]
     await Promise.all(listeners.map(async (listener) => await this.#attempt(listener, event)))
   }
 
-  async #attempt (listener: CometEventListener, event: CometEvent): Promise<void> {
+  async #attempt (listener: ServerEventListener, event: ServerEvent): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       this.#stop.throwIfAborted()
       try {

@@ -1,6 +1,6 @@
 import { errors } from '../errors.ts'
 import { EVENT_TYPES } from './types.ts'
-import type { CometEventType } from './types.ts'
+import type { ServerEventType } from './types.ts'
 import type { WebhookSettings } from './webhooks.ts'
 
 /** Validates the `webhooks` option (docs/events.md). */
@@ -26,6 +26,6 @@ export function normalizeWebhooks (value: unknown, cluster: boolean): WebhookSet
     if (retryFor !== undefined && (typeof retryFor !== 'number' || !Number.isSafeInteger(retryFor) || retryFor < 0)) {
       throw new errors.OPTIONS(`${name}.retryFor must be an integer ≥ 0 (ms)`)
     }
-    return { url: parsed.href, secret, types: types === undefined ? null : new Set(types as CometEventType[]), retryFor: retryFor ?? 86_400_000 }
+    return { url: parsed.href, secret, types: types === undefined ? null : new Set(types as ServerEventType[]), retryFor: retryFor ?? 86_400_000 }
   })
 }

@@ -11,7 +11,7 @@ import type { Listeners } from './listeners.ts'
 import { Ordered } from './listeners.ts'
 import { PARTITIONS, STREAM_MAX } from './lua.ts'
 import { toEvent } from './types.ts'
-import type { CometEvent, CometEventType, StoreEvent } from './types.ts'
+import type { ServerEvent, ServerEventType, StoreEvent } from './types.ts'
 import type { Webhook } from './webhooks.ts'
 
 /** Entries one read takes at most. */
@@ -220,7 +220,7 @@ abstract class Consumer {
 
   abstract get active (): boolean
   /** `done` acknowledges the entry; `abandon` leaves it unacknowledged, for the unit's next holder. */
-  protected abstract handle (event: CometEvent, key: string, done: () => void, abandon: () => void): void
+  protected abstract handle (event: ServerEvent, key: string, done: () => void, abandon: () => void): void
 
   get holds (): boolean { return this.#held.size > 0 }
   /** The streams of the units held here. */
@@ -399,7 +399,7 @@ class ListenerConsumer extends Consumer {
 
   get active (): boolean { return this.events.ctx.listeners.size > 0 }
 
-  protected handle (event: CometEvent, key: string, done: () => void, abandon: () => void): void {
+  protected handle (event: ServerEvent, key: string, done: () => void, abandon: () => void): void {
     const { listeners } = this.events.ctx
     this.#ordered.push(key, async () => {
       // Instances are expected to register the same listeners; a type this one has none for is skipped.
@@ -418,7 +418,7 @@ class WebhookConsumer extends Consumer {
 
   get active (): boolean { return true }
 
-  protected handle (event: CometEvent, _key: string, done: () => void): void {
+  protected handle (event: ServerEvent, _key: string, done: () => void): void {
     if (!this.#webhook.wants(event.type)) return done()
     this.#webhook.push(event, done)
   }
@@ -434,7 +434,7 @@ function compareIds (x: string, y: string): number {
 function parse (fields: string[]): StoreEvent | null {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-  const type = f['t'] as CometEventType | undefined
+  const type = f['t'] as ServerEventType | undefined
   const key = f['k']
   if (type === undefined || key === undefined) return null
   const raw: StoreEvent = { type, key, at: 0 }

@@ -1,9 +1,9 @@
 /** The server events, in the order docs/events.md lists them. */
 export const EVENT_TYPES = ['online', 'offline', 'join', 'leave', 'occupied', 'vacated', 'dropped'] as const
 
-export type CometEventType = typeof EVENT_TYPES[number]
+export type ServerEventType = typeof EVENT_TYPES[number]
 
-interface EventBase<T extends CometEventType> {
+interface EventBase<T extends ServerEventType> {
   /** Unique, and the same when the event is delivered again (a retry, another instance): dedupe on it. */
   id: string
   type: T
@@ -28,9 +28,9 @@ export interface VacatedEvent extends EventBase<'vacated'> { channel: string }
 /** The user's offline queue overflowed: `count` of their oldest queued messages were dropped. */
 export interface DroppedEvent extends EventBase<'dropped'> { userId: string, count: number }
 
-export type CometEvent = OnlineEvent | OfflineEvent | JoinEvent | LeaveEvent | OccupiedEvent | VacatedEvent | DroppedEvent
+export type ServerEvent = OnlineEvent | OfflineEvent | JoinEvent | LeaveEvent | OccupiedEvent | VacatedEvent | DroppedEvent
 
-export interface CometEventMap {
+export interface ServerEventMap {
   online: OnlineEvent
   offline: OfflineEvent
   join: JoinEvent
@@ -40,7 +40,7 @@ export interface CometEventMap {
   dropped: DroppedEvent
 }
 
-export type CometEventListener<T extends CometEventType = CometEventType> = (event: CometEventMap[T]) => unknown
+export type ServerEventListener<T extends ServerEventType = ServerEventType> = (event: ServerEventMap[T]) => unknown
 
 export interface WebhookOptions {
   /** Where events are POSTed, as `{ "events": [...] }` (http or https). */
@@ -48,7 +48,7 @@ export interface WebhookOptions {
   /** Signs each request (X-Comet-Signature); receivers check it with `verifyWebhook`. At least 16 characters. */
   secret: string
   /** Event types this webhook gets. @default every type */
-  types?: CometEventType[]
+  types?: ServerEventType[]
   /** How long a batch is retried (non-2xx, network error, 5 s timeout) before it is given up, in ms. @default 86400000 */
   retryFor?: number
 }
@@ -58,7 +58,7 @@ export interface WebhookOptions {
  * and its fields. The public event is built from it and its id.
  */
 export interface StoreEvent {
-  type: CometEventType
+  type: ServerEventType
   key: string
   at: number
   userId?: string
@@ -71,7 +71,7 @@ export interface StoreEvent {
 /** Where a memory store hands its events (lib/events/memory.ts). */
 export type EventSink = (event: StoreEvent) => void
 
-export function toEvent (raw: StoreEvent, id: string): CometEvent {
+export function toEvent (raw: StoreEvent, id: string): ServerEvent {
   const base = { id, type: raw.type, at: new Date(raw.at).toISOString() }
   switch (raw.type) {
     case 'online': return { ...base, type: raw.type, userId: raw.userId! }

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import type { CometEvent, CometEventType } from './types.ts'
+import type { ServerEvent, ServerEventType } from './types.ts'
 
 /** Events per request at most. */
 export const MAX_BATCH = 100
@@ -17,7 +17,7 @@ export interface WebhookSettings {
   url: string
   secret: string
   /** null: every type. */
-  types: ReadonlySet<CometEventType> | null
+  types: ReadonlySet<ServerEventType> | null
   retryFor: number
 }
 
@@ -57,7 +57,7 @@ function header (headers: WebhookHeaders, name: string): string | undefined {
 }
 
 interface Queued {
-  event: CometEvent
+  event: ServerEvent
   arrived: number
   /** Called once the event was delivered or given up. */
   done: () => void
@@ -86,14 +86,14 @@ export class Webhook {
     this.#where = url.origin + url.pathname
   }
 
-  wants (type: CometEventType): boolean {
+  wants (type: ServerEventType): boolean {
     return this.settings.types === null || this.settings.types.has(type)
   }
 
   /** Events queued and not yet delivered or given up. */
   get pending (): number { return this.#queue.length }
 
-  push (event: CometEvent, done: () => void = () => {}): void {
+  push (event: ServerEvent, done: () => void = () => {}): void {
     this.#queue.push({ event, arrived: Date.now(), done })
     if (this.#running) return
     this.#running = true
@@ -114,7 +114,7 @@ export class Webhook {
   }
 
   /** Sends one batch until a 2xx answer, or gives it up after `retryFor` (logged and counted). */
-  async #deliver (events: CometEvent[]): Promise<void> {
+  async #deliver (events: ServerEvent[]): Promise<void> {
     const body = JSON.stringify({ events })
     const started = Date.now()
     for (let attempt = 1; ; attempt++) {
