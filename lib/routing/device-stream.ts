@@ -10,8 +10,9 @@ import type { Routed } from '../store/types.ts'
  * - `take` returns true only when this socket wrote the message (or wrote it earlier): a message no
  *   ready socket took and no socket holds is requeued by the hub.
  * - A syncing socket (or a ready one while a routing gap is caught up) only holds. A held message is
- *   either written by the socket or given back when it closes, unless a ready socket wrote it already
- *   (`covered`) or another socket of the user still holds it.
+ *   either written by the socket or given back when it closes, unless a ready socket here wrote it
+ *   already (`covered`), or another socket of the user still holds it. Missed messages a catch-up
+ *   returned are never given back: they stay in the resume log.
  * - A socket decides what it owns only once its attach marker has come back through routing: the store
  *   publishes it on the user's routing channel right after the attach, so every message sent before the
  *   attach has passed through the hub by then. It owns the stored messages the attach returned, every
@@ -32,11 +33,12 @@ export interface DeviceSink {
   close (code: number, reason: string): void
 }
 
-interface Held {
-  message: Routed
-  /** A ready socket of this instance wrote it when it arrived. */
-  covered: boolean
-}
+/**
+ * Messages that need no giving back when a socket cannot write them: live ones a socket of this instance
+ * wrote (every socket holding a live message holds the same object), and missed ones (they stay in the
+ * resume log, for a reconnect with `since`).
+ */
+const homed = new WeakSet<Routed>()
 
 type Phase = 'syncing' | 'ready' | 'closed'
 
@@ -48,13 +50,15 @@ export class DeviceStream {
   /** Ready, but holding live messages while a routing gap is caught up (Hub.resync). */
   #holding = false
   // Created when first needed: memory per idle socket is what scales.
-  #inbox: Held[] | undefined
+  #inbox: Routed[] | undefined
   /** The queue the attach took, until the socket owns it: given back if it closes first. */
   #taken: Routed[] | undefined
   /** The device whose attach marker is awaited, and what to tell when it arrives (or cannot). */
   #marker: { device: string, arrived: (ok: boolean) => void } | undefined
   /** Routing was interrupted while syncing: live messages may have been missed. */
   #gap = false
+  /** The user's sockets on this instance (this one included), told what this one writes from a backlog. */
+  #peers: (() => Iterable<DeviceStream>) | undefined
 
   constructor (sink: DeviceSink) {
     this.sink = sink
@@ -80,13 +84,25 @@ export class DeviceStream {
   /** Holds a live message while syncing or catching up; `covered`: a ready socket here wrote it. */
   hold (message: Routed, covered: boolean): boolean {
     if (this.#phase === 'closed' || (this.#phase === 'ready' && !this.#holding)) return false
+    if (covered) homed.add(message)
     this.#inbox ??= []
-    this.#inbox.push({ message, covered })
+    this.#inbox.push(message)
     return true
   }
 
+  /** Joined the user's route: `peers` are its sockets. */
+  joined (peers: () => Iterable<DeviceStream>): void {
+    this.#peers = peers
+  }
+
+  /** Another socket here wrote this id (from its own copy): what this one holds of it is no longer owed. */
+  #coveredBy (id: number): void {
+    for (const held of this.#inbox ?? []) if (held.id === id) homed.add(held)
+    for (const queued of this.#taken ?? []) if (queued.id === id) homed.add(queued)
+  }
+
   holds (id: number): boolean {
-    return this.#inbox?.some((held) => held.message.id === id) ?? false
+    return this.#inbox?.some((held) => held.id === id) ?? false
   }
 
   /** Before the attach: resolves true once its marker came back through routing, false if it cannot. */
@@ -112,21 +128,24 @@ export class DeviceStream {
    * `synced` (what `ready` announces).
    */
   own (missed: Routed[], synced: number): { backlog: Routed[], queued: number } {
-    const stored = new Map<number, Routed>()
-    for (const m of (this.#taken ?? []).concat(missed)) if (m.id > this.#lastId) stored.set(m.id, m)
+    for (const m of missed) homed.add(m)
+    // A message both missed and queued is owed as queued; one also held is written as the live object,
+    // so that the other sockets holding it see it written.
+    const stored = byId(missed, this.#taken ?? [])
     this.#taken = undefined
     const live: Routed[] = []
-    for (const { message, covered } of this.#takeInbox()) {
+    for (const message of this.#takeInbox()) {
       if (message.id > synced) live.push(message)
-      else if (!covered && message.id > this.#lastId) stored.set(message.id, message)
+      else if (stored.has(message.id) || !homed.has(message)) stored.set(message.id, message)
     }
+    for (const id of stored.keys()) if (id <= this.#lastId) stored.delete(id)
     return { backlog: [...stored.values(), ...live], queued: stored.size }
   }
 
   /**
    * Writes a backlog merged by id with live messages that arrive meanwhile, paced by the socket. Ids at or
    * below the last written (so up to `since`), and after the backlog up to `synced`, are skipped. Returns
-   * what could not be written because the socket closed.
+   * what the socket closed before writing and must not vanish (see homed).
    */
   async flush (backlog: Routed[], synced = 0): Promise<Routed[]> {
     let pending = backlog
@@ -135,13 +154,15 @@ export class DeviceStream {
       for (let i = 0; i < pending.length; i++) {
         const message = pending[i] as Routed
         if (message.id <= this.#lastId) continue
-        if (!this.sink.open) return pending.slice(i)
+        if (!this.sink.open) return owed(pending.slice(i))
         const written = this.sink.writeStored(message.frame)
-        if (!(written === true || await written)) return pending.slice(i)
+        if (!(written === true || await written)) return owed(pending.slice(i))
+        homed.add(message)
+        if (this.#peers !== undefined) for (const peer of this.#peers()) if (peer !== this) peer.#coveredBy(message.id)
         this.#lastId = message.id
       }
       if (synced > this.#lastId) this.#lastId = synced
-      pending = this.#takeInbox().map((held) => held.message)
+      pending = this.#takeInbox()
     } while (pending.length > 0)
     return []
   }
@@ -159,20 +180,24 @@ export class DeviceStream {
     this.#marker = undefined
   }
 
-  /** Holds live messages while a routing gap is caught up (Hub.resync); false if not ready. */
+  /** Holds live messages while a routing gap is caught up (Hub.resync); false if not ready and open. */
   startHolding (): boolean {
-    if (this.#phase !== 'ready' || this.#holding) return false
+    if (this.#phase !== 'ready' || this.#holding || !this.sink.open) return false
     this.#holding = true
     return true
   }
 
-  /** Writes the catch-up merged by id with what was held, then takes live again; returns what could not be written. */
-  async release (stored: Routed[]): Promise<Routed[]> {
+  /**
+   * Writes the catch-up merged by id with what was held, then takes live again. Returns what it held and
+   * could not write; the queue the catch-up took is given back by the hub (see written).
+   */
+  async release (queued: Routed[], missed: Routed[]): Promise<Routed[]> {
     if (this.#phase !== 'ready') {
       this.#holding = false
       return []
     }
-    const unsent = await this.flush(stored.concat(this.#takeInbox().map((held) => held.message)))
+    for (const m of missed) homed.add(m)
+    const unsent = await this.flush([...byId(missed, queued, this.#takeInbox()).values()])
     this.#holding = false
     return unsent
   }
@@ -186,18 +211,32 @@ export class DeviceStream {
     this.#holding = false
     this.#marker?.arrived(false)
     this.#marker = undefined
-    const owed = new Map<number, Routed>()
-    for (const m of this.#taken ?? []) owed.set(m.id, m)
+    const owing = new Map<number, Routed>()
+    for (const m of owed(this.#taken ?? [])) owing.set(m.id, m)
     this.#taken = undefined
-    for (const { message, covered } of this.#takeInbox()) {
-      if (!covered && message.id > this.#lastId) owed.set(message.id, message)
-    }
-    return [...owed.values()]
+    for (const message of owed(this.#takeInbox())) if (message.id > this.#lastId) owing.set(message.id, message)
+    return [...owing.values()]
   }
 
-  #takeInbox (): Held[] {
+  #takeInbox (): Routed[] {
     const held = this.#inbox ?? []
     this.#inbox = undefined
     return held
   }
+}
+
+/** The messages by id; of two with one id, the later list's. */
+function byId (...lists: Routed[][]): Map<number, Routed> {
+  const all = new Map<number, Routed>()
+  for (const list of lists) for (const m of list) all.set(m.id, m)
+  return all
+}
+
+/** Whether a socket of this instance wrote the message (or it needs no giving back). */
+export function written (message: Routed): boolean {
+  return homed.has(message)
+}
+
+function owed (messages: Routed[]): Routed[] {
+  return messages.filter((m) => !homed.has(m))
 }

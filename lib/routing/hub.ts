@@ -3,6 +3,7 @@ import type { CatchUp, Control, Routed, Store } from '../store/types.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { textFrame } from '../protocol/wire.ts'
 import { sliceOf, Slices } from '../connections/heartbeat.ts'
+import { written } from './device-stream.ts'
 import type { DeviceStream } from './device-stream.ts'
 
 const CATCH_UP_ATTEMPTS = 5
@@ -55,11 +56,13 @@ export class Hub<C extends ChannelMember = ChannelMember> {
     const route = this.users.get(userId)
     if (route !== undefined) {
       route.conns.push(conn)
+      conn.joined(() => route.conns)
       return route.listening
     }
     const listening = this.#store.listenUser(userId)
     // Sized for the one socket most users have here (an empty array grows to 17 slots on its first push).
     const fresh: UserRoute = { conns: [conn], listening }
+    conn.joined(() => fresh.conns)
     // Once listening, the route drops its own promise (memory per idle user); a failure stays for joiners.
     listening.then(() => { fresh.listening = LISTENING }, () => {})
     this.users.set(userId, fresh)
@@ -171,21 +174,21 @@ export class Hub<C extends ChannelMember = ChannelMember> {
       const held = route.conns.filter((conn) => conn.startHolding())
       if (held.length === 0) continue
       const since = Math.min(...held.map((conn) => conn.synced))
-      const release = async (stored: Routed[]): Promise<void> => {
-        const unsent = await Promise.all(held.map(async (conn) => await conn.release(stored)))
-        // A stored message one socket could not write may have reached the user's others.
-        this.giveBack(userId, unsent.flat().filter((m) => !held.some((conn) => conn.live && conn.synced >= m.id)))
+      const release = async (queued: Routed[], missed: Routed[]): Promise<void> => {
+        const unsent = await Promise.all(held.map(async (conn) => await conn.release(queued, missed)))
+        // The queue the catch-up took goes back unless a socket wrote it (each skips what it is past).
+        this.giveBack(userId, unsent.flat().concat(queued.filter((m) => !written(m))))
       }
       this.track(this.#catchUp(ready, userId, since).then(async (caught) => {
         if (!caught.recovered) {
           for (const conn of held) conn.sink.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
         }
-        await release(caught.queued.concat(caught.missed))
+        await release(caught.queued, caught.missed)
       }, async (err: unknown) => {
         // Routing came back but the store would not answer (a failover still settling): the sockets cannot
         // know what they missed, so they resume instead of carrying on with a silent gap.
         for (const conn of held) conn.sink.close(CLOSE.SERVICE_RESTART, 'could not catch up; reconnect with since')
-        await release([])
+        await release([], [])
         throw err
       }), 'catch up', { userId })
     }
