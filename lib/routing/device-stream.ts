@@ -11,8 +11,8 @@ import type { Routed } from '../store/types.ts'
  *   ready socket took and no socket holds is requeued by the hub.
  * - A syncing socket (or a ready one while a routing gap is caught up) only holds. A held message is
  *   either written by the socket or given back when it closes, unless a ready socket here wrote it
- *   already (`covered`), or another socket of the user still holds it. Missed messages a catch-up
- *   returned are never given back: they stay in the resume log.
+ *   already (`covered`), or another socket of the user still holds it or wrote it. What a closed socket
+ *   owed goes to a socket of the user that is still syncing, with its queue, or back to the queue.
  * - A socket decides what it owns only once its attach marker has come back through routing: the store
  *   publishes it on the user's routing channel right after the attach, so every message sent before the
  *   attach has passed through the hub by then. It owns the stored messages the attach returned, every
@@ -35,8 +35,8 @@ export interface DeviceSink {
 
 /**
  * Messages that need no giving back when a socket cannot write them: live ones a socket of this instance
- * wrote (every socket holding a live message holds the same object), and missed ones (they stay in the
- * resume log, for a reconnect with `since`).
+ * wrote (every socket holding a live message holds the same object), and those an attach replayed after
+ * the device's `since` (they stay in the resume log, for its next reconnect with `since`).
  */
 const homed = new WeakSet<Routed>()
 
@@ -51,8 +51,11 @@ export class DeviceStream {
   #holding = false
   // Created when first needed: memory per idle socket is what scales.
   #inbox: Routed[] | undefined
-  /** The queue the attach took, until the socket owns it: given back if it closes first. */
-  #taken: Routed[] | undefined
+  /**
+   * The queue the attach took, and what closed sockets handed over, until the socket owns it: given back
+   * if it closes first. Undefined once owned.
+   */
+  #taken: Routed[] | undefined = []
   /** The device whose attach marker is awaited, and what to tell when it arrives (or cannot). */
   #marker: { device: string, arrived: (ok: boolean) => void } | undefined
   /** Routing was interrupted while syncing: live messages may have been missed. */
@@ -119,8 +122,18 @@ export class DeviceStream {
 
   /** The attach took the queue; the device has everything up to `since`. */
   attached (queued: Routed[], since: number | null): void {
-    this.#taken = queued
+    this.#taken = this.#taken?.concat(queued)
     this.#lastId = since ?? 0
+  }
+
+  /**
+   * Takes over what a closed socket of the user owed, as part of its queue, while it has not yet decided
+   * what it owns: their live copies may still be on their way here. False once it has.
+   */
+  adopt (messages: Routed[]): boolean {
+    if (this.#phase !== 'syncing' || this.#taken === undefined) return false
+    this.#taken = this.#taken.concat(messages)
+    return true
   }
 
   /**
@@ -188,15 +201,14 @@ export class DeviceStream {
   }
 
   /**
-   * Writes the catch-up merged by id with what was held, then takes live again. Returns what it held and
-   * could not write; the queue the catch-up took is given back by the hub (see written).
+   * Writes the catch-up merged by id with what was held, then takes live again. Returns what it could not
+   * write; the queue the catch-up took is given back by the hub unless a socket wrote it (see written).
    */
   async release (queued: Routed[], missed: Routed[]): Promise<Routed[]> {
     if (this.#phase !== 'ready') {
       this.#holding = false
       return []
     }
-    for (const m of missed) homed.add(m)
     const unsent = await this.flush([...byId(missed, queued, this.#takeInbox()).values()])
     this.#holding = false
     return unsent

@@ -101,13 +101,15 @@ export class Hub<C extends ChannelMember = ChannelMember> {
   }
 
   /**
-   * Messages a closed socket owed: queued again, except those another socket of the user still holds
-   * (it writes them, or gives them back in turn).
+   * Messages a closed socket owed. Those another socket of the user holds are its to write (or give back
+   * in turn); the rest go to a socket of the user still syncing, with its queue (it may be about to
+   * receive their live copies, which it must not write twice), or else back to the queue.
    */
   giveBack (userId: string, messages: Routed[]): void {
     const others = this.users.get(userId)?.conns ?? []
     const owed = messages.filter((m) => !others.some((conn) => conn.holds(m.id)))
-    if (owed.length > 0) this.requeue(userId, owed)
+    if (owed.length === 0 || others.some((conn) => conn.adopt(owed))) return
+    this.requeue(userId, owed)
   }
 
   control (userId: string, control: Control): void {
@@ -176,8 +178,10 @@ export class Hub<C extends ChannelMember = ChannelMember> {
       const since = Math.min(...held.map((conn) => conn.synced))
       const release = async (queued: Routed[], missed: Routed[]): Promise<void> => {
         const unsent = await Promise.all(held.map(async (conn) => await conn.release(queued, missed)))
-        // The queue the catch-up took goes back unless a socket wrote it (each skips what it is past).
-        this.giveBack(userId, unsent.flat().concat(queued.filter((m) => !written(m))))
+        // What one socket could not write may be what another is past; the queue the catch-up took goes
+        // back unless a socket wrote it (each skips what it is past).
+        const lost = unsent.flat().filter((m) => !held.some((conn) => conn.live && conn.synced >= m.id))
+        this.giveBack(userId, [...new Map(lost.concat(queued.filter((m) => !written(m))).map((m) => [m.id, m])).values()])
       }
       this.track(this.#catchUp(ready, userId, since).then(async (caught) => {
         if (!caught.recovered) {
