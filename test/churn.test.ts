@@ -66,6 +66,8 @@ for (const backend of PAIR_BACKENDS) {
         sending.on = false
         await churn
         await stop()
+        // B has seen the last close through: what its sockets owed is back in the queue.
+        await eventually(async () => (await a.app.comet.presence(user)).devices === 0, 'the churned device gone', 10_000)
 
         // Whatever no socket wrote waits in the queue: one device on A takes it.
         const last = await TestClient.open(a.url)
