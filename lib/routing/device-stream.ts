@@ -51,17 +51,16 @@ export class DeviceStream {
   #holding = false
   // Created when first needed: memory per idle socket is what scales.
   #inbox: Routed[] | undefined
-  /**
-   * The queue the attach took, and what closed sockets handed over, until the socket owns it: given back
-   * if it closes first. Undefined once owned.
-   */
-  #taken: Routed[] | undefined = []
+  /** The queue the attach took, and what closed sockets handed over, until owned: given back if it closes first. */
+  #taken: Routed[] | undefined
+  /** Decided what it owns (own): from then on it takes nothing over. */
+  #owned = false
   /** The device whose attach marker is awaited, and what to tell when it arrives (or cannot). */
   #marker: { device: string, arrived: (ok: boolean) => void } | undefined
   /** Routing was interrupted while syncing: live messages may have been missed. */
   #gap = false
   /** The user's sockets on this instance (this one included), told what this one writes from a backlog. */
-  #peers: (() => Iterable<DeviceStream>) | undefined
+  #peers: readonly DeviceStream[] | undefined
 
   constructor (sink: DeviceSink) {
     this.sink = sink
@@ -93,8 +92,8 @@ export class DeviceStream {
     return true
   }
 
-  /** Joined the user's route: `peers` are its sockets. */
-  joined (peers: () => Iterable<DeviceStream>): void {
+  /** Joined the user's route: `peers` are its sockets (the route's own array, kept up to date). */
+  joined (peers: readonly DeviceStream[]): void {
     this.#peers = peers
   }
 
@@ -122,7 +121,7 @@ export class DeviceStream {
 
   /** The attach took the queue; the device has everything up to `since`. */
   attached (queued: Routed[], since: number | null): void {
-    this.#taken = this.#taken?.concat(queued)
+    this.#taken = this.#taken === undefined ? queued : this.#taken.concat(queued)
     this.#lastId = since ?? 0
   }
 
@@ -131,8 +130,8 @@ export class DeviceStream {
    * what it owns: their live copies may still be on their way here. False once it has.
    */
   adopt (messages: Routed[]): boolean {
-    if (this.#phase !== 'syncing' || this.#taken === undefined) return false
-    this.#taken = this.#taken.concat(messages)
+    if (this.#phase !== 'syncing' || this.#owned) return false
+    this.#taken = this.#taken === undefined ? messages : this.#taken.concat(messages)
     return true
   }
 
@@ -146,6 +145,7 @@ export class DeviceStream {
     // so that the other sockets holding it see it written.
     const stored = byId(missed, this.#taken ?? [])
     this.#taken = undefined
+    this.#owned = true
     const live: Routed[] = []
     for (const message of this.#takeInbox()) {
       if (message.id > synced) live.push(message)
@@ -171,7 +171,7 @@ export class DeviceStream {
         const written = this.sink.writeStored(message.frame)
         if (!(written === true || await written)) return owed(pending.slice(i))
         homed.add(message)
-        if (this.#peers !== undefined) for (const peer of this.#peers()) if (peer !== this) peer.#coveredBy(message.id)
+        if (this.#peers !== undefined) for (const peer of this.#peers) if (peer !== this) peer.#coveredBy(message.id)
         this.#lastId = message.id
       }
       if (synced > this.#lastId) this.#lastId = synced

@@ -56,13 +56,13 @@ export class Hub<C extends ChannelMember = ChannelMember> {
     const route = this.users.get(userId)
     if (route !== undefined) {
       route.conns.push(conn)
-      conn.joined(() => route.conns)
+      conn.joined(route.conns)
       return route.listening
     }
     const listening = this.#store.listenUser(userId)
     // Sized for the one socket most users have here (an empty array grows to 17 slots on its first push).
     const fresh: UserRoute = { conns: [conn], listening }
-    conn.joined(() => fresh.conns)
+    conn.joined(fresh.conns)
     // Once listening, the route drops its own promise (memory per idle user); a failure stays for joiners.
     listening.then(() => { fresh.listening = LISTENING }, () => {})
     this.users.set(userId, fresh)
