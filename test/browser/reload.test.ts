@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import comet from '../../lib/index.ts'
 import { HASH, startApp } from '../helpers/app.ts'
@@ -40,7 +41,8 @@ const PAGE = `<!doctype html>
 let redis: RedisServer
 let browser: Browser
 let a: TestApp
-let b: TestApp
+/** Instance B, serving the page too. */
+let b: FastifyInstance
 /** The page's origin: instance B, which also holds the page's socket; the sends go through A. */
 let origin: string
 
@@ -53,14 +55,14 @@ before(async () => {
   page.get('/page', async (_req, reply) => await reply.type('text/html').send(PAGE))
   await page.listen({ port: 0, host: '127.0.0.1' })
   origin = `http://127.0.0.1:${(page.server.address() as { port: number }).port}`
-  b = { app: page, url: `${origin.replace('http', 'ws')}/comet` }
+  b = page
   browser = await launch()
 })
 
 after(async () => {
   await browser?.close()
   await a?.app.close()
-  await b?.app.close()
+  await b?.close()
   await redis?.stop()
 })
 
