@@ -58,7 +58,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
-  const hub = new Hub(store, log)
+  const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })

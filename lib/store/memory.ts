@@ -172,6 +172,8 @@ export class MemoryStore implements Store {
     user.dropped = 0
     const resumed = since === null ? { recovered: null, missed: [] } : this.#resume(user, since)
     if (user.lastId === 0) user.lastId = user.floor = now * 1000
+    // Messages are routed synchronously here: every one sent before the attach is through already.
+    if (this.#listeningUsers.has(userId)) this.#handlers?.control(userId, { kind: 'synced', device })
     return { ok: true, queued: queue, dropped, ...resumed, synced: user.lastId }
   }
 

@@ -236,6 +236,7 @@ export class RedisStore implements Store {
       const control = message.toString()
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
       else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
+      else if (control.startsWith('!synced|')) handlers.control(name, { kind: 'synced', device: control.slice(8) })
     })
     if (this.#sub instanceof Cluster) {
       await Promise.all([this.#cmd.ping(), this.#sub.ping()])

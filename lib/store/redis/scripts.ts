@@ -147,7 +147,7 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
  * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (ids at or
  * below it are older than the log keeps), log size, status route.
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
- * { 'revoked' } or { 'limit' }.
+ * { 'revoked' } or { 'limit' }; on 'ok' publishes `!synced|<device>` on the route.
  */
 export const attach = {
   numberOfKeys: 5,
@@ -184,6 +184,9 @@ if not seq then
   seq = string.format('%.0f', now * 1000)
   redis.call('HSET', KEYS[4], 'seq', seq, 'born', string.format('%.0f', now * 1000 + 1))
 end
+-- The marker: behind every message sent before this attach on the route, so once the instance reads it,
+-- it has read them all.
+redis.call('PUBLISH', ARGV[7], '!synced|' .. ARGV[2])
 return { 'ok', dropped, queued, recovered, missed, seq }
 `
 }
