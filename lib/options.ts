@@ -4,6 +4,8 @@ import { errors } from './errors.ts'
 import type { CometOptions, CometRegisterOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeWebhooks } from './events/options.ts'
+import type { WebhookSettings } from './events/webhooks.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -37,10 +39,12 @@ export interface Settings {
   /** 0 means no limit. */
   maxAnonymousPerAddress: number
   allowAnonymous: boolean
+  /** Server events POSTed to these (lib/events). */
+  webhooks: WebhookSettings[]
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'frameRate', 'maxAnonymousPerAddress', 'allowAnonymous'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -119,7 +123,8 @@ export function normalize (options: CometOptions = {}): Settings {
       burst: int('frameRate.burst', frameRate.burst, 100, 1)
     },
     maxAnonymousPerAddress: options.maxAnonymousPerAddress === false ? 0 : int('maxAnonymousPerAddress', options.maxAnonymousPerAddress, 100, 1),
-    allowAnonymous: bool('allowAnonymous', options.allowAnonymous, true)
+    allowAnonymous: bool('allowAnonymous', options.allowAnonymous, true),
+    webhooks: normalizeWebhooks(options.webhooks, cluster)
   }
 }
 

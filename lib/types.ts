@@ -1,9 +1,11 @@
 import type { RegisterOptions } from 'fastify'
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
 import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
+export type * from './events/types.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 export type { CometEvents, EventData } from './client/events.ts'
 
@@ -120,6 +122,11 @@ export interface CometOptions extends ChannelOptions, CometRegisterOptions {
   maxAnonymousPerAddress?: number | false
   /** Whether an auth frame without credentials makes an anonymous connection; `false` closes it with 4401. @default true */
   allowAnonymous?: boolean
+  /**
+   * Server events POSTed as signed JSON batches (docs/events.md); each batch is sent by one instance and
+   * retried until answered 2xx. Not on a Redis Cluster. @default []
+   */
+  webhooks?: WebhookOptions[]
 }
 
 export interface CreateAuthOptions {
@@ -175,4 +182,10 @@ export interface CometApi extends ChannelApi {
   publish<E extends string> (channel: string, event: E, data: EventData<E>): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
+  /**
+   * Server events (docs/events.md): each reaches one instance that listens for its type, once (again only
+   * if that instance dies first, or the listener throws: up to 5 attempts). In order per user or channel.
+   */
+  on<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
+  off<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
 }
