@@ -14,6 +14,8 @@ import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { normalize } from './options.ts'
+import { Operations } from './operations/index.ts'
+import { storeKind } from './operations/health.ts'
 import { CLOSE } from './protocol/close-codes.ts'
 import { messageHead } from './protocol/frames.ts'
 import { Hub } from './routing/hub.ts'
@@ -40,6 +42,7 @@ const CLOSE_GRACE = 2000
 
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
+  const ops = await Operations.start(settings.operations)
   const storeSettings = {
     prefix: settings.prefix,
     maxDevices: settings.maxDevices,
@@ -51,9 +54,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     lastSeenTtl: settings.lastSeenTtl
   }
   const log = app.log.child({}, { redact: ['hash'] })
-  const store: Store = settings.redis === undefined
+  const store: Store = ops.store(settings.redis === undefined
     ? new MemoryStore(storeSettings)
-    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
+    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub))
   const hub = new Hub(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
@@ -84,7 +87,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
     closed: (conn) => conns.delete(conn.slice, conn),
-    prebuilt: false
+    prebuilt: false,
+    metrics: ops.metrics
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, () => conns.size, (socketSlice) => {
     spread(conns.of(socketSlice), (conn) => conn.heartbeat())
@@ -139,6 +143,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
         return await reply.code(403).send({ error: 'origin not allowed' })
       }
       if (limits?.blocked(request.ip) === true) {
+        ops.metrics?.auth('rate_limited', request.ip)
         return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
       }
     }
@@ -150,6 +155,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   })
 
   if (settings.serveClient) serveClient(app, `${settings.path === '/' ? '' : settings.path}/client.js`)
+  ops.serve(app, settings.path === '/' ? '' : settings.path, { instance, store, storeKind: storeKind(settings.redis), hub, conns, heartbeatInterval: settings.heartbeatInterval })
 
   /** Runs a store call for the public API: unusable after close, and store failures become UNAVAILABLE. */
   async function call<T> (work: () => Promise<T>): Promise<T> {
@@ -201,9 +207,10 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const id = validate.userId(userId)
       const { devices, seen } = await call(() => store.status(id))
       return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
-    }
+    },
+    health: async () => await ops.health()
   }
-  app.decorate('comet', api)
+  app.decorate('comet', ops.api(api))
 }
 
 /**

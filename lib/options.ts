@@ -4,6 +4,8 @@ import { errors } from './errors.ts'
 import type { CometOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
+import type { OperationSettings } from './operations/options.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -30,11 +32,14 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  /** Metrics, health check, admin page: lib/operations/options.ts. */
+  operations: OperationSettings
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
+for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
 export function normalize (options: CometOptions = {}): Settings {
@@ -99,7 +104,8 @@ export function normalize (options: CometOptions = {}): Settings {
     authRateLimit: {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
-    }
+    },
+    operations: normalizeOperations(options)
   }
 }
 

@@ -1,7 +1,11 @@
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { OperationOptions } from './operations/options.ts'
+import type { Health } from './operations/health.ts'
 
 export type * from './channels/types.ts'
+export type { AdminOptions, MetricsOptions, MetricsRegistry, OperationOptions } from './operations/options.ts'
+export type { Health } from './operations/health.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 
 export interface OfflineQueueOptions {
@@ -25,7 +29,7 @@ export interface AuthRateLimitOptions {
   window?: number
 }
 
-export interface CometOptions extends ChannelOptions {
+export interface CometOptions extends ChannelOptions, OperationOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options (Sentinel too: `{ sentinels, name }`),
    * an ioredis `Redis` or `Cluster` instance (which we then do not close), or `{ cluster: [nodes], options }`
@@ -122,4 +126,6 @@ export interface CometApi extends ChannelApi {
   publish (channel: string, event: string, data: unknown): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
+  /** Whether the store answers a ping within 1 s: what `GET ${path}/health` answers (health option). */
+  health (): Promise<Health>
 }

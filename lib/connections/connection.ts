@@ -11,6 +11,7 @@ import type { Hub } from '../routing/hub.ts'
 import type { Routed, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
+import type { Metrics } from '../operations/metrics.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
 
 export interface ConnectionContext {
@@ -29,6 +30,8 @@ export interface ConnectionContext {
    * WebSocket server may compress, as ws then queues its own writes behind the compression.
    */
   prebuilt: boolean
+  /** Counters for metrics and the admin page (lib/operations/metrics.ts); null when both are off. */
+  metrics: Metrics | null
 }
 
 let nextSlice = 0
@@ -80,12 +83,17 @@ export class Connection {
     this.#address = address
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
-    ws.on('close', () => this.#onClose())
+    ws.on('close', (code) => this.#onClose(code))
     ws.on('error', terminate)
-    this.#authTimer = setTimeout(() => this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time'), ctx.settings.authTimeout)
+    this.#authTimer = setTimeout(() => {
+      this.#ctx.metrics?.auth('timeout', this.#address)
+      this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time')
+    }, ctx.settings.authTimeout)
   }
 
   get closed (): boolean { return this.#state === 'closed' }
+  /** Open and not yet authenticated (or still syncing): for the connections gauge. */
+  get authenticating (): boolean { return this.#state === 'new' || this.#state === 'syncing' }
   /** The id up to which this socket has every private message: where a catch-up starts. */
   get synced (): number { return this.#lastId }
 
@@ -101,6 +109,7 @@ export class Connection {
     if (!this.canTake()) return false
     if (message.id <= this.#lastId) return true
     if (!this.#write(wire)) return false
+    this.#ctx.metrics?.delivered('user')
     this.#lastId = message.id
     return true
   }
@@ -136,7 +145,7 @@ export class Connection {
 
   /** Sends a channel message's frame (from textFrame). */
   sendFrame (wire: Buffer): void {
-    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#write(wire)
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN && this.#write(wire)) this.#ctx.metrics?.delivered('channel')
   }
 
   /** Writes a frame built by textFrame unless the client is too slow: then it is cut, and the frame is not taken. */
@@ -224,6 +233,7 @@ export class Connection {
   }
 
   #handle (frame: ClientFrame): void {
+    this.#ctx.metrics?.frame(frame.type)
     if (this.#state === 'new' && frame.type !== 'auth') {
       return this.#send(errorFrame('auth_required', 'the first frame must be auth', frame.ref))
     }
@@ -254,6 +264,7 @@ export class Connection {
   async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
     const { store, hub, log } = this.#ctx
     if (userId === null || hash === null) {
+      this.#ctx.metrics?.auth('ok', this.#address)
       this.#becomeReady(reply('ready', { userId: null }, ref))
       return
     }
@@ -262,6 +273,7 @@ export class Connection {
     if (this.closed) return
     if (digest === null || !matches(hash, digest)) {
       log.info({ userId, address: this.#address }, 'comet: authentication failed')
+      this.#ctx.metrics?.auth('bad_credentials', this.#address, userId)
       // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
       const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
@@ -275,6 +287,7 @@ export class Connection {
     const result = await store.attach(userId, device, digest, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
+      this.#ctx.metrics?.auth(result.reason === 'limit' ? 'device_limit' : 'revoked', this.#address, userId)
       return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
         result.reason === 'limit' ? 'too many devices' : 'authentication failed')
     }
@@ -287,6 +300,8 @@ export class Connection {
     }
     this.device = device
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
+    this.#ctx.metrics?.auth('ok', this.#address, userId)
+    if (result.dropped > 0) this.#ctx.metrics?.dropped(result.dropped)
     this.#lastId = since ?? 0
     const stored = new Set<number>()
     for (const m of result.queued.concat(result.missed)) if (m.id > this.#lastId) stored.add(m.id)
@@ -328,6 +343,7 @@ export class Connection {
           const failed = await new Promise((resolve) => this.#ws.send(message.frame, TEXT, resolve))
           if (failed !== undefined && failed !== null) return pending.slice(i)
         }
+        this.#ctx.metrics?.delivered('user')
         this.#lastId = message.id
       }
       if (synced > this.#lastId) this.#lastId = synced
@@ -376,8 +392,9 @@ export class Connection {
     this.close(CLOSE.TRY_AGAIN_LATER, 'try again later')
   }
 
-  #onClose (): void {
+  #onClose (code: number): void {
     if (this.closed) return
+    this.#ctx.metrics?.disconnect(code)
     this.#state = 'closed'
     this.#stopAuthTimer()
     const { hub } = this.#ctx
