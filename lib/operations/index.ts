@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Store } from '../store/types.ts'
 import type { CometApi } from '../types.ts'
+import { serveAdmin } from './admin.ts'
 import type { Health } from './health.ts'
 import { ping } from './health.ts'
 import { Recorder } from './metrics.ts'
@@ -99,7 +100,7 @@ export class Operations {
   /** Mounts the routes under `base` (the socket's path) and starts what runs in the background. */
   serve (app: FastifyInstance, base: string, running: Running): void {
     this.#running = running
-    const { metrics, health } = this.#settings
+    const { metrics, health, admin } = this.#settings
     const prometheus = this.#prometheus
     if (metrics?.endpoint === true && prometheus !== null) {
       app.get(`${base}/metrics`, async (_request, reply) => {
@@ -112,6 +113,7 @@ export class Operations {
         return await reply.code(result.status === 'ok' ? 200 : 503).send(result)
       })
     }
+    if (admin !== null && this.#recorder !== null) serveAdmin(app, base, admin, this.#recorder, running)
     app.addHook('onClose', async () => {
       this.#recorder?.stop()
       prometheus?.close()

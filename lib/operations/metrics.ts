@@ -93,18 +93,23 @@ export class Recorder implements Metrics {
 
   /** Starts taking a traffic sample every SAMPLE_MS, for the admin page's chart and rates. */
   startSampling (): void {
-    this.#sampleStart = Date.now()
-    this.#timer = setInterval(() => this.#sample(), SAMPLE_MS).unref()
+    // Aligned to the clock, so the samples of every instance fall into the same 10 s buckets.
+    this.#timer = setTimeout(() => {
+      this.#sample()
+      this.#timer = setInterval(() => this.#sample(), SAMPLE_MS).unref()
+    }, SAMPLE_MS - Date.now() % SAMPLE_MS).unref()
   }
 
-  stop (): void { clearInterval(this.#timer) }
+  stop (): void { clearTimeout(this.#timer) }
 
   #sample (): void {
     const sent = this.totalSent
     const delivered = this.totalDelivered
-    this.samples.push([this.#sampleStart, sent - this.#sampledSent, delivered - this.#sampledDelivered])
+    const now = Date.now()
+    const end = now - now % SAMPLE_MS
+    this.samples.push([end - SAMPLE_MS, sent - this.#sampledSent, delivered - this.#sampledDelivered])
     if (this.samples.length > SAMPLES) this.samples.shift()
-    this.#sampleStart = Date.now()
+    this.#sampleStart = end
     this.#sampledSent = sent
     this.#sampledDelivered = delivered
   }

@@ -11,9 +11,9 @@ export interface Instance {
 }
 
 /** Starts test/fixtures/instance.ts in a child process, so a test can SIGKILL or SIGSTOP it. */
-export async function spawnInstance (redisUrl: string, heartbeat: number, port = 0): Promise<Instance> {
+export async function spawnInstance (redisUrl: string, heartbeat: number, port = 0, env: Record<string, string> = {}): Promise<Instance> {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('../fixtures/instance.ts', import.meta.url).pathname], {
-    env: { ...process.env, REDIS_URL: redisUrl, HEARTBEAT: String(heartbeat), PORT: String(port) },
+    env: { ...process.env, REDIS_URL: redisUrl, HEARTBEAT: String(heartbeat), PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const [line] = await once(createInterface({ input: child.stdout as Readable }), 'line') as [string]
