@@ -190,8 +190,8 @@ function addressOf (app: FastifyInstance): string | null {
   return `${host.includes(':') ? `[${host}]` : host}:${address.port}`
 }
 
-/** Messages per second over the last 15 minutes, every instance's samples summed per 10 s bucket. */
-function chart (reports: InstanceReport[], now: number): { step: number, points: Array<[at: number, sent: number, delivered: number]> } {
+/** Messages per second over the last 15 minutes: every instance's samples summed per 10 s bucket, then now. */
+function chart (reports: InstanceReport[], now: number): { from: number, to: number, points: Array<[at: number, sent: number, delivered: number]> } {
   const last = now - now % SAMPLE_MS - SAMPLE_MS
   const first = last - (SAMPLES - 1) * SAMPLE_MS
   const points: Array<[number, number, number]> = []
@@ -204,11 +204,14 @@ function chart (reports: InstanceReport[], now: number): { step: number, points:
       point[2] += delivered / (SAMPLE_MS / 1000)
     }
   }
+  // The samples' points are at the middle of their 10 s; the last point is now, at the current rates.
   for (const point of points) {
+    point[0] += SAMPLE_MS / 2
     point[1] = round(point[1])
     point[2] = round(point[2])
   }
-  return { step: SAMPLE_MS, points }
+  points.push([now, round(sum(reports, (r) => r.rates.sent)), round(sum(reports, (r) => r.rates.delivered))])
+  return { from: now - SAMPLES * SAMPLE_MS, to: now, points }
 }
 
 function sum<T> (items: T[], of: (item: T) => number): number {

@@ -74,17 +74,18 @@ function renderOverview (data) {
   status.textContent = `${data.store} store · updated ${time(data.now)}`
 }
 
-function renderChart ({ step, points }) {
-  const width = 900
-  const height = 200
+function renderChart ({ from, to, points }) {
+  const box = $('#chart')
+  // Drawn at the size it is shown, so its text is never stretched.
+  const width = Math.max(280, box.clientWidth)
+  const height = box.clientHeight > 0 ? box.clientHeight : 200
   const pad = { left: 44, right: 8, top: 10, bottom: 22 }
   const max = Math.max(1, ...points.flatMap(([, s, d]) => [s, d]))
   const top = niceCeil(max)
-  const x = (i) => pad.left + (width - pad.left - pad.right) * i / Math.max(1, points.length - 1)
+  const x = (at) => pad.left + (width - pad.left - pad.right) * (at - from) / (to - from)
   const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / top)
   const svg = document.createElementNS(SVG, 'svg')
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`)
-  svg.setAttribute('preserveAspectRatio', 'none')
   svg.setAttribute('role', 'img')
   svg.setAttribute('aria-label', `messages per second over the last 15 minutes, up to ${top}`)
   const add = (tag, attrs, text) => {
@@ -97,13 +98,14 @@ function renderChart ({ step, points }) {
     add('line', { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), class: 'grid' })
     add('text', { x: pad.left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, formatRate(v))
   }
-  const minutes = Math.round(points.length * step / 60000)
-  add('text', { x: pad.left, y: height - 6, class: 'axis' }, `−${minutes} min`)
+  for (const minutes of [15, 10, 5]) {
+    add('text', { x: x(to - minutes * 60000), y: height - 6, 'text-anchor': minutes === 15 ? 'start' : 'middle', class: 'axis' }, `−${minutes} min`)
+  }
   add('text', { x: width - pad.right, y: height - 6, 'text-anchor': 'end', class: 'axis' }, 'now')
   for (const [index, name] of [[1, 'sent'], [2, 'delivered']]) {
-    add('polyline', { points: points.map((p, i) => `${x(i).toFixed(1)},${y(p[index]).toFixed(1)}`).join(' '), class: name, 'data-series': name })
+    add('polyline', { points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[index]).toFixed(1)}`).join(' '), class: name, 'data-series': name })
   }
-  $('#chart').replaceChildren(svg)
+  box.replaceChildren(svg)
 }
 
 function niceCeil (v) {
@@ -119,6 +121,7 @@ function formatRate (v) {
 async function refreshChannels () {
   const search = $('#channel-search').value.trim()
   const data = await api(`channels?search=${encodeURIComponent(search)}`)
+  if ($('#channel-search').value.trim() !== search) return // typed meanwhile: a newer answer is coming
   fill($('#channels tbody'), data.channels.map((c) => {
     const tr = row([[c.channel], [c.subscribers, 'num'], [c.users, 'num']])
     tr.dataset.channel = c.channel
@@ -146,7 +149,12 @@ function say (text) {
   $('#user-message').textContent = text
 }
 
+let refreshing = false
+
 async function refresh () {
+  // A slow answer is not overtaken by the next tick's.
+  if (refreshing) return
+  refreshing = true
   try {
     const [overview] = await Promise.all([api('overview'), refreshChannels(), refreshUser()])
     renderOverview(overview)
@@ -154,6 +162,8 @@ async function refresh () {
     const status = $('#status')
     status.dataset.status = 'error'
     status.textContent = `Could not refresh: ${err.message}`
+  } finally {
+    refreshing = false
   }
 }
 
