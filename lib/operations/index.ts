@@ -68,23 +68,23 @@ export class Operations {
     return {
       ...api,
       async sendToUser (userId, event, data) {
-        const end = prometheus?.sendTimer('user')
+        const start = performance.now()
         try {
           const result = await sendToUser(userId, event, data)
           recorder.sent('user', result.queued)
           return result
         } finally {
-          end?.()
+          prometheus?.sent('user', start)
         }
       },
       async publish (channel, event, data) {
-        const end = prometheus?.sendTimer('channel')
+        const start = performance.now()
         try {
           const result = await publish(channel, event, data)
           recorder.sent('channel', false)
           return result
         } finally {
-          end?.()
+          prometheus?.sent('channel', start)
         }
       }
     }
