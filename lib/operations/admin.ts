@@ -42,7 +42,7 @@ type AdminSettings = NonNullable<OperationSettings['admin']>
  * and this instance's report, written to the store at every heartbeat so every instance's page sees the
  * whole cluster.
  */
-export function serveAdmin (app: FastifyInstance, base: string, settings: AdminSettings, recorder: Recorder, running: Running): void {
+export function serveAdmin (app: FastifyInstance, routes: FastifyInstance, base: string, settings: AdminSettings, recorder: Recorder, running: Running): void {
   const root = `${base}/admin`
   const started = Date.now()
   const { store, instance, heartbeatInterval } = running
@@ -103,7 +103,7 @@ export function serveAdmin (app: FastifyInstance, base: string, settings: AdminS
   }
   const files = new Map<string, Promise<Buffer>>()
   for (const [suffix, [file, type]] of Object.entries(FILES)) {
-    app.get(`${root}${suffix}`, { onRequest: guard }, async (_request, reply) => {
+    routes.get(`${root}${suffix}`, { onRequest: guard }, async (_request, reply) => {
       let body = files.get(file)
       if (body === undefined) files.set(file, body = readFile(new URL(file, STATIC)))
       return await reply.type(type).header('cache-control', 'no-cache').header('content-security-policy', CSP)
@@ -112,7 +112,7 @@ export function serveAdmin (app: FastifyInstance, base: string, settings: AdminS
   }
   type ApiRequest = FastifyRequest<{ Params: { userId: string }, Querystring: { search?: string }, Body: { event?: string, data?: unknown } | null }>
   const api = (method: 'GET' | 'POST', route: string, handler: (request: ApiRequest) => Promise<unknown>): void => {
-    app.route<{ Params: { userId: string }, Querystring: { search?: string }, Body: { event?: string, data?: unknown } | null }>({
+    routes.route<{ Params: { userId: string }, Querystring: { search?: string }, Body: { event?: string, data?: unknown } | null }>({
       method,
       url: `${root}/api/${route}`,
       onRequest: method === 'POST' ? [guard, sameOrigin] : guard,

@@ -97,23 +97,26 @@ export class Operations {
     return error === null ? { status: 'ok', ...head } : { status: 'unavailable', ...head, error }
   }
 
-  /** Mounts the routes under `base` (the socket's path) and starts what runs in the background. */
-  serve (app: FastifyInstance, base: string, running: Running): void {
+  /**
+   * Mounts the routes in the plugin's route scope under `base` (the socket's path), and starts what runs
+   * in the background, its hooks on the app.
+   */
+  serve (app: FastifyInstance, routes: FastifyInstance, base: string, running: Running): void {
     this.#running = running
     const { metrics, health, admin } = this.#settings
     const prometheus = this.#prometheus
     if (metrics?.endpoint === true && prometheus !== null) {
-      app.get(`${base}/metrics`, async (_request, reply) => {
+      routes.get(`${base}/metrics`, async (_request, reply) => {
         return await reply.type(prometheus.registry.contentType).send(await prometheus.registry.metrics())
       })
     }
     if (health) {
-      app.get(`${base}/health`, async (_request, reply) => {
+      routes.get(`${base}/health`, async (_request, reply) => {
         const result = await this.health()
         return await reply.code(result.status === 'ok' ? 200 : 503).send(result)
       })
     }
-    if (admin !== null && this.#recorder !== null) serveAdmin(app, base, admin, this.#recorder, running)
+    if (admin !== null && this.#recorder !== null) serveAdmin(app, routes, base, admin, this.#recorder, running)
     app.addHook('onClose', async () => {
       this.#recorder?.stop()
       prometheus?.close()

@@ -59,6 +59,15 @@ test('health: the memory store is always up; off by default', async (t) => {
   assert.deepEqual(res.json(), { status: 'ok', store: 'memory', connections: 0 })
   assert.deepEqual(await app.comet.health(), { status: 'ok', store: 'memory', connections: 0 })
 
+  // The routes move with Fastify's prefix register option, as the socket does.
+  const prefixed = Fastify()
+  t.after(async () => await prefixed.close())
+  await prefixed.register(comet, { prefix: '/rt', health: true, metrics: true, admin: { authorize: () => false } })
+  assert.equal((await prefixed.inject('/rt/comet/health')).statusCode, 200)
+  assert.equal((await prefixed.inject('/rt/comet/metrics')).statusCode, 200)
+  assert.equal((await prefixed.inject('/rt/comet/admin')).statusCode, 401)
+  assert.equal((await prefixed.inject('/comet/health')).statusCode, 404)
+
   const plain = Fastify()
   t.after(async () => await plain.close())
   await plain.register(comet)
