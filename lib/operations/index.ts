@@ -67,25 +67,27 @@ export class Operations {
     const { sendToUser, publish } = api
     return {
       ...api,
-      async sendToUser (userId, event, data) {
+      sendToUser (userId, event, data) {
         const start = performance.now()
-        try {
-          const result = await sendToUser(userId, event, data)
+        return sendToUser(userId, event, data).then((result) => {
           recorder.sent('user', result.queued)
-          return result
-        } finally {
           prometheus?.sent('user', start)
-        }
-      },
-      async publish (channel, event, data) {
-        const start = performance.now()
-        try {
-          const result = await publish(channel, event, data)
-          recorder.sent('channel', false)
           return result
-        } finally {
+        }, (err: unknown) => {
+          prometheus?.sent('user', start)
+          throw err
+        })
+      },
+      publish (channel, event, data) {
+        const start = performance.now()
+        return publish(channel, event, data).then((result) => {
+          recorder.sent('channel', false)
           prometheus?.sent('channel', start)
-        }
+          return result
+        }, (err: unknown) => {
+          prometheus?.sent('channel', start)
+          throw err
+        })
       }
     }
   }

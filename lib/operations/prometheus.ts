@@ -170,9 +170,9 @@ export class Prometheus {
     for (const op of STORE_OPS) {
       const call = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store)
       const series = this.#storeDuration.series({ op })
-      timed[op] = async (...args: unknown[]) => {
+      timed[op] = (...args: unknown[]) => {
         const start = performance.now()
-        return await call(...args).then((value) => {
+        return call(...args).then((value) => {
           series.observe((performance.now() - start) / 1000)
           return value
         }, (err: unknown) => {
