@@ -12,6 +12,7 @@ import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
+import { Events } from './events/index.ts'
 import { normalize } from './options.ts'
 import { Operations } from './operations/index.ts'
 import { storeKind } from './operations/health.ts'
@@ -29,6 +30,7 @@ import { useWebsocket } from './websocket.ts'
 export type * from './types.ts'
 export { errors } from './errors.ts'
 export { CLOSE } from './protocol/close-codes.ts'
+export { verifyWebhook } from './events/webhooks.ts'
 export { PROTOCOL } from './protocol/version.ts'
 
 declare module 'fastify' {
@@ -59,7 +61,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const store: Store = ops.store(settings.redis === undefined
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub))
-  const hub = new Hub(store, log)
+  const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
@@ -78,6 +80,15 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
+
+  const events = new Events({
+    store,
+    log,
+    webhooks: settings.webhooks,
+    heartbeatInterval: settings.heartbeatInterval,
+    prefix: settings.keyPrefix,
+    channelSet: (channel) => channels.presence.subs(channel)
+  })
 
   const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
   const ctx: ConnectionContext = {
@@ -119,6 +130,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   app.addHook('onClose', async () => {
     await shutdown()
     state = 'closed'
+    await events.close()
     await store.close()
   })
 
@@ -209,7 +221,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const { devices, seen } = await call(() => store.status(id))
       return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
     },
-    health: async () => await ops.health()
+    health: async () => await ops.health(),
+    on: (type, listener) => events.on(type, listener),
+    off: (type, listener) => events.off(type, listener)
   }
   app.decorate('comet', ops.api(api))
 }

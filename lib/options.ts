@@ -6,6 +6,8 @@ import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
 import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
 import type { OperationSettings } from './operations/options.ts'
+import { normalizeWebhooks } from './events/options.ts'
+import type { WebhookSettings } from './events/webhooks.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -36,10 +38,12 @@ export interface Settings {
   authRateLimit: { max: number, window: number }
   /** Metrics, health check, admin page: lib/operations/options.ts. */
   operations: OperationSettings
+  /** Server events POSTed to these (lib/events). */
+  webhooks: WebhookSettings[]
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -111,7 +115,8 @@ export function normalize (options: CometOptions = {}): Settings {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
     },
-    operations: normalizeOperations(options)
+    operations: normalizeOperations(options),
+    webhooks: normalizeWebhooks(options.webhooks, cluster)
   }
 }
 

@@ -3,9 +3,11 @@ import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
 import type { OperationOptions } from './operations/options.ts'
 import type { Health } from './operations/health.ts'
+import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
 import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
+export type * from './events/types.ts'
 export type { AdminOptions, MetricsOptions, MetricsRegistry, OperationOptions } from './operations/options.ts'
 export type { Health } from './operations/health.ts'
 export type { RedisSetting } from './store/redis/client.ts'
@@ -104,6 +106,11 @@ export interface CometOptions extends ChannelOptions, CometRegisterOptions, Oper
   authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
+  /**
+   * Server events POSTed as signed JSON batches (docs/events.md); each batch is sent by one instance and
+   * retried until answered 2xx. Not on a Redis Cluster. @default []
+   */
+  webhooks?: WebhookOptions[]
 }
 
 export interface RegisterAuthOptions {
@@ -148,4 +155,10 @@ export interface CometApi extends ChannelApi {
   presence (userId: UserId): Promise<Presence>
   /** Whether the store answers a ping within 1 s: what `GET ${path}/health` answers (health option). */
   health (): Promise<Health>
+  /**
+   * Server events (docs/events.md): each reaches one instance that listens for its type, once (again only
+   * if that instance dies first, or the listener throws: up to 5 attempts). In order per user or channel.
+   */
+  on<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
+  off<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
 }
