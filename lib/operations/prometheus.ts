@@ -163,14 +163,17 @@ export class Prometheus {
     registry.registerMetric(sendDuration)
   }
 
-  /** The store, with each call timed and its failures counted. */
+  /**
+   * The store, with each call timed and its failures counted. A proxy, so everything else (accessors,
+   * other methods) reaches the store itself, with its private fields.
+   */
   timed<S extends Store> (store: S): S {
-    const timed = Object.create(store) as Record<string, unknown>
+    const own = new Map<PropertyKey, unknown>()
     const errors = this.#storeErrors
     for (const op of STORE_OPS) {
       const call = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store)
       const series = this.#storeDuration.series({ op })
-      timed[op] = (...args: unknown[]) => {
+      own.set(op, (...args: unknown[]) => {
         const start = performance.now()
         return call(...args).then((value) => {
           series.observe((performance.now() - start) / 1000)
@@ -180,10 +183,20 @@ export class Prometheus {
           errors.inc()
           throw err
         })
-      }
+      })
     }
-    for (const op of ['start', 'close'] as const) timed[op] = store[op].bind(store)
-    return timed as S
+    return new Proxy(store, {
+      get (target, prop) {
+        let value = own.get(prop)
+        if (value !== undefined) return value
+        value = Reflect.get(target, prop, target)
+        if (typeof value !== 'function') return value
+        const bound = (value as (...args: unknown[]) => unknown).bind(target)
+        own.set(prop, bound)
+        return bound
+      },
+      set (target, prop, value) { return Reflect.set(target, prop, value, target) }
+    })
   }
 
   /** Records how long a send took, from `start` (performance.now()). */
