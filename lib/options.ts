@@ -4,6 +4,8 @@ import { errors } from './errors.ts'
 import type { CometOptions, CometRegisterOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
+import type { OperationSettings } from './operations/options.ts'
 import { normalizeWebhooks } from './events/options.ts'
 import type { WebhookSettings } from './events/webhooks.ts'
 
@@ -39,6 +41,8 @@ export interface Settings {
   /** 0 means no limit. */
   maxAnonymousPerAddress: number
   allowAnonymous: boolean
+  /** Metrics, health check, admin page: lib/operations/options.ts. */
+  operations: OperationSettings
   /** Server events POSTed to these (lib/events). */
   webhooks: WebhookSettings[]
 }
@@ -47,6 +51,7 @@ const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevice
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'frameRate', 'maxAnonymousPerAddress', 'allowAnonymous'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
+for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
 const REGISTER = ['prefix', 'logLevel', 'logSerializers'] as const
 for (const key of REGISTER) KNOWN.add(key)
@@ -124,6 +129,7 @@ export function normalize (options: CometOptions = {}): Settings {
     },
     maxAnonymousPerAddress: options.maxAnonymousPerAddress === false ? 0 : int('maxAnonymousPerAddress', options.maxAnonymousPerAddress, 100, 1),
     allowAnonymous: bool('allowAnonymous', options.allowAnonymous, true),
+    operations: normalizeOperations(options),
     webhooks: normalizeWebhooks(options.webhooks, cluster)
   }
 }
