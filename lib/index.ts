@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import { digest } from './auth/hash.ts'
 import { AuthLimits } from './auth/limits.ts'
+import { runAuthenticate, vouchedFor } from './auth/hook.ts'
 import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
@@ -48,9 +49,10 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     resume: settings.resume,
     presenceTtl: 3 * settings.heartbeatInterval,
     presenceGrace: settings.channels.presenceGrace,
-    lastSeenTtl: settings.lastSeenTtl
+    lastSeenTtl: settings.lastSeenTtl,
+    revocationTtl: settings.jwt?.revocationTtl ?? 0
   }
-  const log = app.log.child({}, { redact: ['hash'] })
+  const log = app.log.child({}, { redact: ['hash', 'token'] })
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
@@ -81,6 +83,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     hub,
     log,
     limits,
+    jwt: settings.jwt,
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
     closed: (conn) => conns.delete(conn.slice, conn),
@@ -141,11 +144,12 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       if (limits?.blocked(request.ip) === true) {
         return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
       }
+      if (settings.authenticate !== undefined && !(await runAuthenticate(settings.authenticate, request, reply, log))) return reply
     }
   }, (socket, request) => {
     if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
     release(socket)
-    const conn = new Connection(socket, ctx, request.ip)
+    const conn = new Connection(socket, ctx, request.ip, vouchedFor(request))
     conns.add(conn.slice, conn)
   })
 

@@ -4,6 +4,9 @@ import { errors } from './errors.ts'
 import type { CometOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeJwt } from './auth/jwt.ts'
+import type { JwtSettings } from './auth/jwt.ts'
+import type { Authenticate } from './auth/hook.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -30,10 +33,13 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  authenticate: Authenticate | undefined
+  jwt: JwtSettings | null
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
+  'authenticate', 'jwt'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
@@ -68,6 +74,7 @@ export function normalize (options: CometOptions = {}): Settings {
   if (nodes !== null && !(Array.isArray(nodes) && nodes.length > 0)) {
     throw new errors.OPTIONS('redis.cluster must be a non-empty list of nodes, e.g. [{ host: "10.0.0.1", port: 6379 }]')
   }
+  if (options.authenticate !== undefined && typeof options.authenticate !== 'function') throw new errors.OPTIONS('authenticate must be a function (request) => userId | null')
   const sharded = bool('shardedPubSub', options.shardedPubSub, cluster)
   if (cluster && !sharded) throw new errors.OPTIONS('shardedPubSub cannot be false on a Redis Cluster: classic PUBLISH would reach every node')
 
@@ -99,7 +106,9 @@ export function normalize (options: CometOptions = {}): Settings {
     authRateLimit: {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
-    }
+    },
+    authenticate: options.authenticate,
+    jwt: normalizeJwt(options.jwt)
   }
 }
 
