@@ -146,6 +146,33 @@ for (const backend of BACKENDS) {
     await kept.close()
   })
 
+  test(`${backend}: a refresh sent as the token expires: refreshed and kept, or closed, never both`, async (t) => {
+    const { app, url } = await start(t, backend, { jwt: { secret: SECRET } })
+    const exp = Math.floor(Date.now() / 1000) + 2
+    const sockets: TestClient[] = []
+    for (let i = 0; i < 4; i++) sockets.push((await login(url, sign({ sub: 'race', exp }))).client)
+    // Each sends its refresh a little earlier or later around the expiry.
+    const offsets = [-60, -20, 0, 20]
+    await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() - 100))
+    await Promise.all(sockets.map(async (client, i) => {
+      await new Promise((resolve) => setTimeout(resolve, 100 + offsets[i]!))
+      client.send({ type: 'refresh', token: sign({ sub: 'race', exp: exp + 60 }), ref: 'r' })
+    }))
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await app.comet.sendToUser('race', 'after', {})
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    for (const client of sockets) {
+      const refreshed = client.frames.some((f) => f.type === 'refreshed')
+      if (refreshed) {
+        assert.equal(client.closeCode, null, 'refreshed, then still open')
+        assert.equal(client.messages().length, 1)
+        await client.close()
+      } else {
+        assert.equal(client.closeCode, 4401, 'not refreshed: closed at the expiry')
+      }
+    }
+  })
+
   test(`${backend}: revokeAuth closes token sockets and refuses tokens issued before it`, async (t) => {
     const { app, url } = await start(t, backend, { jwt: { secret: SECRET }, authRateLimit: false })
     const old = sign({ sub: 'v' })
