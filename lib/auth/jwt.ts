@@ -34,7 +34,7 @@ export interface Verified {
   claims: Claims
   /** When the token stops being accepted (`exp` plus the tolerance), in ms; null without `exp`. */
   expires: number | null
-  /** `iat` in ms, 0 without one: revocation refuses tokens issued at or before it. */
+  /** `iat` in ms, 0 without one: a revocation refuses tokens issued before it. */
   issuedAt: number
 }
 

@@ -58,7 +58,7 @@ export class TokenSession {
         this.#checking = null
         return result
       }
-      if (revoked !== null && next.issuedAt <= revoked) throw new TokenRejected('the token was revoked', false, '')
+      if (revoked !== null && next.issuedAt < revoked) throw new TokenRejected('the token was revoked', false, '')
       this.claims = next.claims
       this.#expires = next.expires
       result = { ok: true, exp: typeof next.claims.exp === 'number' ? next.claims.exp : null }

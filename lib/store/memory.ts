@@ -163,7 +163,7 @@ export class MemoryStore implements Store {
 
   async attach (userId: string, device: string, proof: AuthProof, since: number | null): Promise<AttachResult> {
     const now = Date.now()
-    if ('digest' in proof ? this.#get(userId)?.auth?.digest !== proof.digest : proof.issuedAt <= (this.#revokedAt(userId) ?? -1)) {
+    if ('digest' in proof ? this.#get(userId)?.auth?.digest !== proof.digest : proof.issuedAt < (this.#revokedAt(userId) ?? -Infinity)) {
       return { ok: false, reason: 'revoked' }
     }
     const user = this.#get(userId) ?? this.#user(userId)

@@ -48,7 +48,7 @@ export type AttachResult =
 /**
  * What a login proves, re-checked by `attach` against a racing `revokeAuth`: the hash's digest (it must
  * still be the registered one), or when the credential was issued (a token's `iat`, the upgrade hook's
- * time, in ms; 0 when unknown): refused if a revocation came at or after it.
+ * time, in ms; 0 when unknown): refused if a revocation came after it.
  */
 export type AuthProof = { digest: string } | { issuedAt: number }
 

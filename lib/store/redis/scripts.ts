@@ -133,7 +133,7 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 
 /**
  * KEYS: auth, devices, queue, meta, log, revoked. ARGV: proof (the hash's digest, or `@<issued at ms>`
- * for a token or the upgrade hook, refused if revoked at or after it), device, now ms, presence ttl, max devices,
+ * for a token or the upgrade hook, refused if revoked after it), device, now ms, presence ttl, max devices,
  * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (ids at or
  * below it are older than the log keeps), log size, status route.
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
@@ -144,7 +144,7 @@ export const attach = {
   lua: resumeFrom + status + `
 if string.byte(ARGV[1]) == 64 then
   local revoked = redis.call('GET', KEYS[6])
-  if revoked and tonumber(revoked) >= tonumber(string.sub(ARGV[1], 2)) then return { 'revoked' } end
+  if revoked and tonumber(revoked) > tonumber(string.sub(ARGV[1], 2)) then return { 'revoked' } end
 elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then return { 'revoked' } end
 local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
