@@ -106,7 +106,7 @@ test('a fixed token or hash still ends in auth-failed at the first 4401', async 
   await until('auth-failed', () => c.status === 'auth-failed')
 })
 
-test('behind the upgrade hook the page passes no credentials, and resumes with since', async (t) => {
+test('behind the upgrade hook the page passes no credentials', async (t) => {
   const { url } = await listen(t, { authenticate: async (request) => request.headers['x-user'] as string | undefined ?? null })
   class Authed extends WebSocket {
     constructor (address: string) { super(address, { headers: { 'x-user': 'hooked' } }) }
