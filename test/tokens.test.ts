@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import { createSigner } from 'fast-jwt'
 import type { SignerOptions } from 'fast-jwt'
+import buildGetJwks from 'get-jwks'
 import { Redis } from 'ioredis'
 import comet from '../lib/index.ts'
 import type { CometOptions } from '../lib/index.ts'
@@ -334,6 +335,46 @@ test('a key function (JWKS) picks the key by kid, and never lets a public key ve
   await client.close()
   assert.deepEqual(await refused(url, createSigner({ key: RSA_PEM, algorithm: 'HS256', kid: 'k1' })({ sub: 'j' })), [4401, 'authentication failed'])
   assert.deepEqual(await refused(url, createSigner({ key: RSA_PRIVATE.export({ type: 'pkcs8', format: 'pem' }) as string, algorithm: 'RS256', kid: 'k2' })({ sub: 'j' })), [4401, 'authentication failed'])
+})
+
+test('JWKS with get-jwks, as docs/security.md shows it', async (t) => {
+  const issuer = Fastify()
+  issuer.get('/.well-known/jwks.json', async () => ({ keys: [{ ...RSA_PUBLIC.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] }))
+  await issuer.listen({ port: 0, host: '127.0.0.1' })
+  t.after(() => issuer.close())
+  const domain = `http://127.0.0.1:${(issuer.server.address() as { port: number }).port}/`
+  const getJwks = buildGetJwks({ issuersWhitelist: [domain] })
+  const { url } = await start(t, 'memory', {
+    jwt: { key: async (header) => await getJwks.getPublicKey({ kid: header.kid as string, alg: header.alg as string, domain }), issuer: domain },
+    authRateLimit: false
+  })
+  const rs = createSigner({ key: RSA_PRIVATE.export({ type: 'pkcs8', format: 'pem' }) as string, algorithm: 'RS256', kid: 'k1', iss: domain })
+  const { client, ready } = await login(url, rs({ sub: 'jw' }))
+  assert.equal(ready.userId, 'jw')
+  await client.close()
+  assert.deepEqual(await refused(url, createSigner({ key: RSA_PEM, algorithm: 'HS256', kid: 'k1', iss: domain })({ sub: 'jw' })), [4401, 'authentication failed'])
+})
+
+test('the upgrade hook with @fastify/jwt, as the README shows it: request.jwtVerify() then request.user.sub', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyJwt, { secret: SECRET })
+  await app.register(comet, {
+    authenticate: async (request) => {
+      await request.jwtVerify()
+      return (request.user as { sub: string }).sub
+    }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.after(() => app.close())
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/comet`
+  const client = await TestClient.open(url, { headers: { authorization: `Bearer ${app.jwt.sign({ sub: 'bearer' })}` } })
+  client.send({ type: 'auth' })
+  assert.equal((await client.type('ready')).userId, 'bearer')
+  await client.close()
+  for (const headers of [{}, { authorization: 'Bearer nonsense' }] as Array<Record<string, string>>) {
+    const refusedUpgrade = new TestClient(url, { headers })
+    assert.equal(await new Promise((resolve) => refusedUpgrade.ws.on('unexpected-response', (_req, res) => resolve(res.statusCode))), 401)
+  }
 })
 
 test('tokens never reach the log', async (t) => {
