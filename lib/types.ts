@@ -1,10 +1,13 @@
+import type { RegisterOptions } from 'fastify'
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
 import type { Authenticate } from './auth/hook.ts'
 import type { JwtOptions } from './auth/jwt.ts'
+import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
 export type { RedisSetting } from './store/redis/client.ts'
+export type { CometEvents, EventData } from './client/events.ts'
 export type { Authenticate } from './auth/hook.ts'
 export type { Claims, JwtKey, JwtOptions } from './auth/jwt.ts'
 
@@ -29,7 +32,21 @@ export interface AuthRateLimitOptions {
   window?: number
 }
 
-export interface CometOptions extends ChannelOptions {
+/**
+ * Fastify's own register options. Fastify hands them to the plugin, which applies them to its routes:
+ * `register(comet, { prefix: '/rt' })` serves the socket at `/rt/comet`; `logLevel` also sets the level of
+ * the plugin's own log lines.
+ */
+export interface CometRegisterOptions {
+  /** Route prefix of every route of the plugin (the WebSocket, `client.js`, …). Must start with `/`. */
+  prefix?: string
+  /** Log level of the plugin's routes and of its own log lines. @default the app's */
+  logLevel?: RegisterOptions['logLevel']
+  /** Log serializers of the plugin's routes. */
+  logSerializers?: RegisterOptions['logSerializers']
+}
+
+export interface CometOptions extends ChannelOptions, CometRegisterOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options (Sentinel too: `{ sentinels, name }`),
    * an ioredis `Redis` or `Cluster` instance (which we then do not close), or `{ cluster: [nodes], options }`
@@ -46,7 +63,7 @@ export interface CometOptions extends ChannelOptions {
   /** Route of the WebSocket endpoint. @default '/comet' */
   path?: string
   /** Prefix of every Redis key and channel. @default 'comet:' */
-  prefix?: string
+  keyPrefix?: string
   /** Devices one user may have connected at once, across all instances. @default 16 */
   maxDevices?: number
   /** What happens to a device over `maxDevices`: refuse it (4429) or close the oldest (4409). @default 'reject' */
@@ -131,10 +148,13 @@ export interface CometApi extends ChannelApi {
    * issued at or before now are refused for `jwt.revocationTtl`.
    */
   revokeAuth (userId: UserId): Promise<void>
-  /** Delivers to every connected device of the user on every instance, or queues it when none is online. */
-  sendToUser (userId: UserId, event: string, data: unknown): Promise<SendResult>
+  /**
+   * Delivers to every connected device of the user on every instance, or queues it when none is online.
+   * `data` is checked against the event's type when the app declared it in `CometEvents`.
+   */
+  sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>): Promise<SendResult>
   /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
-  publish (channel: string, event: string, data: unknown): Promise<PublishResult>
+  publish<E extends string> (channel: string, event: E, data: EventData<E>): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
 }

@@ -119,7 +119,7 @@ export interface UserStatus {
 }
 
 export interface StoreSettings {
-  prefix: string
+  keyPrefix: string
   maxDevices: number
   evictOldest: boolean
   queue: { maxMessages: number, ttl: number }

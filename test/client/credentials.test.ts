@@ -109,7 +109,7 @@ test('a fixed token or hash still ends in auth-failed at the first 4401', async 
 test('behind the upgrade hook the page passes no credentials', async (t) => {
   const { url } = await listen(t, { authenticate: async (request) => request.headers['x-user'] as string | undefined ?? null })
   class Authed extends WebSocket {
-    constructor (address: string) { super(address, { headers: { 'x-user': 'hooked' } }) }
+    constructor (address: string, protocols?: string | string[]) { super(address, protocols, { headers: { 'x-user': 'hooked' } }) }
   }
   const { comet: c } = client(url, { WebSocket: Authed as unknown as CometClientOptions['WebSocket'] })
   t.after(() => c.close())
