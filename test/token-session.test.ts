@@ -23,6 +23,7 @@ test('a refresh racing the expiry: refreshed and kept, or expired once, never bo
     fc.integer({ min: 0, max: 40 }),
     fc.constantFrom('valid', 'other-user', 'earlier', 'revoked'),
     async (s, sendAt, checkFor, kind) => {
+      const timers = pendingTimers()
       const now = Date.now()
       let expired = 0
       const session = new TokenSession({ userId: 'u', claims: { sub: 'u' }, expires: now + 20, issuedAt: now - 1000 }, () => { expired++ })
@@ -39,6 +40,7 @@ test('a refresh racing the expiry: refreshed and kept, or expired once, never bo
       const verdict = await result
       await sleep(30)
       session.stop()
+      assert.equal(pendingTimers(), timers, 'a stopped session leaves no timer behind')
       if (verdict.ok) {
         assert.equal(kind, 'valid')
         assert.ok(before < now + 20, 'only a refresh sent before the expiry can succeed')
@@ -52,3 +54,7 @@ test('a refresh racing the expiry: refreshed and kept, or expired once, never bo
     }
   ), { numRuns: RUNS })
 })
+
+function pendingTimers (): number {
+  return process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length
+}

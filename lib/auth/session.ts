@@ -79,8 +79,10 @@ export class TokenSession {
 
   #due (): void {
     this.#timer = undefined
+    if (this.#stopped) return
     if (this.#checking !== null) {
-      this.#checking.then(() => this.#due(), () => {})
+      // The refresh being checked decides: a success has scheduled the new expiry by then.
+      this.#checking.then(() => { if (this.#timer === undefined) this.#due() }, () => {})
       return
     }
     if (this.#expires !== null && this.#expires > Date.now()) return this.#schedule()
