@@ -7,9 +7,10 @@ import websocket from '@fastify/websocket'
  *
  * An app that registered `@fastify/websocket` before the plugin keeps it: its server (and its options and
  * pre-close) serve our route too. Otherwise the plugin registers its own inside the route scope, so the
- * `websocketServer` decorator stays free for an app that registers `@fastify/websocket` after us. Every
- * `@fastify/websocket` routes every upgrade of the HTTP server, so when the app's own one appears later
- * ours stops listening for upgrades at `onReady` and the app's hands ours the sockets of our route.
+ * `websocketServer` decorator stays free for an app that registers `@fastify/websocket` after us. Each
+ * `@fastify/websocket` routes every upgrade of the HTTP server through Fastify, so when the app's own one
+ * appears later, ours stops listening at `onReady`: the app's listener then routes our upgrades to our
+ * route, which still upgrades them with our server.
  */
 export async function useWebsocket (routes: FastifyInstance, app: FastifyInstance, maxPayload: number, shutdown: () => Promise<void>): Promise<WebSocketServer> {
   if (routes.hasDecorator('websocketServer')) {
