@@ -24,5 +24,6 @@ export const errors = {
   DATA: coded<'FST_ERR_COMET_DATA', 400, [string]>('FST_ERR_COMET_DATA', 'Invalid data: %s. Send a JSON value (no BigInt, functions, undefined or cycles)', 400, TypeError),
   PAYLOAD_TOO_LARGE: coded<'FST_ERR_COMET_PAYLOAD_TOO_LARGE', 413, [number, number]>('FST_ERR_COMET_PAYLOAD_TOO_LARGE', 'The message is %d bytes, over maxPayload (%d bytes)', 413),
   UNAVAILABLE: coded<'FST_ERR_COMET_UNAVAILABLE', 503, [string, { cause: unknown }?]>('FST_ERR_COMET_UNAVAILABLE', 'The comet store is unavailable: %s', 503),
+  EVENTS: coded<'FST_ERR_COMET_EVENTS', 400, [string]>('FST_ERR_COMET_EVENTS', 'Cannot listen to server events: %s', 400, TypeError),
   CLOSED: coded<'FST_ERR_COMET_CLOSED', 503, []>('FST_ERR_COMET_CLOSED', 'fastify-comet is closed: the app is shutting down', 503)
 } as const

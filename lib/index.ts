@@ -13,6 +13,7 @@ import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
+import { Events } from './events/index.ts'
 import { normalize } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
 import { messageHead } from './protocol/frames.ts'
@@ -28,6 +29,7 @@ import { useWebsocket } from './websocket.ts'
 export type * from './types.ts'
 export { errors } from './errors.ts'
 export { CLOSE } from './protocol/close-codes.ts'
+export { verifyWebhook } from './events/webhooks.ts'
 export { PROTOCOL } from './protocol/version.ts'
 
 declare module 'fastify' {
@@ -58,7 +60,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
-  const hub = new Hub(store, log)
+  const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
@@ -77,6 +79,15 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
+
+  const events = new Events({
+    store,
+    log,
+    webhooks: settings.webhooks,
+    heartbeatInterval: settings.heartbeatInterval,
+    prefix: settings.keyPrefix,
+    channelSet: (channel) => channels.presence.subs(channel)
+  })
 
   const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
   const ctx: ConnectionContext = {
@@ -118,6 +129,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   app.addHook('onClose', async () => {
     await shutdown()
     state = 'closed'
+    await events.close()
     await store.close()
   })
 
@@ -206,7 +218,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const id = validate.userId(userId)
       const { devices, seen } = await call(() => store.status(id))
       return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
-    }
+    },
+    on: (type, listener) => events.on(type, listener),
+    off: (type, listener) => events.off(type, listener)
   }
   app.decorate('comet', api)
 }

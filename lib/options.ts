@@ -7,6 +7,8 @@ import type { ChannelSettings } from './channels/options.ts'
 import { normalizeJwt } from './auth/jwt.ts'
 import type { JwtSettings } from './auth/jwt.ts'
 import type { Authenticate } from './auth/hook.ts'
+import { normalizeWebhooks } from './events/options.ts'
+import type { WebhookSettings } from './events/webhooks.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -37,10 +39,12 @@ export interface Settings {
   authRateLimit: { max: number, window: number }
   authenticate: Authenticate | undefined
   jwt: JwtSettings | null
+  /** Server events POSTed to these (lib/events). */
+  webhooks: WebhookSettings[]
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'authenticate', 'jwt'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -114,7 +118,8 @@ export function normalize (options: CometOptions = {}): Settings {
       window: int('authRateLimit.window', rate.window, 60_000, 1)
     },
     authenticate: options.authenticate,
-    jwt: normalizeJwt(options.jwt)
+    jwt: normalizeJwt(options.jwt),
+    webhooks: normalizeWebhooks(options.webhooks, cluster)
   }
 }
 

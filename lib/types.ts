@@ -3,9 +3,11 @@ import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
 import type { Authenticate } from './auth/hook.ts'
 import type { JwtOptions } from './auth/jwt.ts'
+import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
 import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
+export type * from './events/types.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 export type { CometEvents, EventData } from './client/events.ts'
 export type { Authenticate } from './auth/hook.ts'
@@ -112,6 +114,11 @@ export interface CometOptions extends ChannelOptions, CometRegisterOptions {
   authenticate?: Authenticate
   /** Accept signed tokens (JWT) in the auth frame: `sub` is the user id. See docs/security.md "Tokens". */
   jwt?: JwtOptions
+  /**
+   * Server events POSTed as signed JSON batches (docs/events.md); each batch is sent by one instance and
+   * retried until answered 2xx. Not on a Redis Cluster. @default []
+   */
+  webhooks?: WebhookOptions[]
 }
 
 export interface RegisterAuthOptions {
@@ -157,4 +164,10 @@ export interface CometApi extends ChannelApi {
   publish<E extends string> (channel: string, event: E, data: EventData<E>): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
+  /**
+   * Server events (docs/events.md): each reaches one instance that listens for its type, once (again only
+   * if that instance dies first, or the listener throws: up to 5 attempts). In order per user or channel.
+   */
+  on<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
+  off<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
 }

@@ -16,7 +16,7 @@ import type { ChannelApi, ChannelInfo, ChannelStats, HistoryResult } from './typ
 export interface ChannelsContext {
   settings: ChannelSettings
   store: Store
-  hub: Hub
+  hub: Hub<Connection>
   log: FastifyBaseLogger
   /** This instance's id: connection ids and client message ids start with it. */
   instance: string

@@ -19,7 +19,7 @@ import { kindOf, USER_STATUS } from './policy.ts'
  */
 export class Presence {
   #store: Store
-  #hub: Hub
+  #hub: Hub<Connection>
   #log: FastifyBaseLogger
   #grace: number
   #interval: number
@@ -28,7 +28,7 @@ export class Presence {
   #timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
   #stopped = false
 
-  constructor (store: Store, hub: Hub, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Connection) => string) {
+  constructor (store: Store, hub: Hub<Connection>, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Connection) => string) {
     this.#store = store
     this.#hub = hub
     this.#log = log
