@@ -15,6 +15,8 @@ import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/hea
 import { errors } from './errors.ts'
 import { Events } from './events/index.ts'
 import { normalize } from './options.ts'
+import { Operations } from './operations/index.ts'
+import { storeKind } from './operations/health.ts'
 import { CLOSE } from './protocol/close-codes.ts'
 import { messageHead } from './protocol/frames.ts'
 import { negotiate, PROTOCOL } from './protocol/version.ts'
@@ -45,6 +47,7 @@ const CLOSE_GRACE = 2000
 
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
+  const ops = await Operations.start(settings.operations)
   const storeSettings = {
     keyPrefix: settings.keyPrefix,
     maxDevices: settings.maxDevices,
@@ -57,9 +60,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     revocationTtl: settings.jwt?.revocationTtl ?? 0
   }
   const log = app.log.child({}, { redact: ['hash', 'token'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
-  const store: Store = settings.redis === undefined
+  const store: Store = ops.store(settings.redis === undefined
     ? new MemoryStore(storeSettings)
-    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
+    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub))
   const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
@@ -100,7 +103,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
     closed: (conn) => conns.delete(conn.slice, conn),
-    prebuilt: false
+    prebuilt: false,
+    metrics: ops.metrics
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, () => conns.size, (socketSlice) => {
     spread(conns.of(socketSlice), (conn) => conn.heartbeat())
@@ -151,6 +155,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
           return await reply.code(403).send({ error: 'origin not allowed' })
         }
         if (limits?.blocked(request.ip) === true) {
+          ops.metrics?.auth('rate_limited', request.ip)
           return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
         }
         if (!negotiate(request.raw.headers)) {
@@ -166,6 +171,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     })
 
     if (settings.serveClient) serveClient(routes, `${settings.path === '/' ? '' : settings.path}/client.js`)
+    ops.serve(app, routes, settings.path === '/' ? '' : settings.path, { instance, store, storeKind: storeKind(settings.redis), hub, conns, heartbeatInterval: settings.heartbeatInterval })
   }, settings.register)
 
   /** Runs a store call for the public API: unusable after close, and store failures become UNAVAILABLE. */
@@ -219,10 +225,11 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       const { devices, seen } = await call(() => store.status(id))
       return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
     },
+    health: async () => await ops.health(),
     on: (type, listener) => events.on(type, listener),
     off: (type, listener) => events.off(type, listener)
   }
-  app.decorate('comet', api)
+  app.decorate('comet', ops.api(api))
 }
 
 /**

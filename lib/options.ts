@@ -7,6 +7,8 @@ import type { ChannelSettings } from './channels/options.ts'
 import { normalizeJwt } from './auth/jwt.ts'
 import type { JwtSettings } from './auth/jwt.ts'
 import type { Authenticate } from './auth/hook.ts'
+import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
+import type { OperationSettings } from './operations/options.ts'
 import { normalizeWebhooks } from './events/options.ts'
 import type { WebhookSettings } from './events/webhooks.ts'
 
@@ -39,6 +41,8 @@ export interface Settings {
   authRateLimit: { max: number, window: number }
   authenticate: Authenticate | undefined
   jwt: JwtSettings | null
+  /** Metrics, health check, admin page: lib/operations/options.ts. */
+  operations: OperationSettings
   /** Server events POSTed to these (lib/events). */
   webhooks: WebhookSettings[]
 }
@@ -47,6 +51,7 @@ const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevice
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'authenticate', 'jwt'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
+for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
 const REGISTER = ['prefix', 'logLevel', 'logSerializers'] as const
 for (const key of REGISTER) KNOWN.add(key)
@@ -119,6 +124,7 @@ export function normalize (options: CometOptions = {}): Settings {
     },
     authenticate: options.authenticate,
     jwt: normalizeJwt(options.jwt),
+    operations: normalizeOperations(options),
     webhooks: normalizeWebhooks(options.webhooks, cluster)
   }
 }

@@ -17,6 +17,7 @@ import type { DeviceSink } from '../routing/device-stream.ts'
 import type { AuthProof, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
+import type { AuthResult, MessageKind, Metrics } from '../operations/metrics.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
 
 export interface ConnectionContext {
@@ -37,6 +38,8 @@ export interface ConnectionContext {
    * WebSocket server may compress, as ws then queues its own writes behind the compression.
    */
   prebuilt: boolean
+  /** Counters for metrics and the admin page (lib/operations/metrics.ts); null when both are off. */
+  metrics: Metrics | null
 }
 
 let nextSlice = 0
@@ -89,23 +92,28 @@ export class Connection implements DeviceSink {
     this.#vouched = vouched
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
-    ws.on('close', () => this.#onClose())
+    ws.on('close', (code) => this.#onClose(code))
     ws.on('error', terminate)
-    this.#authTimer = setTimeout(() => this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time'), ctx.settings.authTimeout)
+    this.#authTimer = setTimeout(() => {
+      this.#ctx.metrics?.auth('timeout', this.#address)
+      this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time')
+    }, ctx.settings.authTimeout)
   }
 
   get closed (): boolean { return this.#state === 'closed' }
   /** The verified token's claims, for the app's hooks; null unless the socket logged in with a token. */
   get claims (): Claims | null { return this.#token?.claims ?? null }
+  /** Open and not yet authenticated (or still syncing): for the connections gauge. */
+  get authenticating (): boolean { return this.#state === 'new' || this.#state === 'syncing' }
   get open (): boolean { return this.#ws.readyState === OPEN }
 
   /** Sends a channel message's frame (from textFrame). */
   sendFrame (wire: Buffer): void {
-    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.write(wire)
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.write(wire, 'channel')
   }
 
   /** Writes a frame built by textFrame unless the client is too slow: then it is cut, and the frame is not taken. */
-  write (wire: Buffer): boolean {
+  write (wire: Buffer, kind: MessageKind = 'user'): boolean {
     if (this.#ws.bufferedAmount + wire.length > this.#ctx.settings.maxBufferedBytes) {
       this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
       this.#cutSlow()
@@ -114,6 +122,7 @@ export class Connection implements DeviceSink {
     // Without compression ws writes every frame at once, in call order, so ours stay in sequence with its own.
     if (this.#ctx.prebuilt) rawSocket(this.#ws).write(wire)
     else this.#ws.send(payloadOf(wire), TEXT)
+    this.#ctx.metrics?.delivered(kind)
     return true
   }
 
@@ -124,9 +133,13 @@ export class Connection implements DeviceSink {
   writeStored (frame: Buffer): boolean | Promise<boolean> {
     if (this.#ws.bufferedAmount + frame.length <= this.#ctx.settings.maxBufferedBytes) {
       this.#ws.send(frame, TEXT)
+      this.#ctx.metrics?.delivered('user')
       return true
     }
-    return new Promise((resolve) => this.#ws.send(frame, TEXT, (err) => resolve(err === undefined || err === null)))
+    return new Promise((resolve) => this.#ws.send(frame, TEXT, (err) => {
+      if (err === undefined || err === null) this.#ctx.metrics?.delivered('user')
+      resolve(err === undefined || err === null)
+    }))
   }
 
   /**
@@ -201,6 +214,7 @@ export class Connection implements DeviceSink {
   }
 
   #handle (frame: ClientFrame): void {
+    this.#ctx.metrics?.frame(frame.type)
     if (this.#state === 'new' && frame.type !== 'auth') {
       return this.#send(errorFrame('auth_required', 'the first frame must be auth', frame.ref))
     }
@@ -249,17 +263,18 @@ export class Connection implements DeviceSink {
         this.#token = new TokenSession(verified, () => this.close(CLOSE.AUTH_FAILED, 'token expired'))
       } catch (err) {
         if (!(err instanceof TokenRejected)) throw err
-        return await this.#failed(err.sub, err.expired ? 'token expired' : 'authentication failed')
+        return await this.#failed(err.sub, err.expired ? 'token expired' : 'authentication failed', err.expired ? 'expired' : 'bad_credentials')
       }
     } else {
       if (userId === null || hash === null) {
+        this.#ctx.metrics?.auth('ok', this.#address)
         this.#becomeReady(reply('ready', { userId: null }, ref))
         return
       }
       this.#state = 'syncing'
       const digest = await store.getAuth(userId)
       if (this.closed) return
-      if (digest === null || !matches(hash, digest)) return await this.#failed(userId, 'authentication failed')
+      if (digest === null || !matches(hash, digest)) return await this.#failed(userId, 'authentication failed', 'bad_credentials')
       proof = { digest }
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
@@ -272,8 +287,9 @@ export class Connection implements DeviceSink {
     const result = await store.attach(userId, device, proof, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
+      this.#ctx.metrics?.auth(result.reason === 'limit' ? 'device_limit' : 'revoked', this.#address, userId)
       // A token issued before the user's revocation is a failed login like a wrong hash.
-      else if (this.#token !== undefined) return await this.#failed(userId, 'authentication failed')
+      if (result.reason === 'revoked' && this.#token !== undefined) return await this.#failed(userId, 'authentication failed', null)
       return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
         result.reason === 'limit' ? 'too many devices' : 'authentication failed')
     }
@@ -293,6 +309,8 @@ export class Connection implements DeviceSink {
       return
     }
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
+    this.#ctx.metrics?.auth('ok', this.#address, userId)
+    if (result.dropped > 0) this.#ctx.metrics?.dropped(result.dropped)
     const { backlog, queued } = stream.own(result.missed, result.synced)
     // `last`: once the stored messages (all at or below it) have arrived, the device has everything up to
     // it, even if it got no message at all: a reconnect passes it as `since`. Exactly `queued` messages
@@ -310,8 +328,9 @@ export class Connection implements DeviceSink {
   }
 
   /** A failed login: logged, counted against the limits, answered late (per user id), then closed with 4401. */
-  async #failed (userId: string, reason: string): Promise<void> {
+  async #failed (userId: string, reason: string, metric: AuthResult | null): Promise<void> {
     this.#ctx.log.info({ userId, address: this.#address }, 'comet: authentication failed')
+    if (metric !== null) this.#ctx.metrics?.auth(metric, this.#address, userId)
     // The socket handles no other frame meanwhile.
     const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
@@ -366,8 +385,9 @@ export class Connection implements DeviceSink {
     this.close(CLOSE.TRY_AGAIN_LATER, 'try again later')
   }
 
-  #onClose (): void {
+  #onClose (code: number): void {
     if (this.closed) return
+    this.#ctx.metrics?.disconnect(code)
     this.#state = 'closed'
     this.#stopAuthTimer()
     this.#token?.stop()
