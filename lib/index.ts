@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
 import { authRecord, createSecret, digest, weakness } from './auth/hash.ts'
 import { AuthLimits } from './auth/limits.ts'
+import { runAuthenticate, vouchedFor } from './auth/hook.ts'
 import { Channels } from './channels/index.ts'
 import { AddressCounts } from './connections/addresses.ts'
 import { Connection } from './connections/connection.ts'
@@ -56,9 +57,10 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     resume: settings.resume,
     presenceTtl: 3 * settings.heartbeatInterval,
     presenceGrace: settings.channels.presenceGrace,
-    lastSeenTtl: settings.lastSeenTtl
+    lastSeenTtl: settings.lastSeenTtl,
+    revocationTtl: settings.jwt?.revocationTtl ?? 0
   }
-  const log = app.log.child({}, { redact: ['hash'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
+  const log = app.log.child({}, { redact: ['hash', 'token'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
   const store: Store = ops.store(settings.redis === undefined
     ? new MemoryStore(storeSettings)
     : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub))
@@ -99,6 +101,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     hub,
     log,
     limits,
+    jwt: settings.jwt,
     channels,
     anonymous,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
@@ -166,11 +169,12 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
         if (!negotiate(request.raw.headers)) {
           return await reply.code(400).send({ error: `unsupported WebSocket subprotocol: this server speaks ${PROTOCOL}` })
         }
+        if (settings.authenticate !== undefined && !(await runAuthenticate(settings.authenticate, request, reply, log))) return reply
       }
     }, (socket, request) => {
       if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
       release(socket)
-      const conn = new Connection(socket, ctx, request.ip)
+      const conn = new Connection(socket, ctx, request.ip, vouchedFor(request))
       conns.add(conn.slice, conn)
     })
 

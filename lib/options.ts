@@ -4,6 +4,9 @@ import { errors } from './errors.ts'
 import type { CometOptions, CometRegisterOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeJwt } from './auth/jwt.ts'
+import type { JwtSettings } from './auth/jwt.ts'
+import type { Authenticate } from './auth/hook.ts'
 import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
 import type { OperationSettings } from './operations/options.ts'
 import { normalizeWebhooks } from './events/options.ts'
@@ -41,6 +44,8 @@ export interface Settings {
   /** 0 means no limit. */
   maxAnonymousPerAddress: number
   allowAnonymous: boolean
+  authenticate: Authenticate | undefined
+  jwt: JwtSettings | null
   /** Metrics, health check, admin page: lib/operations/options.ts. */
   operations: OperationSettings
   /** Server events POSTed to these (lib/events). */
@@ -49,7 +54,8 @@ export interface Settings {
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
-  'frameRate', 'maxAnonymousPerAddress', 'allowAnonymous'])
+  'frameRate', 'maxAnonymousPerAddress', 'allowAnonymous',
+  'authenticate', 'jwt'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -90,6 +96,7 @@ export function normalize (options: CometOptions = {}): Settings {
   if (nodes !== null && !(Array.isArray(nodes) && nodes.length > 0)) {
     throw new errors.OPTIONS('redis.cluster must be a non-empty list of nodes, e.g. [{ host: "10.0.0.1", port: 6379 }]')
   }
+  if (options.authenticate !== undefined && typeof options.authenticate !== 'function') throw new errors.OPTIONS('authenticate must be a function (request) => userId | null')
   const sharded = bool('shardedPubSub', options.shardedPubSub, cluster)
   if (cluster && !sharded) throw new errors.OPTIONS('shardedPubSub cannot be false on a Redis Cluster: classic PUBLISH would reach every node')
 
@@ -129,6 +136,8 @@ export function normalize (options: CometOptions = {}): Settings {
     },
     maxAnonymousPerAddress: options.maxAnonymousPerAddress === false ? 0 : int('maxAnonymousPerAddress', options.maxAnonymousPerAddress, 100, 1),
     allowAnonymous: bool('allowAnonymous', options.allowAnonymous, true),
+    authenticate: options.authenticate,
+    jwt: normalizeJwt(options.jwt),
     operations: normalizeOperations(options),
     webhooks: normalizeWebhooks(options.webhooks, cluster)
   }

@@ -3,6 +3,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import { expiresOf, matches } from '../auth/hash.ts'
 import type { AuthLimits } from '../auth/limits.ts'
+import type { Vouched } from '../auth/hook.ts'
+import { TokenRejected } from '../auth/jwt.ts'
+import type { Claims, JwtSettings } from '../auth/jwt.ts'
+import { TokenSession } from '../auth/session.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
 import { payloadOf } from '../protocol/wire.ts'
@@ -10,10 +14,10 @@ import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import { DeviceStream } from '../routing/device-stream.ts'
 import type { DeviceSink } from '../routing/device-stream.ts'
-import type { Store } from '../store/types.ts'
+import type { AuthProof, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
-import type { MessageKind, Metrics } from '../operations/metrics.ts'
+import type { AuthResult, MessageKind, Metrics } from '../operations/metrics.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
 import type { AddressCounts } from './addresses.ts'
 
@@ -23,6 +27,8 @@ export interface ConnectionContext {
   hub: Hub<Connection>
   log: FastifyBaseLogger
   limits: AuthLimits | null
+  /** Token verification (the `jwt` option), or null when tokens are not accepted. */
+  jwt: JwtSettings | null
   channels: Channels
   /** Sockets per address not authenticated as a user (pending auth, or anonymous). */
   anonymous: AddressCounts
@@ -74,6 +80,10 @@ export class Connection implements DeviceSink {
   /** The client's address, for the failed-authentication limit. */
   #address: string
   #state: State = 'new'
+  /** The user the upgrade hook vouched for, if it did. */
+  #vouched: Vouched | null
+  /** Set when the socket logged in with a token: its claims, expiry and refresh. */
+  #token: TokenSession | undefined
   /** Dropped once authenticated: an idle socket keeps no timer. */
   #authTimer: NodeJS.Timeout | undefined
   // Created when first needed (most sockets never need them): memory per idle socket is what scales.
@@ -94,13 +104,14 @@ export class Connection implements DeviceSink {
   /** Ends the session when the hash it authenticated with expires (only hashes with a ttl). */
   #expiry: NodeJS.Timeout | undefined
 
-  constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
+  constructor (ws: WebSocket, ctx: ConnectionContext, address: string, vouched: Vouched | null = null) {
     this.#ws = ws
     this.#ctx = ctx
     this.#address = address
     this.#tokens = ctx.settings.frameRate.burst
     this.#stamp = Date.now()
     ctx.anonymous.add(address)
+    this.#vouched = vouched
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
     ws.on('close', (code) => this.#onClose(code))
@@ -112,6 +123,8 @@ export class Connection implements DeviceSink {
   }
 
   get closed (): boolean { return this.#state === 'closed' }
+  /** The verified token's claims, for the app's hooks; null unless the socket logged in with a token. */
+  get claims (): Claims | null { return this.#token?.claims ?? null }
   /** Open and not yet authenticated (or still syncing): for the connections gauge. */
   get authenticating (): boolean { return this.#state === 'new' || this.#state === 'syncing' }
   get open (): boolean { return this.#ws.readyState === OPEN }
@@ -325,6 +338,8 @@ export class Connection implements DeviceSink {
         return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
       case 'ping':
         return this.#send(reply('pong', {}, frame.ref))
+      case 'refresh':
+        return this.#exclusive(this.#refresh(frame.token, frame.ref))
       case 'publish':
       case 'members':
       case 'history':
@@ -332,34 +347,53 @@ export class Connection implements DeviceSink {
     }
   }
 
-  async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
-    const { store, hub, log, limits } = this.#ctx
-    if (userId === null || hash === null) {
-      if (!this.#ctx.settings.allowAnonymous) return this.close(CLOSE.AUTH_FAILED, 'credentials required')
-      this.#ctx.metrics?.auth('ok', this.#address)
-      this.#becomeReady(reply('ready', { userId: null }, ref))
-      return
-    }
-    this.#state = 'syncing'
-    // The attempt counts from now, in the same round trip as the digest read: parallel guesses cannot all
-    // be judged before their failures count.
-    const [digest, admitted] = await Promise.all([store.getAuth(userId), limits === null ? null : limits.admit(this.#address)])
-    if (admitted === false) {
-      log.info({ userId, address: this.#address }, 'comet: authentication refused: too many failed attempts from the address')
-      this.#ctx.metrics?.auth('rate_limited', this.#address, userId)
-      return this.close(CLOSE.AUTH_LIMIT, 'too many failed authentications')
-    }
-    // Unknown users are compared against a dummy digest: the answer takes as long.
-    const ok = matches(hash, digest) && digest !== null && !this.closed
-    if (admitted === true) hub.track((limits as AuthLimits).settle(this.#address, !ok && !this.closed), 'settling an authentication attempt')
-    if (this.closed) return
-    if (!ok || digest === null) {
-      log.info({ userId, address: this.#address }, 'comet: authentication failed')
-      this.#ctx.metrics?.auth('bad_credentials', this.#address, userId)
-      // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
-      const delay = limits?.failed(userId) ?? 0
-      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
-      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
+  async #authenticate ({ userId, hash, token, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
+    const { store, hub, log } = this.#ctx
+    let proof: AuthProof
+    /** The hash's stored record, for its expiry (hash logins only). */
+    let record: string | null = null
+    if (this.#vouched !== null) {
+      this.#state = 'syncing'
+      userId = this.#vouched.userId
+      proof = { issuedAt: this.#vouched.at }
+    } else if (token !== null) {
+      const jwt = this.#ctx.jwt
+      if (jwt === null) return this.close(CLOSE.AUTH_FAILED, 'tokens are not accepted here')
+      this.#state = 'syncing'
+      try {
+        const verified = await jwt.verify(token)
+        if (this.closed) return
+        userId = verified.userId
+        proof = { issuedAt: verified.issuedAt }
+        this.#token = new TokenSession(verified, () => this.close(CLOSE.AUTH_FAILED, 'token expired'))
+      } catch (err) {
+        if (!(err instanceof TokenRejected)) throw err
+        return await this.#failed(err.sub, err.expired ? 'token expired' : 'authentication failed', err.expired ? 'expired' : 'bad_credentials')
+      }
+    } else {
+      if (userId === null || hash === null) {
+        if (!this.#ctx.settings.allowAnonymous) return this.close(CLOSE.AUTH_FAILED, 'credentials required')
+        this.#ctx.metrics?.auth('ok', this.#address)
+        this.#becomeReady(reply('ready', { userId: null }, ref))
+        return
+      }
+      this.#state = 'syncing'
+      const limits = this.#ctx.limits
+      // The attempt counts from now, in the same round trip as the digest read: parallel guesses cannot all
+      // be judged before their failures count.
+      const [digest, admitted] = await Promise.all([store.getAuth(userId), limits === null ? null : limits.admit(this.#address)])
+      if (admitted === false) {
+        log.info({ userId, address: this.#address }, 'comet: authentication refused: too many failed attempts from the address')
+        this.#ctx.metrics?.auth('rate_limited', this.#address, userId)
+        return this.close(CLOSE.AUTH_LIMIT, 'too many failed authentications')
+      }
+      // Unknown users are compared against a dummy digest: the answer takes as long.
+      const ok = matches(hash, digest) && digest !== null && !this.closed
+      if (admitted === true) hub.track((limits as AuthLimits).settle(this.#address, !ok && !this.closed), 'settling an authentication attempt')
+      if (this.closed) return
+      if (!ok || digest === null) return await this.#failed(userId, 'authentication failed', 'bad_credentials')
+      proof = { digest }
+      record = digest
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
@@ -368,10 +402,12 @@ export class Connection implements DeviceSink {
     if (this.closed) return
     const device = this.#ctx.nextDevice()
     const marked = stream.expect(device)
-    const result = await store.attach(userId, device, digest, since)
+    const result = await store.attach(userId, device, proof, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
       this.#ctx.metrics?.auth(result.reason === 'limit' ? 'device_limit' : 'revoked', this.#address, userId)
+      // A token issued before the user's revocation is a failed login like a wrong hash.
+      if (result.reason === 'revoked' && this.#token !== undefined) return await this.#failed(userId, 'authentication failed', null)
       return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
         result.reason === 'limit' ? 'too many devices' : 'authentication failed')
     }
@@ -401,7 +437,7 @@ export class Connection implements DeviceSink {
     const ready = { userId, queued, dropped: result.dropped, ...recovered, last: String(result.synced) }
     this.#stopAuthTimer()
     this.#authenticated()
-    this.#expireAt(expiresOf(digest), digest)
+    if (record !== null) this.#expireAt(expiresOf(record), record)
     this.#send(reply('ready', ready, ref))
     const unsent = await stream.flush(backlog, result.synced)
     if (unsent.length > 0) return hub.giveBack(userId, unsent)
@@ -438,6 +474,24 @@ export class Connection implements DeviceSink {
       })
     }, Math.min(Math.max(expires - Date.now(), 0), MAX_TIMER))
     this.#expiry.unref()
+  }
+
+  /** A failed login: logged, counted against the limits, answered late (per user id), then closed with 4401. */
+  async #failed (userId: string, reason: string, metric: AuthResult | null): Promise<void> {
+    this.#ctx.log.info({ userId, address: this.#address }, 'comet: authentication failed')
+    if (metric !== null) this.#ctx.metrics?.auth(metric, this.#address, userId)
+    // The socket handles no other frame meanwhile.
+    const delay = this.#ctx.limits?.failed(userId) ?? 0
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    this.close(CLOSE.AUTH_FAILED, reason)
+  }
+
+  async #refresh (token: string, ref: Ref | undefined): Promise<void> {
+    const { jwt, store } = this.#ctx
+    if (this.#token === undefined || jwt === null) return this.#send(errorFrame('invalid_token', 'this connection did not log in with a token', ref))
+    const result = await this.#token.refresh(token, jwt, async (userId) => await store.revokedAt(userId))
+    if (result.ok) this.#send(reply('refreshed', { exp: result.exp }, ref))
+    else this.#send(errorFrame(result.code, result.message, ref))
   }
 
   #stopAuthTimer (): void {
@@ -488,6 +542,7 @@ export class Connection implements DeviceSink {
     this.#stopAuthTimer()
     this.#authenticated()
     clearTimeout(this.#expiry)
+    this.#token?.stop()
     const { hub } = this.#ctx
     const subs = this.#subs ?? []
     this.#subs = undefined

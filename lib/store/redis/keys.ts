@@ -13,6 +13,8 @@ export class Keys {
   auth (userId: string): string { return `${this.prefix}{u:${userId}}:auth` }
   /** Hash: a client address's failed authentications (`f`) and attempts in flight (`i`) in its window. */
   authAttempts (address: string): string { return `${this.prefix}authattempts:${address}` }
+  /** String: when the user was last revoked (ms), kept `revocationTtl` for tokens issued before it. */
+  revoked (userId: string): string { return `${this.prefix}{u:${userId}}:revoked` }
   /** Sorted set: device → the time it lapses unless its instance refreshes it. */
   devices (userId: string): string { return `${this.prefix}{u:${userId}}:devices` }
   /** Sorted set: `<id>|<frame>` scored by id. */
