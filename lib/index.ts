@@ -6,22 +6,21 @@ import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import { digest } from './auth/hash.ts'
+import { createApi } from './api/index.ts'
+import { apiRoutes } from './api/http.ts'
 import { AuthLimits } from './auth/limits.ts'
 import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
-import { normalize } from './options.ts'
+import { normalize, storeSettings } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
-import { messageHead } from './protocol/frames.ts'
 import { Hub } from './routing/hub.ts'
 import { MemoryStore } from './store/memory.ts'
 import { RedisStore } from './store/redis/index.ts'
 import type { Store } from './store/types.ts'
-import type { CometApi, CometOptions, Presence, RegisterAuthOptions, UserId } from './types.ts'
-import * as validate from './validate.ts'
+import type { CometApi, CometOptions } from './types.ts'
 
 export type * from './types.ts'
 export { errors } from './errors.ts'
@@ -33,33 +32,20 @@ declare module 'fastify' {
   }
 }
 
-/** Longest id (16 digits) plus the closing `"}`: what a frame adds to its head. */
-const ID_AND_TAIL = 18
 /** How long shutdown waits for clients to answer the close handshake before cutting them. */
 const CLOSE_GRACE = 2000
 
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
-  const storeSettings = {
-    prefix: settings.prefix,
-    maxDevices: settings.maxDevices,
-    evictOldest: settings.onDeviceLimit === 'evict-oldest',
-    queue: settings.offlineQueue,
-    resume: settings.resume,
-    presenceTtl: 3 * settings.heartbeatInterval,
-    presenceGrace: settings.channels.presenceGrace,
-    lastSeenTtl: settings.lastSeenTtl
-  }
   const log = app.log.child({}, { redact: ['hash'] })
   const store: Store = settings.redis === undefined
-    ? new MemoryStore(storeSettings)
-    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub)
+    ? new MemoryStore(storeSettings(settings))
+    : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub)
   const hub = new Hub(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
-  let published = 0
   let state: 'open' | 'closing' | 'closed' = 'open'
 
   try {
@@ -161,48 +147,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     }
   }
 
-  function frameHead (channel: string, event: unknown, data: unknown): string {
-    const head = messageHead(channel, validate.eventName(event), validate.json(data))
-    const size = Buffer.byteLength(head) + ID_AND_TAIL
-    if (size > settings.maxPayload) throw new errors.PAYLOAD_TOO_LARGE(size, settings.maxPayload)
-    return head
-  }
-
-  const api: CometApi = {
-    ...channels.api(call),
-    async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
-      const id = validate.userId(userId)
-      if (typeof hash !== 'string') throw new errors.HASH('it must be a string')
-      if (hash.length < settings.minHashLength) throw new errors.HASH(`it must be at least ${settings.minHashLength} characters (minHashLength)`)
-      if (hash.length > 1024) throw new errors.HASH('it must be at most 1024 characters')
-      if (typeof opts !== 'object' || opts === null) throw new errors.TTL('options must be an object')
-      const ttl = validate.ttl(opts.ttl)
-      await call(() => store.setAuth(id, digest(hash), ttl))
-    },
-    async revokeAuth (userId: UserId): Promise<void> {
-      const id = validate.userId(userId)
-      await call(() => store.revokeAuth(id))
-    },
-    async sendToUser (userId: UserId, event: string, data: unknown) {
-      const id = validate.userId(userId)
-      const head = frameHead(validate.PRIVATE_CHANNEL, event, data)
-      return await call(() => store.sendToUser(id, head))
-    },
-    async publish (channel: string, event: string, data: unknown) {
-      const name = validate.channelName(channel)
-      const head = frameHead(name, event, data)
-      const id = `${instance}-${(++published).toString(36)}`
-      return { id: await call(() => channels.publish(name, head, id)) }
-    },
-    async isOnline (userId: UserId): Promise<boolean> {
-      return (await api.presence(userId)).online
-    },
-    async presence (userId: UserId): Promise<Presence> {
-      const id = validate.userId(userId)
-      const { devices, seen } = await call(() => store.status(id))
-      return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
-    }
-  }
+  const api = createApi({ settings, store, instance, call })
+  if (settings.api !== null) apiRoutes(app, settings.path, settings.api, api)
   app.decorate('comet', api)
 }
 

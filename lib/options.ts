@@ -4,6 +4,9 @@ import { errors } from './errors.ts'
 import type { CometOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeApi } from './api/options.ts'
+import type { ApiSettings } from './api/options.ts'
+import type { StoreSettings } from './store/types.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -30,10 +33,14 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  idempotencyTtl: number
+  /** null: no HTTP API routes. */
+  api: ApiSettings | null
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit'])
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
+  'idempotencyTtl', 'api'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
@@ -99,7 +106,23 @@ export function normalize (options: CometOptions = {}): Settings {
     authRateLimit: {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
-    }
+    },
+    idempotencyTtl: int('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
+    api: normalizeApi(options.api)
+  }
+}
+
+/** What the store needs of the settings: the shape of stored data and presence timing. */
+export function storeSettings (settings: Settings): StoreSettings {
+  return {
+    prefix: settings.prefix,
+    maxDevices: settings.maxDevices,
+    evictOldest: settings.onDeviceLimit === 'evict-oldest',
+    queue: settings.offlineQueue,
+    resume: settings.resume,
+    presenceTtl: 3 * settings.heartbeatInterval,
+    presenceGrace: settings.channels.presenceGrace,
+    lastSeenTtl: settings.lastSeenTtl
   }
 }
 

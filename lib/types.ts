@@ -83,6 +83,25 @@ export interface CometOptions extends ChannelOptions {
   authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
+  /** How long an `idempotencyKey` of `sendToUser` / `publish` is remembered, in ms. @default 300000 */
+  idempotencyTtl?: number
+  /** The HTTP API for other languages (`POST ${path}/api/:method`), off without it: docs/server-api.md. */
+  api?: ApiOptions
+}
+
+export interface ApiOptions {
+  /** Bearer keys the API accepts, each at least 32 characters; several let you rotate them. */
+  keys: string[]
+  /** Largest request body in bytes (413 past it). @default 1048576 */
+  bodyLimit?: number
+}
+
+export interface SendOptions {
+  /**
+   * A repeat with the same key (per user, or per channel) within `idempotencyTtl` delivers nothing and
+   * resolves to the first call's result: retry a send safely. `[A-Za-z0-9_.:-]{1,128}`.
+   */
+  idempotencyKey?: string
 }
 
 export interface RegisterAuthOptions {
@@ -117,9 +136,9 @@ export interface CometApi extends ChannelApi {
   /** Deletes the user's hash and closes their sockets on every instance with 4401. */
   revokeAuth (userId: UserId): Promise<void>
   /** Delivers to every connected device of the user on every instance, or queues it when none is online. */
-  sendToUser (userId: UserId, event: string, data: unknown): Promise<SendResult>
+  sendToUser (userId: UserId, event: string, data: unknown, options?: SendOptions): Promise<SendResult>
   /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
-  publish (channel: string, event: string, data: unknown): Promise<PublishResult>
+  publish (channel: string, event: string, data: unknown, options?: SendOptions): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
 }
