@@ -1,7 +1,12 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
+import fc from 'fast-check'
 import { CometEmitter } from '../lib/emitter/index.ts'
+import { messageHead } from '../lib/protocol/frames.ts'
+import { MemoryStore } from '../lib/store/memory.ts'
+import type { Store } from '../lib/store/types.ts'
+import { redisStore, STORE_SETTINGS } from './helpers/store.ts'
 import { HASH } from './helpers/app.ts'
 import { appOn, BACKENDS, sharedCluster, testPrefix } from './helpers/backends.ts'
 import { member } from './helpers/channels.ts'
@@ -108,4 +113,35 @@ test('an idempotencyKey must match [A-Za-z0-9_.:-]{1,128}', async (t) => {
   }
   assert.equal((await app.comet.sendToUser('u', 'e', 1, { idempotencyKey: 'x'.repeat(128) })).queued, true)
   assert.equal((await app.comet.sendToUser('u', 'e', 1, {})).queued, true, 'no key: an ordinary send')
+})
+
+test('property: any interleaving of keyed sends, repeats included, stores each key once per user (memory, Redis)', async (t) => {
+  const runs = Number(process.env.REPEAT ?? 20)
+  const stores: Array<[string, Store]> = [['memory', new MemoryStore(STORE_SETTINGS)], ['redis', (await redisStore(t)).store]]
+  let n = 0
+  for (const [name, store] of stores) {
+    await fc.assert(fc.asyncProperty(fc.scheduler(), fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.constantFrom('k1', 'k2', 'k3')), { minLength: 1, maxLength: 12 }), async (s, sends) => {
+      const run = ++n
+      const user = (u: string): string => `${u}${run}`
+      // The scheduler picks the order in which the sends start; they then race in the store.
+      const results = sends.map(async ([u, key]) => {
+        await s.schedule(Promise.resolve(), `${u}:${key}`)
+        return await store.sendToUser(user(u), messageHead('msg', 'e', JSON.stringify(key)), { key, ttl: 60_000 })
+      })
+      await s.waitAll()
+      const settled = await Promise.all(results)
+      for (const u of ['a', 'b']) {
+        const keys = new Set(sends.filter(([v]) => v === u).map(([, key]) => key))
+        for (const key of keys) {
+          const same = settled.filter((_, i) => sends[i]?.[0] === u && sends[i]?.[1] === key)
+          assert.ok(same.every((r) => r.id === same[0]?.id && r.queued), `${name}: every repeat of ${u}/${key} gets the first result`)
+        }
+        await store.setAuth(user(u), 'digest', undefined)
+        const attached = await store.attach(user(u), `${Date.now()}.x.${run}`, 'digest', null)
+        assert.ok(attached.ok)
+        const queued = attached.queued.map((m) => JSON.parse(m.frame.toString()).data as string)
+        assert.deepEqual(queued.sort(), [...keys].sort(), `${name}: each key of ${u} is stored once`)
+      }
+    }), { numRuns: runs })
+  }
 })
