@@ -3,11 +3,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { errors } from '../errors.ts'
 import type { CometApi } from '../types.ts'
 import type { ApiSettings } from './options.ts'
-import { METHODS, BATCH_SCHEMA, ERROR_SCHEMA } from './schemas.ts'
+import { METHODS, BATCH_SCHEMA, ERROR_SCHEMA, MAX_COMMANDS } from './schemas.ts'
 import type { MethodName } from './schemas.ts'
-
-/** Most commands in one batch. */
-export const MAX_COMMANDS = 1000
 
 type Reply = { result: unknown } | { error: { code: string, message: string } }
 
@@ -60,7 +57,7 @@ export function apiRoutes (app: FastifyInstance, path: string, settings: ApiSett
       body: BATCH_SCHEMA.body,
       response: { 200: BATCH_SCHEMA.result, '4xx': ERROR_SCHEMA, '5xx': ERROR_SCHEMA }
     }
-  }, async (request) => ({ replies: await batch(api, request.body) }))
+  }, async (request) => ({ replies: await batch(api, request.body, request) }))
 
   // Hidden from the docs (@fastify/swagger's `hide`): any other name is an unknown method.
   const unknown = { ...route, schema: { hide: true } as object }
@@ -104,7 +101,7 @@ async function invoke (api: CometApi, name: string, params: unknown): Promise<un
 }
 
 /** Runs the commands in order; consecutive calls of one method run together (they share round trips). */
-async function batch (api: CometApi, body: unknown): Promise<Reply[]> {
+async function batch (api: CometApi, body: unknown, request: FastifyRequest): Promise<Reply[]> {
   const commands = (body as { commands?: unknown } | null)?.commands
   if (typeof body !== 'object' || body === null || !Array.isArray(commands)) throw new errors.API_PARAMS('the body must be { "commands": [ { "method", "params" }, … ] }')
   for (const k of Object.keys(body)) if (k !== 'commands') throw new errors.API_PARAMS(`unknown field ${JSON.stringify(k)}; the body is { "commands": [...] }`)
@@ -114,7 +111,7 @@ async function batch (api: CometApi, body: unknown): Promise<Reply[]> {
     const method = methodOf(commands[i])
     const run: unknown[] = []
     for (; i < commands.length && methodOf(commands[i]) === method; i++) run.push(commands[i])
-    replies.push(...await Promise.all(run.map(async (command) => await one(api, command))))
+    replies.push(...await Promise.all(run.map(async (command) => await one(api, command, request))))
   }
   return replies
 }
@@ -123,7 +120,7 @@ function methodOf (command: unknown): unknown {
   return typeof command === 'object' && command !== null ? (command as { method?: unknown }).method : undefined
 }
 
-async function one (api: CometApi, command: unknown): Promise<Reply> {
+async function one (api: CometApi, command: unknown, request: FastifyRequest): Promise<Reply> {
   try {
     if (typeof command !== 'object' || command === null || Array.isArray(command)) throw new errors.API_PARAMS('each command must be { "method", "params" }')
     const { method, params, ...rest } = command as { method?: unknown, params?: unknown }
@@ -132,7 +129,9 @@ async function one (api: CometApi, command: unknown): Promise<Reply> {
     if (typeof method !== 'string') throw new errors.API_PARAMS('each command needs a "method"')
     return { result: await invoke(api, method, params) }
   } catch (err) {
-    return { error: errorBody(asCoded(err as FastifyError, 0)).error }
+    const coded = asCoded(err as FastifyError, 0)
+    if (coded.code === INTERNAL) request.log.error({ err }, 'comet: api batch command failed')
+    return { error: errorBody(coded).error }
   }
 }
 

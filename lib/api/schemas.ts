@@ -5,6 +5,9 @@ import type { CometApi } from '../types.ts'
 
 type Params = Record<string, any>
 
+/** Most commands in one batch. */
+export const MAX_COMMANDS = 1000
+
 const userId = { type: ['string', 'integer'], description: 'A string or an integer matching [A-Za-z0-9_-]{1,64}' }
 const channel = { type: 'string', description: '[A-Za-z0-9_-]{1,64}, not "msg"' }
 const event = { type: 'string', description: '[A-Za-z0-9_-]{1,64}' }
@@ -121,7 +124,7 @@ export const BATCH_SCHEMA = {
     properties: {
       commands: {
         type: 'array',
-        maxItems: 1000,
+        maxItems: MAX_COMMANDS,
         items: {
           type: 'object',
           properties: { method: { type: 'string', enum: Object.keys(METHODS) }, params: { type: 'object' } },
