@@ -5,7 +5,6 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
-import websocket from '@fastify/websocket'
 import { createApi } from './api/index.ts'
 import { apiRoutes } from './api/http.ts'
 import { AuthLimits } from './auth/limits.ts'
@@ -16,15 +15,18 @@ import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/hea
 import { errors } from './errors.ts'
 import { normalize, storeSettings } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
+import { negotiate, PROTOCOL } from './protocol/version.ts'
 import { Hub } from './routing/hub.ts'
 import { MemoryStore } from './store/memory.ts'
 import { RedisStore } from './store/redis/index.ts'
 import type { Store } from './store/types.ts'
 import type { CometApi, CometOptions } from './types.ts'
+import { useWebsocket } from './websocket.ts'
 
 export type * from './types.ts'
 export { errors } from './errors.ts'
 export { CLOSE } from './protocol/close-codes.ts'
+export { PROTOCOL } from './protocol/version.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -37,7 +39,7 @@ const CLOSE_GRACE = 2000
 
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
-  const log = app.log.child({}, { redact: ['hash'] })
+  const log = app.log.child({}, { redact: ['hash'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings(settings))
     : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub)
@@ -96,46 +98,11 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await Promise.allSettled([...hub.pending])
   }
 
-  if (app.hasDecorator('websocketServer')) {
-    app.addHook('preClose', shutdown)
-  } else {
-    await app.register(websocket, {
-      options: { maxPayload: settings.maxPayload },
-      preClose: async function () {
-        await shutdown()
-        app.websocketServer.close()
-      }
-    })
-  }
-  // An app's own WebSocket server may compress (permessage-deflate): its sockets get messages through ws.
-  ctx.prebuilt = app.websocketServer.options.perMessageDeflate === false
   app.addHook('onClose', async () => {
     await shutdown()
     state = 'closed'
     await store.close()
   })
-
-  app.get(settings.path, {
-    websocket: true,
-    // Refused before the WebSocket opens: a page from another site (cross-site WebSocket hijacking), and
-    // an address that keeps failing to authenticate.
-    onRequest: async (request, reply) => {
-      if (!originAllowed(request.headers.origin, request.headers.host, settings.allowedOrigins)) {
-        log.info({ origin: request.headers.origin }, 'comet: upgrade refused: origin not allowed')
-        return await reply.code(403).send({ error: 'origin not allowed' })
-      }
-      if (limits?.blocked(request.ip) === true) {
-        return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
-      }
-    }
-  }, (socket, request) => {
-    if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
-    release(socket)
-    const conn = new Connection(socket, ctx, request.ip)
-    conns.add(conn.slice, conn)
-  })
-
-  if (settings.serveClient) serveClient(app, `${settings.path === '/' ? '' : settings.path}/client.js`)
 
   /** Runs a store call for the public API: unusable after close, and store failures become UNAVAILABLE. */
   async function call<T> (work: () => Promise<T>): Promise<T> {
@@ -146,9 +113,43 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
     }
   }
+  const api: CometApi = createApi({ settings, store, instance, call })
 
-  const api = createApi({ settings, store, instance, call })
-  if (settings.api !== null) apiRoutes(app, settings.path, settings.api, api)
+  // Every route of the plugin is added in this one encapsulated scope, never on `app`: fastify-plugin keeps
+  // Fastify from applying its register options (`prefix`, `logLevel`, `logSerializers`) to an fp plugin's
+  // routes, so they are given to this scope instead. New routes (HTTP API, metrics, admin, …) go here too.
+  await app.register(async function cometRoutes (routes) {
+    const wss = await useWebsocket(routes, app, settings.maxPayload, shutdown)
+    // An app's own WebSocket server may compress (permessage-deflate): its sockets get messages through ws.
+    ctx.prebuilt = wss.options.perMessageDeflate === false
+
+    routes.get(settings.path, {
+      websocket: true,
+      // Refused before the WebSocket opens: a page from another site (cross-site WebSocket hijacking), an
+      // address that keeps failing to authenticate, and a client that speaks none of our protocol versions.
+      onRequest: async (request, reply) => {
+        if (!originAllowed(request.headers.origin, request.headers.host, settings.allowedOrigins)) {
+          log.info({ origin: request.headers.origin }, 'comet: upgrade refused: origin not allowed')
+          return await reply.code(403).send({ error: 'origin not allowed' })
+        }
+        if (limits?.blocked(request.ip) === true) {
+          return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
+        }
+        if (!negotiate(request.raw.headers)) {
+          return await reply.code(400).send({ error: `unsupported WebSocket subprotocol: this server speaks ${PROTOCOL}` })
+        }
+      }
+    }, (socket, request) => {
+      if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
+      release(socket)
+      const conn = new Connection(socket, ctx, request.ip)
+      conns.add(conn.slice, conn)
+    })
+
+    if (settings.serveClient) serveClient(routes, `${settings.path === '/' ? '' : settings.path}/client.js`)
+    if (settings.api !== null) apiRoutes(routes, settings.path, settings.api, api)
+  }, settings.register)
+
   app.decorate('comet', api)
 }
 

@@ -1,7 +1,7 @@
 import type { RedisSetting } from './store/redis/client.ts'
 import { isCluster } from './store/redis/client.ts'
 import { errors } from './errors.ts'
-import type { CometOptions } from './types.ts'
+import type { CometOptions, CometRegisterOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
 import { normalizeApi } from './api/options.ts'
@@ -15,7 +15,9 @@ export interface Settings {
   /** Channel kinds, presence, history, client publishing: lib/channels/options.ts. */
   channels: ChannelSettings
   path: string
-  prefix: string
+  keyPrefix: string
+  /** Fastify's register options, applied to the plugin's routes (and `logLevel` to its logger). */
+  register: CometRegisterOptions
   maxDevices: number
   onDeviceLimit: 'reject' | 'evict-oldest'
   /** maxMessages 0 means no queue. */
@@ -38,10 +40,13 @@ export interface Settings {
   api: ApiSettings | null
 }
 
-const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'prefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
+const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
   'idempotencyTtl', 'api'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
+// Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
+const REGISTER = ['prefix', 'logLevel', 'logSerializers'] as const
+for (const key of REGISTER) KNOWN.add(key)
 
 /** Validates every option once, up front, so a typo fails at register time and not at the first message. */
 export function normalize (options: CometOptions = {}): Settings {
@@ -56,8 +61,8 @@ export function normalize (options: CometOptions = {}): Settings {
 
   const path = options.path ?? '/comet'
   if (typeof path !== 'string' || !/^\/[^?#\s]*$/.test(path)) throw new errors.OPTIONS('path must start with "/" and contain no query')
-  const prefix = options.prefix ?? 'comet:'
-  if (typeof prefix !== 'string' || /[{}\s]/.test(prefix)) throw new errors.OPTIONS('prefix must be a string without braces or spaces')
+  const keyPrefix = options.keyPrefix ?? 'comet:'
+  if (typeof keyPrefix !== 'string' || /[{}\s]/.test(keyPrefix)) throw new errors.OPTIONS('keyPrefix must be a string without braces or spaces')
   const onDeviceLimit = options.onDeviceLimit ?? 'reject'
   if (onDeviceLimit !== 'reject' && onDeviceLimit !== 'evict-oldest') throw new errors.OPTIONS('onDeviceLimit must be "reject" or "evict-oldest"')
   const origins = options.allowedOrigins
@@ -83,7 +88,8 @@ export function normalize (options: CometOptions = {}): Settings {
     shardedPubSub: sharded,
     channels: normalizeChannels(options),
     path: path.length > 1 ? path.replace(/\/$/, '') : path,
-    prefix,
+    keyPrefix,
+    register: registerOptions(options),
     maxDevices: int('maxDevices', options.maxDevices, 16, 1),
     onDeviceLimit,
     offlineQueue: {
@@ -115,7 +121,7 @@ export function normalize (options: CometOptions = {}): Settings {
 /** What the store needs of the settings: the shape of stored data and presence timing. */
 export function storeSettings (settings: Settings): StoreSettings {
   return {
-    prefix: settings.prefix,
+    keyPrefix: settings.keyPrefix,
     maxDevices: settings.maxDevices,
     evictOldest: settings.onDeviceLimit === 'evict-oldest',
     queue: settings.offlineQueue,
@@ -125,6 +131,27 @@ export function storeSettings (settings: Settings): StoreSettings {
     lastSeenTtl: settings.lastSeenTtl
   }
 }
+
+function registerOptions (options: CometOptions): CometRegisterOptions {
+  const { prefix, logLevel, logSerializers } = options
+  // A prefix without its leading "/" is most likely a Redis key prefix from before keyPrefix existed.
+  if (prefix !== undefined && (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')) || /[?#\s]/.test(prefix))) {
+    throw new errors.OPTIONS(`prefix is Fastify's route prefix and must start with "/" (got ${JSON.stringify(prefix)}); the Redis key prefix is keyPrefix`)
+  }
+  if (logLevel !== undefined && (typeof logLevel !== 'string' || !LOG_LEVELS.has(logLevel))) {
+    throw new errors.OPTIONS(`logLevel must be one of ${[...LOG_LEVELS].join(', ')}`)
+  }
+  if (logSerializers !== undefined && (typeof logSerializers !== 'object' || logSerializers === null)) {
+    throw new errors.OPTIONS('logSerializers must be an object of functions')
+  }
+  const register: CometRegisterOptions = {}
+  if (prefix !== undefined) register.prefix = prefix
+  if (logLevel !== undefined) register.logLevel = logLevel
+  if (logSerializers !== undefined) register.logSerializers = logSerializers
+  return register
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
 function int (name: string, value: unknown, fallback: number, min: number): number {
   if (value === undefined) return fallback

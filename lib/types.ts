@@ -1,8 +1,11 @@
+import type { RegisterOptions } from 'fastify'
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
 export type { RedisSetting } from './store/redis/client.ts'
+export type { CometEvents, EventData } from './client/events.ts'
 
 export interface OfflineQueueOptions {
   /** Messages kept per offline user; past it the oldest are dropped and the drop is reported. @default 100 */
@@ -25,7 +28,21 @@ export interface AuthRateLimitOptions {
   window?: number
 }
 
-export interface CometOptions extends ChannelOptions {
+/**
+ * Fastify's own register options. Fastify hands them to the plugin, which applies them to its routes:
+ * `register(comet, { prefix: '/rt' })` serves the socket at `/rt/comet`; `logLevel` also sets the level of
+ * the plugin's own log lines.
+ */
+export interface CometRegisterOptions {
+  /** Route prefix of every route of the plugin (the WebSocket, `client.js`, …). Must start with `/`. */
+  prefix?: string
+  /** Log level of the plugin's routes and of its own log lines. @default the app's */
+  logLevel?: RegisterOptions['logLevel']
+  /** Log serializers of the plugin's routes. */
+  logSerializers?: RegisterOptions['logSerializers']
+}
+
+export interface CometOptions extends ChannelOptions, CometRegisterOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options (Sentinel too: `{ sentinels, name }`),
    * an ioredis `Redis` or `Cluster` instance (which we then do not close), or `{ cluster: [nodes], options }`
@@ -42,7 +59,7 @@ export interface CometOptions extends ChannelOptions {
   /** Route of the WebSocket endpoint. @default '/comet' */
   path?: string
   /** Prefix of every Redis key and channel. @default 'comet:' */
-  prefix?: string
+  keyPrefix?: string
   /** Devices one user may have connected at once, across all instances. @default 16 */
   maxDevices?: number
   /** What happens to a device over `maxDevices`: refuse it (4429) or close the oldest (4409). @default 'reject' */
@@ -85,7 +102,7 @@ export interface CometOptions extends ChannelOptions {
   minHashLength?: number
   /** How long an `idempotencyKey` of `sendToUser` / `publish` is remembered, in ms. @default 300000 */
   idempotencyTtl?: number
-  /** The HTTP API for other languages (`POST ${path}/api/:method`), off without it: docs/server-api.md. */
+  /** The HTTP API for other languages (`POST ${prefix}${path}/api/:method`), off without it: docs/server-api.md. */
   api?: ApiOptions
 }
 
@@ -135,10 +152,13 @@ export interface CometApi extends ChannelApi {
   registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void>
   /** Deletes the user's hash and closes their sockets on every instance with 4401. */
   revokeAuth (userId: UserId): Promise<void>
-  /** Delivers to every connected device of the user on every instance, or queues it when none is online. */
-  sendToUser (userId: UserId, event: string, data: unknown, options?: SendOptions): Promise<SendResult>
+  /**
+   * Delivers to every connected device of the user on every instance, or queues it when none is online.
+   * `data` is checked against the event's type when the app declared it in `CometEvents`.
+   */
+  sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>, options?: SendOptions): Promise<SendResult>
   /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
-  publish (channel: string, event: string, data: unknown, options?: SendOptions): Promise<PublishResult>
+  publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
 }

@@ -63,7 +63,7 @@ test('invalid options fail at register time with FST_ERR_COMET_OPTIONS', async (
     { maxDevices: 1.5 },
     { onDeviceLimit: 'drop' },
     { path: 'comet' },
-    { prefix: 'a{b}' },
+    { keyPrefix: 'a{b}' },
     { heartbeatInterval: '1000' },
     { offlineQueue: { maxMessages: 0 } },
     { offlineQueue: 'yes' },
@@ -92,9 +92,9 @@ test('an ioredis instance passed in is used and left open; our own connections a
     client.disconnect()
     await redis.stop()
   })
-  const { app, url } = await startApp({ redis: client, prefix: 'mine:' })
+  const { app, url } = await startApp({ redis: client, keyPrefix: 'mine:' })
   await app.comet.registerAuth('own', HASH)
-  assert.equal(await client.exists('mine:{u:own}:auth'), 1, 'keys live under the prefix, with the user hash tag')
+  assert.equal(await client.exists('mine:{u:own}:auth'), 1, 'keys live under keyPrefix, with the user hash tag')
   const ws = await TestClient.open(url)
   await ws.auth('own', HASH)
   await app.close()

@@ -158,7 +158,7 @@ test('an emitter whose Redis is down rejects with FST_ERR_COMET_UNAVAILABLE', as
 test('an emitter on a Redis Cluster reaches both instances, with the app\'s keyPrefix', async (t) => {
   const cluster = await sharedCluster()
   const prefix = testPrefix()
-  const { a, b } = await startPair(t, { prefix }, 'cluster')
+  const { a, b } = await startPair(t, { keyPrefix: prefix }, 'cluster')
   const emitter = new CometEmitter({ redis: { cluster: cluster.startup }, keyPrefix: prefix })
   t.after(async () => {
     await emitter.close()

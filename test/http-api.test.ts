@@ -187,14 +187,24 @@ test('HTTP API: @fastify/swagger documents every route with its params', async (
   const app = Fastify()
   t.after(() => app.close())
   await app.register(swagger, { openapi: { info: { title: 'app', version: '1' } } })
-  await app.register(comet, { path: '/rt', api: { keys: [KEY] } })
+  await app.register(comet, { prefix: '/v1', path: '/rt', api: { keys: [KEY] } })
   await app.ready()
   const doc = app.swagger() as { paths: Record<string, any> }
   const methods = ['registerAuth', 'revokeAuth', 'sendToUser', 'publish', 'isOnline', 'presence', 'members', 'channelStats', 'channels', 'history', 'batch']
-  assert.deepEqual(Object.keys(doc.paths).filter((p) => p.startsWith('/rt/api/')).sort(), methods.map((m) => `/rt/api/${m}`).sort())
-  const send = doc.paths['/rt/api/sendToUser'].post
+  assert.deepEqual(Object.keys(doc.paths).filter((p) => p.includes('/api/')).sort(), methods.map((m) => `/v1/rt/api/${m}`).sort(),
+    'under Fastify\'s prefix and the path, like the socket; the catch-all for unknown methods is hidden')
+  const send = doc.paths['/v1/rt/api/sendToUser'].post
   const body = send.requestBody.content['application/json'].schema
   assert.deepEqual(Object.keys(body.properties), ['userId', 'event', 'data', 'idempotencyKey'])
   assert.deepEqual(body.required, ['userId', 'event', 'data'])
   assert.ok(send.responses['200'] !== undefined)
+})
+
+test('HTTP API: the routes move with Fastify\'s prefix, next to the socket', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(comet, { prefix: '/v1', api: { keys: [KEY] } })
+  const reply = await app.inject({ method: 'POST', url: '/v1/comet/api/isOnline', headers: { authorization: `Bearer ${KEY}` }, payload: { userId: 'u' } })
+  assert.deepEqual([reply.statusCode, reply.json()], [200, { result: false }])
+  assert.equal((await app.inject({ method: 'POST', url: '/comet/api/isOnline', headers: { authorization: `Bearer ${KEY}` }, payload: { userId: 'u' } })).statusCode, 404)
 })

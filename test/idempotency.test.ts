@@ -85,7 +85,7 @@ for (const backend of BACKENDS) {
 for (const backend of PAIR_BACKENDS) {
   test(`on ${backend}, two instances and an emitter racing with one key deliver once`, async (t) => {
     const prefix = testPrefix()
-    const { a, b, redis } = await startPair(t, { prefix }, backend)
+    const { a, b, redis } = await startPair(t, { keyPrefix: prefix }, backend)
     const emitter = new CometEmitter({
       redis: backend === 'redis' ? redis?.url as string : { cluster: (await sharedCluster()).startup },
       keyPrefix: prefix

@@ -53,7 +53,7 @@ async function moveSlot (cluster: RedisCluster, slot: number, to: number): Promi
 test('users on every shard get their messages on both instances; each user\'s channel is subscribed only on its own shard', async (t) => {
   const cluster = await sharedCluster()
   const prefix = testPrefix()
-  const { a, b } = await startPair(t, { prefix }, 'cluster')
+  const { a, b } = await startPair(t, { keyPrefix: prefix }, 'cluster')
   const users = usersOnEveryShard(cluster, 2)
   const clients: Array<[string, TestClient]> = []
   for (const [, ids] of users) {
@@ -85,7 +85,7 @@ test('users on every shard get their messages on both instances; each user\'s ch
 test('a message travels only to the shard of its user: no pub/sub broadcast on the cluster bus, no output on other masters', async (t) => {
   const cluster = await sharedCluster()
   const prefix = testPrefix()
-  const { a, b } = await startPair(t, { prefix }, 'cluster')
+  const { a, b } = await startPair(t, { keyPrefix: prefix }, 'cluster')
   const [[owner, [user]]] = [...usersOnEveryShard(cluster, 1)] as [[number, [string]]]
   await a.app.comet.registerAuth(user, HASH)
   const client = await TestClient.open(b.url)
@@ -119,7 +119,7 @@ test('a message travels only to the shard of its user: no pub/sub broadcast on t
 test('a slot moved to another master during a message stream: devices that stay and devices that resume lose nothing', async (t) => {
   const cluster = await sharedCluster()
   const prefix = testPrefix()
-  const { a, b } = await startPair(t, { prefix, heartbeatInterval: 200 }, 'cluster')
+  const { a, b } = await startPair(t, { keyPrefix: prefix, heartbeatInterval: 200 }, 'cluster')
   const users = usersOnEveryShard(cluster, 1)
   assert.equal(users.size, 3)
   const [[from, [moving]], [to]] = [...users] as [[number, [string]], [number, [string]]]
@@ -173,7 +173,7 @@ test('a Cluster instance passed in is used and left open; the option must not tu
   t.after(() => client.disconnect())
   await assert.rejects(startApp({ redis: client, shardedPubSub: false }), { code: 'FST_ERR_COMET_OPTIONS' })
   await assert.rejects(startApp({ redis: { cluster: [] } }), { code: 'FST_ERR_COMET_OPTIONS' })
-  const { app, url } = await startApp({ redis: client, prefix })
+  const { app, url } = await startApp({ redis: client, keyPrefix: prefix })
   t.after(() => dropPrefix(cluster, prefix))
   await app.comet.registerAuth('mine', HASH)
   const device = await TestClient.open(url)
@@ -218,7 +218,7 @@ test('a shard subscriber that silently stops receiving is found by its shard\'s 
   const proxy = new DeafeningProxy(port)
   await proxy.listen()
   const { app, url } = await startApp({
-    prefix,
+    keyPrefix: prefix,
     heartbeatInterval: 200,
     redis: { cluster: [{ host: '127.0.0.1', port: other }], options: { natMap: { [`127.0.0.1:${port}`]: { host: '127.0.0.1', port: proxy.port } } } }
   })

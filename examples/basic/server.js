@@ -32,7 +32,7 @@ const $ = (id) => document.getElementById(id)
 const log = (text) => { const li = document.createElement('li'); li.textContent = text; $('log').prepend(li) }
 $('connect').onclick = async () => {
   const { userId, hash } = await (await fetch('/login/' + $('user').value)).json()
-  const ws = new WebSocket(location.origin.replace('http', 'ws') + '/comet')
+  const ws = new WebSocket(location.origin.replace('http', 'ws') + '/comet', 'comet.v1')
   ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', userId, hash }))
   ws.onclose = (e) => { $('status').textContent = 'closed (' + e.code + ')' }
   ws.onmessage = (e) => {

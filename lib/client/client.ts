@@ -3,7 +3,8 @@ import { CometClientError } from './errors.ts'
 import { defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
 import { SharedLink } from './shared.ts'
 import { checkName, parseTopic, PRIVATE, privateId } from './topics.ts'
-import type { CometClientOptions, CometEvents, CometHistory, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
+import type { CometEvents, EventData, TopicData } from './events.ts'
+import type { CometClientOptions, CometClientEvents, CometHistory, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
 
 interface Link {
   readonly status: CometStatus
@@ -30,11 +31,13 @@ interface Subscription {
  * It connects at once and keeps connecting (backoff with full jitter, capped) until `close()` or a
  * failed authentication. Every subscription is restored after a reconnect, and a private message is
  * never delivered twice: one whose id is not above the last id seen is dropped.
+ *
+ * `Events` types the data of each event (by default the app's `CometEvents` declaration).
  */
-export class CometClient {
+export class CometClient<Events extends object = CometEvents> {
   readonly #link: Link
   readonly #subs = new Set<Subscription>()
-  readonly #listeners: { [K in keyof CometEvents]: Set<CometEvents[K]> } = { status: new Set(), ready: new Set(), error: new Set() }
+  readonly #listeners: { [K in keyof CometClientEvents]: Set<CometClientEvents[K]> } = { status: new Set(), ready: new Set(), error: new Set() }
   #lastId: number | undefined
   #lastIdText: string | undefined
   /** Since the last `ready`: the id the device is in sync with once `left` stored messages have arrived. */
@@ -107,10 +110,13 @@ export class CometClient {
    * Call `callback` for each message of a topic: `msg` (all private messages), `msg.<event>`,
    * `<channel>` or `<channel>.<event>`. Returns the function that unsubscribes.
    */
-  subscribe<T = unknown> (topic: string, callback: (message: CometMessage<T>) => void): () => void {
+  subscribe<Topic extends string> (topic: Topic, callback: (message: CometMessage<TopicData<Topic, Events>>) => void): () => void
+  /** The same, with the message data's type given: `subscribe<Invoice>('msg.invoice', …)`. */
+  subscribe<T = unknown> (topic: string, callback: (message: CometMessage<NoInfer<T>>) => void): () => void
+  subscribe (topic: string, callback: (message: CometMessage<never>) => void): () => void {
     const { channel, event } = parseTopic(topic)
     if (typeof callback !== 'function') throw new TypeError('subscribe(topic, callback): callback must be a function')
-    const sub: Subscription = { channel, event, callback: callback as (message: CometMessage<never>) => void }
+    const sub: Subscription = { channel, event, callback }
     this.#subs.add(sub)
     this.#syncChannels()
     return () => {
@@ -119,7 +125,7 @@ export class CometClient {
   }
 
   /** Publish to a channel clients may publish to (`web_*`); resolves with the message id. */
-  async publish (channel: string, event: string, data?: unknown): Promise<string> {
+  async publish<E extends string> (channel: string, event: E, data?: EventData<E, Events>): Promise<string> {
     checkName('channel', channel)
     checkName('event', event)
     const reply = await this.#request({ type: 'publish', channel, event, data: data ?? null })
@@ -151,8 +157,8 @@ export class CometClient {
     return { recovered: reply['recovered'] === true, messages }
   }
 
-  on<K extends keyof CometEvents> (event: K, listener: CometEvents[K]): () => void {
-    const listeners = this.#listeners[event] as Set<CometEvents[K]> | undefined
+  on<K extends keyof CometClientEvents> (event: K, listener: CometClientEvents[K]): () => void {
+    const listeners = this.#listeners[event] as Set<CometClientEvents[K]> | undefined
     if (listeners === undefined) throw new TypeError(`unknown event ${String(event)}: use status, ready or error`)
     listeners.add(listener)
     return () => { listeners.delete(listener) }
@@ -218,10 +224,10 @@ export class CometClient {
     }
   }
 
-  #emit<K extends keyof CometEvents> (event: K, ...args: Parameters<CometEvents[K]>): void {
+  #emit<K extends keyof CometClientEvents> (event: K, ...args: Parameters<CometClientEvents[K]>): void {
     for (const listener of [...this.#listeners[event]]) {
       try {
-        (listener as (...a: Parameters<CometEvents[K]>) => void)(...args)
+        (listener as (...a: Parameters<CometClientEvents[K]>) => void)(...args)
       } catch (error) {
         reportError(error)
       }

@@ -2,6 +2,7 @@ import { pending } from './pending.ts'
 import type { Pending } from './pending.ts'
 import { backoffDelay } from './backoff.ts'
 import { CometClientError } from './errors.ts'
+import { PROTOCOL } from './version.ts'
 import type { CloseEventLike, EventTargetLike, MessageEventLike, WebSocketConstructorLike, WebSocketLike } from './env.ts'
 import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, ServerFrame, StatusInfo } from './types.ts'
 
@@ -120,7 +121,7 @@ export class Connection {
     this.#retryTimer = undefined
     let socket: WebSocketLike
     try {
-      socket = new this.#opts.WebSocket(this.#opts.url)
+      socket = new this.#opts.WebSocket(this.#opts.url, PROTOCOL)
     } catch {
       // A malformed URL or a blocked port: treat it as a failed attempt and keep backing off.
       this.#dropped(undefined)

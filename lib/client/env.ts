@@ -18,7 +18,7 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket class: the browser's `WebSocket`, or `WebSocket` from the `ws` package in Node. */
-export type WebSocketConstructorLike = new (url: string) => WebSocketLike
+export type WebSocketConstructorLike = new (url: string, protocols?: string | string[]) => WebSocketLike
 
 export interface MessageEventLike { data: unknown }
 export interface CloseEventLike { code: number, reason: string }

@@ -1,8 +1,10 @@
 export { CometClient } from './client.ts'
 export { CometClientError } from './errors.ts'
+export { PROTOCOL } from './version.ts'
+export type { CometEvents, EventData, TopicData } from './events.ts'
 export type {
+  CometClientEvents,
   CometClientOptions,
-  CometEvents,
   CometHistory,
   CometMessage,
   CometStatus,

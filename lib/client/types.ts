@@ -52,7 +52,7 @@ export interface CometClientOptions {
    */
   connectTimeout?: number
   /**
-   * Reject `publish()` and `members()` that got no reply within this many ms.
+   * Reject `publish()`, `members()` and `history()` that got no reply within this many ms.
    * @default 10000
    */
   requestTimeout?: number
@@ -127,7 +127,8 @@ export interface ServerError {
   channel?: string
 }
 
-export interface CometEvents {
+/** The client's own events, for `on()`. */
+export interface CometClientEvents {
   status: (status: CometStatus, info: StatusInfo) => void
   ready: (info: ReadyInfo) => void
   error: (error: ServerError) => void

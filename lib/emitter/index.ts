@@ -4,12 +4,12 @@ import { errors } from '../errors.ts'
 import { storeSettings } from '../options.ts'
 import { RedisStore } from '../store/redis/index.ts'
 import type { ChannelInfo, ChannelStats, HistoryResult } from '../channels/types.ts'
-import type { CometApi, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
+import type { CometApi, EventData, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
 import { normalizeEmitter } from './options.ts'
 import type { EmitterOptions } from './types.ts'
 
 export type { EmitterLogger, EmitterOptions } from './types.ts'
-export type { ChannelInfo, ChannelStats, HistoryResult, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
+export type { ChannelInfo, ChannelStats, CometEvents, EventData, HistoryResult, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
 export { errors } from '../errors.ts'
 
 /**
@@ -52,8 +52,8 @@ export class CometEmitter implements CometApi {
 
   registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void> { return this.#api.registerAuth(userId, hash, options) }
   revokeAuth (userId: UserId): Promise<void> { return this.#api.revokeAuth(userId) }
-  sendToUser (userId: UserId, event: string, data: unknown, options?: SendOptions): Promise<SendResult> { return this.#api.sendToUser(userId, event, data, options) }
-  publish (channel: string, event: string, data: unknown, options?: SendOptions): Promise<PublishResult> { return this.#api.publish(channel, event, data, options) }
+  sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>, options?: SendOptions): Promise<SendResult> { return this.#api.sendToUser(userId, event, data, options) }
+  publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult> { return this.#api.publish(channel, event, data, options) }
   isOnline (userId: UserId): Promise<boolean> { return this.#api.isOnline(userId) }
   presence (userId: UserId): Promise<Presence> { return this.#api.presence(userId) }
   members (channel: string): Promise<string[]> { return this.#api.members(channel) }

@@ -17,9 +17,9 @@ export function normalizeEmitter (options: EmitterOptions): Settings {
     if (!EMITTER_OPTIONS.has(key)) throw new errors.OPTIONS(`unknown emitter option "${key}" (an emitter takes ${[...EMITTER_OPTIONS].join(', ')})`)
   }
   if (options.redis === undefined) throw new errors.OPTIONS('redis is required: an emitter reaches the app\'s instances through Redis (memory cannot span processes)')
-  const { keyPrefix, logger, ...shared } = options
+  const { logger, ...shared } = options
   if (logger !== undefined && (typeof logger !== 'object' || logger === null || typeof logger.warn !== 'function')) {
     throw new errors.OPTIONS('logger must have a warn(obj, msg) method, like pino')
   }
-  return normalize({ ...shared, ...(keyPrefix === undefined ? {} : { prefix: keyPrefix }) })
+  return normalize(shared)
 }

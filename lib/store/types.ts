@@ -114,7 +114,7 @@ export interface UserStatus {
 }
 
 export interface StoreSettings {
-  prefix: string
+  keyPrefix: string
   maxDevices: number
   evictOldest: boolean
   queue: { maxMessages: number, ttl: number }

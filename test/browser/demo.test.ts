@@ -2,11 +2,13 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdirSync, statSync } from 'node:fs'
+import type { Duplex } from 'node:stream'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { buildApp } from '../../examples/chat/app.js'
+import { openUpgrades } from '../helpers/app.ts'
 import { startRedis } from '../helpers/redis.ts'
 import type { RedisServer } from '../helpers/redis.ts'
 import { build, launch } from './chromium.ts'
@@ -14,7 +16,7 @@ import { build, launch } from './chromium.ts'
 const results = new URL('../../test-results/', import.meta.url)
 const WAIT = { timeout: 15_000 }
 
-interface Instance { app: FastifyInstance, origin: string }
+interface Instance { app: FastifyInstance, origin: string, sockets: Set<Duplex> }
 
 let redis: RedisServer
 let browser: Browser
@@ -29,9 +31,10 @@ before(async () => {
   const secret = randomBytes(16).toString('hex')
   for (const name of ['A', 'B']) {
     const app = await buildApp({ redis: redis.url, secret, instance: name })
+    const sockets = openUpgrades(app.server)
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
-    instances.push({ app, origin: `http://127.0.0.1:${port}` })
+    instances.push({ app, origin: `http://127.0.0.1:${port}`, sockets })
   }
   browser = await launch()
 })
@@ -141,8 +144,8 @@ test('a page reload loses nothing sent during the reload, and shows nothing twic
 })
 
 test('two tabs with shareConnection open one socket, and a closed leader tab hands over without losing messages', async () => {
-  const server = instance(0).app.websocketServer
-  const before = new Set(server.clients)
+  const sockets = instance(0).sockets
+  const before = new Set(sockets)
   const context = await browser.newContext()
   // Sockets pass straight through until `hold` is set; then the next one waits for `release`.
   // (Playwright wraps the page's WebSocket from the next navigation on, so this comes first.)
@@ -159,7 +162,7 @@ test('two tabs with shareConnection open one socket, and a closed leader tab han
   })
   const first = await signIn(instance(0).origin, 'dave', await context.newPage())
   const second = await signIn(instance(0).origin, 'dave', await context.newPage())
-  const opened = [...server.clients].filter((ws) => !before.has(ws))
+  const opened = [...sockets].filter((socket) => !before.has(socket))
   assert.equal(opened.length, 1, 'one socket on the server for two tabs')
   assert.equal(await devices('dave'), 1, 'one device for two tabs')
 
@@ -175,7 +178,7 @@ test('two tabs with shareConnection open one socket, and a closed leader tab han
   // so that a message is sent while no tab is connected.
   hold = true
   const leaderSocket = opened[0]
-  const gone = leaderSocket === undefined || leaderSocket.readyState === leaderSocket.CLOSED ? Promise.resolve() : once(leaderSocket, 'close')
+  const gone = leaderSocket === undefined || !sockets.has(leaderSocket) ? Promise.resolve() : once(leaderSocket, 'close')
   await first.close()
   await gone
   await until('the old device to leave', async () => await devices('dave') === 0)
@@ -194,7 +197,7 @@ test('two tabs with shareConnection open one socket, and a closed leader tab han
   })
   assert.deepEqual(await shown(second), ['to both tabs', 'during handover', 'after handover'])
   assert.equal(await devices('dave'), 1)
-  assert.equal([...server.clients].filter((ws) => !before.has(ws)).length, 1)
+  assert.equal([...sockets].filter((socket) => !before.has(socket)).length, 1)
   await context.close()
 })
 
@@ -239,7 +242,7 @@ test('offline, the page backs off; back online, it reconnects at once', async ()
   })
   // Cut first, then go offline: a close that arrives while Chromium emulates offline can be swallowed, and
   // the page would not know its socket is gone (about 1 run in 5).
-  for (const ws of instance(0).app.websocketServer.clients) ws.terminate()
+  for (const socket of instance(0).sockets) socket.destroy()
   await until('the page saw the close', async () => (await page.evaluate(() => (globalThis as unknown as { log: unknown[] }).log.length)) >= 1)
   await context.setOffline(true)
   await until('three failed attempts', async () => (await page.evaluate(() => (globalThis as unknown as { log: unknown[] }).log.length)) >= 3)

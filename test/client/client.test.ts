@@ -329,8 +329,10 @@ test('requests: an error reply rejects with its code; a drop, a timeout and clos
   await assert.rejects(dropped, { code: 'disconnected' })
 
   const late = client.members('track_a')
+  const lateHistory = client.history('news')
   t.mock.timers.tick(1000)
   await assert.rejects(late, { code: 'timeout' })
+  await assert.rejects(lateHistory, { code: 'timeout' }, 'requestTimeout covers history() too')
 
   const waiting = client.members('track_a')
   client.close()

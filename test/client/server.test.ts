@@ -97,7 +97,7 @@ test('a wrong hash ends in auth-failed, with no retry', async (t) => {
   t.after(() => app.close())
   await app.comet.registerAuth('42', HASH)
   let sockets = 0
-  app.websocketServer.on('connection', () => sockets++)
+  app.server.on('upgrade', () => sockets++)
   const { comet, statuses } = client(url, { hash: 'not-the-right-hash-at-all' })
   t.after(() => comet.close())
   await until('auth-failed', () => comet.status === 'auth-failed')

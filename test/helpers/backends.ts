@@ -51,8 +51,8 @@ export function dropPrefix (cluster: RedisCluster, prefix: string): void {
 export async function appOn (t: TestContext, backend: Backend, options: CometOptions = {}): Promise<TestApp> {
   if (backend === 'cluster') {
     const cluster = await sharedCluster()
-    const prefix = options.prefix ?? testPrefix()
-    const started = await startApp({ redis: { cluster: cluster.startup }, prefix, ...options })
+    const prefix = options.keyPrefix ?? testPrefix()
+    const started = await startApp({ redis: { cluster: cluster.startup }, keyPrefix: prefix, ...options })
     t.after(async () => {
       await started.app.close()
       dropPrefix(cluster, prefix)

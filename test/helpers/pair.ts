@@ -17,8 +17,8 @@ export type PairBackend = typeof PAIR_BACKENDS[number]
 export async function startPair (t: TestContext, options: CometOptions = {}, backend: PairBackend = 'redis'): Promise<{ a: TestApp, b: TestApp, redis: RedisServer | null }> {
   if (backend === 'cluster') {
     const cluster = await sharedCluster()
-    const prefix = options.prefix ?? testPrefix()
-    const shared = { redis: { cluster: cluster.startup }, prefix, ...options }
+    const prefix = options.keyPrefix ?? testPrefix()
+    const shared = { redis: { cluster: cluster.startup }, keyPrefix: prefix, ...options }
     const a = await startApp(shared)
     const b = await startApp(shared)
     t.after(async () => {

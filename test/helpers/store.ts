@@ -7,7 +7,7 @@ import { startRedis } from './redis.ts'
 
 /** Store settings for tests that drive a store directly, without the plugin. */
 export const STORE_SETTINGS: StoreSettings = {
-  prefix: 'comet:',
+  keyPrefix: 'comet:',
   maxDevices: 10,
   evictOldest: false,
   queue: { maxMessages: 100, ttl: 60_000 },

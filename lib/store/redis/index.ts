@@ -78,7 +78,7 @@ export class RedisStore implements Store {
 
   constructor (redis: RedisSetting, settings: StoreSettings, log: StoreLog, shardedPubSub?: boolean) {
     this.#settings = settings
-    this.#keys = new Keys(settings.prefix)
+    this.#keys = new Keys(settings.keyPrefix)
     this.#log = log
     this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, settings.resume.ttl)
     this.#ownsCmd = !(redis instanceof Redis || redis instanceof Cluster)
