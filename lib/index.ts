@@ -13,6 +13,7 @@ import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
+import { Events } from './events/index.ts'
 import { normalize, storeSettings } from './options.ts'
 import { CLOSE } from './protocol/close-codes.ts'
 import { negotiate, PROTOCOL } from './protocol/version.ts'
@@ -26,6 +27,7 @@ import { useWebsocket } from './websocket.ts'
 export type * from './types.ts'
 export { errors } from './errors.ts'
 export { CLOSE } from './protocol/close-codes.ts'
+export { verifyWebhook } from './events/webhooks.ts'
 export { PROTOCOL } from './protocol/version.ts'
 
 declare module 'fastify' {
@@ -43,7 +45,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   const store: Store = settings.redis === undefined
     ? new MemoryStore(storeSettings(settings))
     : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub)
-  const hub = new Hub(store, log)
+  const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
@@ -61,6 +63,15 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
     throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
   }
+
+  const events = new Events({
+    store,
+    log,
+    webhooks: settings.webhooks,
+    heartbeatInterval: settings.heartbeatInterval,
+    prefix: settings.keyPrefix,
+    channelSet: (channel) => channels.presence.subs(channel)
+  })
 
   const limits = settings.authRateLimit.max > 0 ? new AuthLimits(settings.authRateLimit.max, settings.authRateLimit.window) : null
   const ctx: ConnectionContext = {
@@ -101,6 +112,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   app.addHook('onClose', async () => {
     await shutdown()
     state = 'closed'
+    await events.close()
     await store.close()
   })
 
@@ -113,7 +125,11 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
     }
   }
-  const api: CometApi = createApi({ settings, store, instance, call })
+  const api: CometApi = {
+    ...createApi({ settings, store, instance, call }),
+    on: (type, listener) => events.on(type, listener),
+    off: (type, listener) => events.off(type, listener)
+  }
 
   // Every route of the plugin is added in this one encapsulated scope, never on `app`: fastify-plugin keeps
   // Fastify from applying its register options (`prefix`, `logLevel`, `logSerializers`) to an fp plugin's

@@ -7,6 +7,8 @@ import type { ChannelSettings } from './channels/options.ts'
 import { normalizeApi } from './api/options.ts'
 import type { ApiSettings } from './api/options.ts'
 import type { StoreSettings } from './store/types.ts'
+import { normalizeWebhooks } from './events/options.ts'
+import type { WebhookSettings } from './events/webhooks.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -35,13 +37,15 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  /** Server events POSTed to these (lib/events). */
+  webhooks: WebhookSettings[]
   idempotencyTtl: number
   /** null: no HTTP API routes. */
   api: ApiSettings | null
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
-  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit',
+  'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'idempotencyTtl', 'api'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -113,6 +117,7 @@ export function normalize (options: CometOptions = {}): Settings {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
     },
+    webhooks: normalizeWebhooks(options.webhooks, cluster),
     idempotencyTtl: int('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
     api: normalizeApi(options.api)
   }

@@ -1,9 +1,11 @@
 import type { RegisterOptions } from 'fastify'
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
 import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
+export type * from './events/types.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 export type { CometEvents, EventData } from './client/events.ts'
 
@@ -100,6 +102,11 @@ export interface CometOptions extends ChannelOptions, CometRegisterOptions {
   authRateLimit?: AuthRateLimitOptions | false
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
+  /**
+   * Server events POSTed as signed JSON batches (docs/events.md); each batch is sent by one instance and
+   * retried until answered 2xx. Not on a Redis Cluster. @default []
+   */
+  webhooks?: WebhookOptions[]
   /** How long an `idempotencyKey` of `sendToUser` / `publish` is remembered, in ms. @default 300000 */
   idempotencyTtl?: number
   /** The HTTP API for other languages (`POST ${prefix}${path}/api/:method`), off without it: docs/server-api.md. */
@@ -161,4 +168,10 @@ export interface CometApi extends ChannelApi {
   publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
+  /**
+   * Server events (docs/events.md): each reaches one instance that listens for its type, once (again only
+   * if that instance dies first, or the listener throws: up to 5 attempts). In order per user or channel.
+   */
+  on<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
+  off<T extends ServerEventType> (type: T, listener: ServerEventListener<T>): void
 }

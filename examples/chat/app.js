@@ -1,5 +1,5 @@
 // The fastify-comet demo: sign in as any user id, get private messages, send to other users, talk in a
-// room (web_room) and see who is in it (track_room).
+// room (web_room) and see who is in it (track_room); the lobby shows who comes online and goes offline.
 // It signs people in without a password: a real app hands out the hash only after its own login.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -8,7 +8,7 @@ import comet from 'fastify-comet'
 
 const USER_ID = /^[A-Za-z0-9_-]{1,64}$/
 const EVENT = /^[A-Za-z0-9_-]{1,64}$/
-/** The public channel where the server announces sign-ins. */
+/** The public channel where the server announces sign-ins, and users coming online and going offline. */
 const LOBBY = 'lobby'
 /** The room: clients publish to it themselves (web_ channels), the server stamps each sender. */
 const ROOM = 'web_room'
@@ -36,6 +36,15 @@ export async function buildApp (options = {}) {
     ...(options.redis === undefined ? {} : { redis: options.redis }),
     // The room keeps its last messages, so a page that opens (or comes back) shows what was said.
     history: { [ROOM]: { size: 50 } }
+  })
+
+  // Server events: each reaches one instance of the cluster, once, which tells every lobby. A reload
+  // (within presenceGrace) is neither.
+  app.comet.on('online', async ({ userId, at }) => {
+    await app.comet.publish(LOBBY, 'online', { userId, at })
+  })
+  app.comet.on('offline', async ({ userId, lastSeen }) => {
+    await app.comet.publish(LOBBY, 'offline', { userId, lastSeen })
   })
 
   // A user's hash is an HMAC of their id, so every instance that knows the secret hands out the same one

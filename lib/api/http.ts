@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../errors.ts'
-import type { CometApi } from '../types.ts'
+import type { ServerApi } from './index.ts'
 import type { ApiSettings } from './options.ts'
 import { METHODS, BATCH_SCHEMA, ERROR_SCHEMA, MAX_COMMANDS } from './schemas.ts'
 import type { MethodName } from './schemas.ts'
@@ -14,7 +14,7 @@ type Reply = { result: unknown } | { error: { code: string, message: string } }
  * HTTP, in a batch or in-process fails with the same coded error; the JSON Schemas document the routes
  * (for @fastify/swagger) and are not used to validate.
  */
-export function apiRoutes (app: FastifyInstance, path: string, settings: ApiSettings, api: CometApi): void {
+export function apiRoutes (app: FastifyInstance, path: string, settings: ApiSettings, api: ServerApi): void {
   const base = `${path === '/' ? '' : path}/api`
   const keys = settings.keys.map(sha256)
   const route = {
@@ -86,7 +86,7 @@ function authorized (header: string | undefined, keys: Buffer[]): boolean {
 }
 
 /** One method call from its named params; rejects with the method's own coded errors. */
-async function invoke (api: CometApi, name: string, params: unknown): Promise<unknown> {
+async function invoke (api: ServerApi, name: string, params: unknown): Promise<unknown> {
   if (!Object.hasOwn(METHODS, name)) throw new errors.API_METHOD(JSON.stringify(name))
   const method = METHODS[name as MethodName]
   const p = params ?? {}
@@ -101,7 +101,7 @@ async function invoke (api: CometApi, name: string, params: unknown): Promise<un
 }
 
 /** Runs the commands in order; consecutive calls of one method run together (they share round trips). */
-async function batch (api: CometApi, body: unknown, request: FastifyRequest): Promise<Reply[]> {
+async function batch (api: ServerApi, body: unknown, request: FastifyRequest): Promise<Reply[]> {
   const commands = (body as { commands?: unknown } | null)?.commands
   if (typeof body !== 'object' || body === null || !Array.isArray(commands)) throw new errors.API_PARAMS('the body must be { "commands": [ { "method", "params" }, … ] }')
   for (const k of Object.keys(body)) if (k !== 'commands') throw new errors.API_PARAMS(`unknown field ${JSON.stringify(k)}; the body is { "commands": [...] }`)
@@ -120,7 +120,7 @@ function methodOf (command: unknown): unknown {
   return typeof command === 'object' && command !== null ? (command as { method?: unknown }).method : undefined
 }
 
-async function one (api: CometApi, command: unknown, request: FastifyRequest): Promise<Reply> {
+async function one (api: ServerApi, command: unknown, request: FastifyRequest): Promise<Reply> {
   try {
     if (typeof command !== 'object' || command === null || Array.isArray(command)) throw new errors.API_PARAMS('each command must be { "method", "params" }')
     const { method, params, ...rest } = command as { method?: unknown, params?: unknown }

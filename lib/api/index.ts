@@ -8,6 +8,9 @@ import type { Settings } from '../options.ts'
 import { messageHead } from '../protocol/frames.ts'
 import type { Once, Store } from '../store/types.ts'
 import type { CometApi, Presence, RegisterAuthOptions, SendOptions, UserId } from '../types.ts'
+
+/** The server API that sends and reads: all of `app.comet` but its server events (`on` / `off`), which need an instance. */
+export type ServerApi = Omit<CometApi, 'on' | 'off'>
 import * as validate from '../validate.ts'
 
 export interface ApiContext {
@@ -31,7 +34,7 @@ const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/
  * The server API, one implementation: `app.comet` on every instance, the CometEmitter in other processes,
  * and the HTTP API on top of either (lib/api/http.ts).
  */
-export function createApi ({ settings, store, instance, call }: ApiContext): CometApi {
+export function createApi ({ settings, store, instance, call }: ApiContext): ServerApi {
   const scope: ChannelScope = { store, settings: settings.channels, heartbeatInterval: settings.heartbeatInterval }
   let published = 0
 
@@ -51,7 +54,7 @@ export function createApi ({ settings, store, instance, call }: ApiContext): Com
     return { key, ttl: settings.idempotencyTtl }
   }
 
-  const api: CometApi = {
+  const api: ServerApi = {
     async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
       const id = validate.userId(userId)
       if (typeof hash !== 'string') throw new errors.HASH('it must be a string')

@@ -1,4 +1,4 @@
-import type { CometApi } from '../types.ts'
+import type { ServerApi } from './index.ts'
 
 // The HTTP API's methods: each one's named params (JSON Schema, for the docs) and how they map onto the
 // server API's arguments.
@@ -30,7 +30,7 @@ interface Method {
   summary: string
   body: ReturnType<typeof body>
   result: object
-  call (api: CometApi, p: Params): Promise<unknown>
+  call (api: ServerApi, p: Params): Promise<unknown>
 }
 
 export const METHODS = {

@@ -15,7 +15,7 @@ import { TokenBucket } from './rate-limit.ts'
 export interface ChannelsContext {
   settings: ChannelSettings
   store: Store
-  hub: Hub
+  hub: Hub<Connection>
   log: FastifyBaseLogger
   /** This instance's id: connection ids and client message ids start with it. */
   instance: string

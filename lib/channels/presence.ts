@@ -30,7 +30,7 @@ export function subscriberSet (channel: string, heartbeatInterval: number, grace
  */
 export class Presence {
   #store: Store
-  #hub: Hub
+  #hub: Hub<Connection>
   #log: FastifyBaseLogger
   #grace: number
   #interval: number
@@ -39,7 +39,7 @@ export class Presence {
   #timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
   #stopped = false
 
-  constructor (store: Store, hub: Hub, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Connection) => string) {
+  constructor (store: Store, hub: Hub<Connection>, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Connection) => string) {
     this.#store = store
     this.#hub = hub
     this.#log = log

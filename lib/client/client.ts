@@ -1,6 +1,7 @@
 import { Connection, toMessage, type ConnectionHost, type ConnectionOptions } from './connection.ts'
 import { CometClientError } from './errors.ts'
-import { defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
+import { defaultSessionStorage, defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
+import type { StorageLike } from './env.ts'
 import { SharedLink } from './shared.ts'
 import { checkName, parseTopic, PRIVATE, privateId } from './topics.ts'
 import type { CometEvents, EventData, TopicData } from './events.ts'
@@ -30,7 +31,8 @@ interface Subscription {
  *
  * It connects at once and keeps connecting (backoff with full jitter, capped) until `close()` or a
  * failed authentication. Every subscription is restored after a reconnect, and a private message is
- * never delivered twice: one whose id is not above the last id seen is dropped.
+ * never delivered twice: one whose id is not above the last id seen is dropped. The last id is kept in
+ * the tab's sessionStorage (`persistLastId`), so a reloaded page resumes where the previous one stopped.
  *
  * `Events` types the data of each event (by default the app's `CometEvents` declaration).
  */
@@ -44,6 +46,8 @@ export class CometClient<Events extends object = CometEvents> {
   #syncing: { id: number, text: string, left: number } | undefined
   #closed = false
   readonly #userId: string | undefined
+  /** Where this tab keeps the last id across reloads, and under which key. */
+  readonly #kept: { storage: StorageLike, key: string } | undefined
 
   constructor (options: CometClientOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('new CometClient({ url, userId, hash }): options are required')
@@ -55,16 +59,23 @@ export class CometClient<Events extends object = CometEvents> {
       throw new TypeError('hash was given without userId')
     }
     this.#userId = userId
-    if (options.since !== undefined) {
-      const since = privateId(options.since)
-      if (since === undefined) throw new TypeError(`since must be a private message id (a decimal string), got ${JSON.stringify(options.since)}`)
-      this.#lastId = since
-      this.#lastIdText = options.since
+    if (options.persistLastId !== undefined && typeof options.persistLastId !== 'boolean') {
+      throw new TypeError(`persistLastId must be true or false, got ${String(options.persistLastId)}`)
+    }
+    const url = resolveUrl(options.url)
+    const storage = options.persistLastId === false || userId === undefined ? undefined : defaultSessionStorage()
+    this.#kept = storage === undefined ? undefined : { storage, key: `fastify-comet:last ${url} ${userId ?? ''}` }
+    const since = options.since ?? this.#read()
+    if (since !== undefined) {
+      const id = privateId(since)
+      if (id === undefined) throw new TypeError(`since must be a private message id (a decimal string), got ${JSON.stringify(options.since)}`)
+      this.#lastId = id
+      this.#lastIdText = since
     }
     const WebSocket = options.WebSocket ?? defaultWebSocket()
     if (WebSocket === undefined) throw new TypeError('no WebSocket implementation: pass one as the WebSocket option (in Node 20: import { WebSocket } from \'ws\')')
     const opts: ConnectionOptions = {
-      url: resolveUrl(options.url),
+      url,
       userId,
       hash: options.hash,
       WebSocket,
@@ -194,10 +205,7 @@ export class CometClient<Events extends object = CometEvents> {
         if (syncing !== undefined) syncing.left = id > syncing.id ? 0 : syncing.left - 1
         // Seen already (a resume, a queue flush racing a live send, a leader handover): drop it.
         const seen = this.#lastId !== undefined && id <= this.#lastId
-        if (!seen) {
-          this.#lastId = id
-          this.#lastIdText = frame.id
-        }
+        if (!seen) this.#setLast(id, frame.id)
         this.#settle()
         if (seen) return
       }
@@ -218,9 +226,29 @@ export class CometClient<Events extends object = CometEvents> {
     const syncing = this.#syncing
     if (syncing === undefined || syncing.left > 0) return
     this.#syncing = undefined
-    if (this.#lastId === undefined || syncing.id > this.#lastId) {
-      this.#lastId = syncing.id
-      this.#lastIdText = syncing.text
+    if (this.#lastId === undefined || syncing.id > this.#lastId) this.#setLast(syncing.id, syncing.text)
+  }
+
+  /** Written at once, not on pagehide: a message dispatched after pagehide counts as seen too. */
+  #setLast (id: number, text: string): void {
+    this.#lastId = id
+    this.#lastIdText = text
+    if (this.#kept === undefined) return
+    try {
+      this.#kept.storage.setItem(this.#kept.key, text)
+    } catch {
+      // Storage full or blocked: the id stays in memory, as with persistLastId: false.
+    }
+  }
+
+  /** The id the previous page of this tab kept, if it is one. */
+  #read (): string | undefined {
+    if (this.#kept === undefined) return undefined
+    try {
+      const text = this.#kept.storage.getItem(this.#kept.key)
+      return text !== null && privateId(text) !== undefined ? text : undefined
+    } catch {
+      return undefined
     }
   }
 

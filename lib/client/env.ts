@@ -42,7 +42,14 @@ export interface EventTargetLike {
   removeEventListener (type: string, listener: () => void): void
 }
 
+/** `sessionStorage` as the client uses it. */
+export interface StorageLike {
+  getItem (key: string): string | null
+  setItem (key: string, value: string): void
+}
+
 interface GlobalsLike {
+  sessionStorage?: StorageLike
   WebSocket?: WebSocketConstructorLike
   BroadcastChannel?: BroadcastChannelConstructorLike
   navigator?: { locks?: LockManagerLike }
@@ -68,6 +75,15 @@ export function defaultSharing (): { BroadcastChannel: BroadcastChannelConstruct
 export function defaultWindow (): EventTargetLike | undefined {
   if (typeof g.addEventListener !== 'function' || typeof g.removeEventListener !== 'function') return undefined
   return globalThis as unknown as EventTargetLike
+}
+
+/** This tab's `sessionStorage`, or undefined (Node, or a page where storage is blocked). */
+export function defaultSessionStorage (): StorageLike | undefined {
+  try {
+    return g.sessionStorage ?? undefined
+  } catch {
+    return undefined
+  }
 }
 
 export function pageLocation (): { protocol: string, host: string } | undefined {

@@ -19,10 +19,18 @@ export interface CometClientOptions {
   /** The secret the backend registered with `app.comet.registerAuth(userId, hash)`. */
   hash?: string
   /**
-   * The id of the last private message this user has already seen (for example kept in `sessionStorage`
-   * across a page reload). Older or equal ids are dropped, and it is sent as `since` on connect.
+   * The id of the last private message this user has already seen, when the app keeps it itself. Older
+   * or equal ids are dropped, and it is sent as `since` on connect. Given, it is used instead of the id
+   * kept by `persistLastId`.
    */
   since?: string
+  /**
+   * Keep the last private message id in this tab's `sessionStorage` (keyed by URL and user), so a reloaded
+   * page resumes from it and gets what was sent during the reload. `false` keeps it in memory only.
+   * Anonymous connections keep nothing.
+   * @default true
+   */
+  persistLastId?: boolean
   /**
    * The WebSocket class. Needed in Node 20 (pass `WebSocket` from the `ws` package).
    * @default globalThis.WebSocket

@@ -8,7 +8,9 @@ import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts
 import { payloadOf } from '../protocol/wire.ts'
 import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
-import type { Routed, Store } from '../store/types.ts'
+import { DeviceStream } from '../routing/device-stream.ts'
+import type { DeviceSink } from '../routing/device-stream.ts'
+import type { Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
@@ -16,7 +18,7 @@ import { SOCKET_SLICES } from './heartbeat.ts'
 export interface ConnectionContext {
   settings: Settings
   store: Store
-  hub: Hub
+  hub: Hub<Connection>
   log: FastifyBaseLogger
   limits: AuthLimits | null
   channels: Channels
@@ -40,14 +42,14 @@ const MAX_DEFERRED = 128
 /** How long a client cut for being slow may go without reading before its socket is destroyed. */
 const SLOW_CLOSE_GRACE = 1000
 
-/** syncing: authenticating and sending stored messages; live ones wait in the inbox meanwhile. */
+/** syncing: authenticating and sending stored messages (its device stream holds live ones meanwhile). */
 type State = 'new' | 'syncing' | 'ready' | 'closed'
 
 /**
  * One client socket: authentication, its frames, and the messages routed to it. Listeners are attached in
  * the constructor, synchronously, so no frame or close is missed; state is re-checked after every await.
  */
-export class Connection {
+export class Connection implements DeviceSink {
   userId: string | null = null
   /** Set once the device is recorded in the store (authenticated users only). */
   device: string | null = null
@@ -63,16 +65,12 @@ export class Connection {
   /** Dropped once authenticated: an idle socket keeps no timer. */
   #authTimer: NodeJS.Timeout | undefined
   // Created when first needed (most sockets never need them): memory per idle socket is what scales.
-  /** Live messages that arrive while syncing; merged by id with the stored ones. */
-  #inbox: Routed[] | undefined
+  /** The private messages of an authenticated user's socket. */
+  #stream: DeviceStream | undefined
   /** Frames that arrive while an earlier one waits on the store. */
   #deferred: Array<[RawData, boolean]> | undefined
   #subs: Set<string> | undefined
   #busy = false
-  /** The newest private message id this socket has (sent, or known to precede what it will be sent). */
-  #lastId = 0
-  /** Private messages wait in the inbox while a routing gap is caught up (see hold). */
-  #holding = false
 
   constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
     this.#ws = ws
@@ -86,61 +84,15 @@ export class Connection {
   }
 
   get closed (): boolean { return this.#state === 'closed' }
-  /** The id up to which this socket has every private message: where a catch-up starts. */
-  get synced (): number { return this.#lastId }
-
-  /**
-   * Offers a routed private message (`wire`: its frame, from textFrame); true when this socket took it
-   * (or already had it).
-   */
-  offer (message: Routed, wire: Buffer): boolean {
-    if (this.#state === 'syncing' || (this.#holding && this.#state === 'ready')) {
-      (this.#inbox ??= []).push(message)
-      return true
-    }
-    if (!this.canTake()) return false
-    if (message.id <= this.#lastId) return true
-    if (!this.#write(wire)) return false
-    this.#lastId = message.id
-    return true
-  }
-
-  /** Whether a message routed now would reach this socket. */
-  canTake (): boolean {
-    return this.#state === 'syncing' || (this.#state === 'ready' && this.#ws.readyState === OPEN)
-  }
-
-  /** Holds live messages in the inbox while a routing gap is caught up (Hub.resync); false if not ready. */
-  hold (): boolean {
-    if (this.#state !== 'ready' || this.#holding) return false
-    this.#holding = true
-    return true
-  }
-
-  /** Sends the catch-up merged by id with what was held, then delivers live again; returns what could not be sent. */
-  async release (stored: Routed[]): Promise<Routed[]> {
-    if (this.#state !== 'ready') {
-      this.#holding = false
-      return this.takeInbox()
-    }
-    const unsent = await this.#flush(stored.concat(this.takeInbox()))
-    this.#holding = false
-    return unsent
-  }
-
-  takeInbox (): Routed[] {
-    const held = this.#inbox ?? []
-    this.#inbox = undefined
-    return held
-  }
+  get open (): boolean { return this.#ws.readyState === OPEN }
 
   /** Sends a channel message's frame (from textFrame). */
   sendFrame (wire: Buffer): void {
-    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.#write(wire)
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.write(wire)
   }
 
   /** Writes a frame built by textFrame unless the client is too slow: then it is cut, and the frame is not taken. */
-  #write (wire: Buffer): boolean {
+  write (wire: Buffer): boolean {
     if (this.#ws.bufferedAmount + wire.length > this.#ctx.settings.maxBufferedBytes) {
       this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
       this.#cutSlow()
@@ -150,6 +102,18 @@ export class Connection {
     if (this.#ctx.prebuilt) rawSocket(this.#ws).write(wire)
     else this.#ws.send(payloadOf(wire), TEXT)
     return true
+  }
+
+  /**
+   * Writes a stored message paced by the socket: a backlog is never cut for being large, only a client
+   * that does not read.
+   */
+  writeStored (frame: Buffer): boolean | Promise<boolean> {
+    if (this.#ws.bufferedAmount + frame.length <= this.#ctx.settings.maxBufferedBytes) {
+      this.#ws.send(frame, TEXT)
+      return true
+    }
+    return new Promise((resolve) => this.#ws.send(frame, TEXT, (err) => resolve(err === undefined || err === null)))
   }
 
   /**
@@ -269,9 +233,11 @@ export class Connection {
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
-    await hub.joinUser(this, userId)
+    const stream = this.#stream = new DeviceStream(this)
+    await hub.joinUser(stream, userId)
     if (this.closed) return
     const device = this.#ctx.nextDevice()
+    const marked = stream.expect(device)
     const result = await store.attach(userId, device, digest, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
@@ -282,58 +248,32 @@ export class Connection {
       // Closed while the queue was being taken: give it back, and the device slot too. Missed messages
       // stay in the resume log, so they need no giving back.
       this.#ctx.channels.presence.deviceLeft(userId, device)
-      if (result.queued.length > 0) hub.requeue(userId, result.queued)
+      hub.giveBack(userId, result.queued)
       return
     }
     this.device = device
-    if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
-    this.#lastId = since ?? 0
-    const stored = new Set<number>()
-    for (const m of result.queued.concat(result.missed)) if (m.id > this.#lastId) stored.add(m.id)
-    // `last`: once the stored messages (all at or below it) have arrived, the device has everything up to
-    // it, even if it got no message at all: a reconnect passes it as `since`. So a live message at or
-    // below it that is not stored is not sent either: exactly `queued` messages come at or below `last`.
-    const recovered = result.recovered === null ? {} : { recovered: result.recovered }
-    const ready = { userId, queued: stored.size, dropped: result.dropped, ...recovered, last: String(result.synced) }
-    this.#stopAuthTimer()
-    this.#send(reply('ready', ready, ref))
-    const live = this.takeInbox().filter((m) => m.id > result.synced)
-    const unsent = await this.#flush(result.queued.concat(result.missed, live), result.synced)
-    if (unsent.length > 0) {
-      hub.requeue(userId, unsent)
+    stream.attached(result.queued, since)
+    // Messages sent before the attach may still be on their way here: what this device owns is decided
+    // once the marker the attach published behind them has come through.
+    if (!(await marked)) {
+      if (!this.closed) this.close(CLOSE.SERVICE_RESTART, 'routing was interrupted; reconnect')
       return
     }
+    if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
+    const { backlog, queued } = stream.own(result.missed, result.synced)
+    // `last`: once the stored messages (all at or below it) have arrived, the device has everything up to
+    // it, even if it got no message at all: a reconnect passes it as `since`. Exactly `queued` messages
+    // come at or below `last`.
+    const recovered = result.recovered === null ? {} : { recovered: result.recovered }
+    const ready = { userId, queued, dropped: result.dropped, ...recovered, last: String(result.synced) }
+    this.#stopAuthTimer()
+    this.#send(reply('ready', ready, ref))
+    const unsent = await stream.flush(backlog, result.synced)
+    if (unsent.length > 0) return hub.giveBack(userId, unsent)
+    if (stream.gap) return this.close(CLOSE.SERVICE_RESTART, 'messages may have been missed; reconnect with since')
+    stream.ready()
     this.#state = 'ready'
     log.debug({ userId, device }, 'comet: device connected')
-  }
-
-  /**
-   * Sends stored messages (queued, missed) merged by id with live ones that arrive meanwhile, paced by
-   * the socket: a backlog is never cut for being large, only a client that does not read. Ids at or
-   * below the last sent (so up to `since`), and after the backlog up to `synced`, are skipped. Returns what
-   * could not be sent if the socket closed.
-   */
-  async #flush (backlog: Routed[], synced = 0): Promise<Routed[]> {
-    const cap = this.#ctx.settings.maxBufferedBytes
-    let pending = backlog
-    do {
-      pending.sort((a, b) => a.id - b.id)
-      for (let i = 0; i < pending.length; i++) {
-        const message = pending[i] as Routed
-        if (message.id <= this.#lastId) continue
-        if (this.#ws.readyState !== OPEN) return pending.slice(i)
-        if (this.#ws.bufferedAmount + message.frame.length <= cap) {
-          this.#ws.send(message.frame, TEXT)
-        } else {
-          const failed = await new Promise((resolve) => this.#ws.send(message.frame, TEXT, resolve))
-          if (failed !== undefined && failed !== null) return pending.slice(i)
-        }
-        this.#lastId = message.id
-      }
-      if (synced > this.#lastId) this.#lastId = synced
-      pending = this.takeInbox()
-    } while (pending.length > 0)
-    return []
   }
 
   #stopAuthTimer (): void {
@@ -385,7 +325,7 @@ export class Connection {
     this.#subs = undefined
     this.#ctx.channels.closed(this, subs)
     for (const channel of subs) hub.unsubscribe(this, channel)
-    if (this.userId !== null) hub.leaveUser(this, this.userId)
+    if (this.userId !== null && this.#stream !== undefined) hub.leaveUser(this.#stream, this.userId)
     if (this.device !== null && this.userId !== null) this.#ctx.channels.presence.deviceLeft(this.userId, this.device)
     this.#ctx.closed(this)
   }

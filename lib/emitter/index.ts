@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { createApi } from '../api/index.ts'
+import type { ServerApi } from '../api/index.ts'
 import { errors } from '../errors.ts'
 import { storeSettings } from '../options.ts'
 import { RedisStore } from '../store/redis/index.ts'
 import type { ChannelInfo, ChannelStats, HistoryResult } from '../channels/types.ts'
-import type { CometApi, EventData, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
+import type { EventData, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
 import { normalizeEmitter } from './options.ts'
 import type { EmitterOptions } from './types.ts'
 
 export type { EmitterLogger, EmitterOptions } from './types.ts'
+export type { ServerApi } from '../api/index.ts'
 export type { ChannelInfo, ChannelStats, CometEvents, EventData, HistoryResult, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
 export { errors } from '../errors.ts'
 
@@ -18,9 +20,9 @@ export { errors } from '../errors.ts'
  * the same scripts. It opens one Redis connection (none for routing: it receives nothing) and loads
  * neither Fastify nor ws. `close()` releases it, so the process can exit.
  */
-export class CometEmitter implements CometApi {
+export class CometEmitter implements ServerApi {
   #store: RedisStore
-  #api: CometApi
+  #api: ServerApi
   #closed = false
   #connecting: Promise<void> | null = null
 

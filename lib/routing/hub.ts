@@ -1,24 +1,32 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { CatchUp, Control, Routed, Store } from '../store/types.ts'
-import type { Connection } from '../connections/connection.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { textFrame } from '../protocol/wire.ts'
 import { sliceOf, Slices } from '../connections/heartbeat.ts'
+import { written } from './device-stream.ts'
+import type { DeviceStream } from './device-stream.ts'
 
 const CATCH_UP_ATTEMPTS = 5
 
-interface Route<Conns> {
-  conns: Conns
+interface Route<Members> {
+  conns: Members
   /** Resolves once the store routes this user's / channel's traffic here. */
   listening: Promise<void>
 }
 
+/** What the hub needs of a channel subscriber. */
+export interface ChannelMember {
+  readonly userId: string | null
+  /** Writes a channel message's frame (from textFrame). */
+  sendFrame (wire: Buffer): void
+}
+
 /**
- * A user's sockets on this instance: a few at most, so an array (a Set costs ~200 bytes more per user, and
- * memory per idle connection is what scales). A channel may have thousands: a Set.
+ * A user's device streams on this instance: a few at most, so an array (a Set costs ~200 bytes more per
+ * user, and memory per idle connection is what scales). A channel may have thousands: a Set.
  */
-type UserRoute = Route<Connection[]>
-type ChannelRoute = Route<Set<Connection>>
+type UserRoute = Route<DeviceStream[]>
+type ChannelRoute<C> = Route<Set<C>>
 
 const LISTENING = Promise.resolve()
 
@@ -27,9 +35,9 @@ const LISTENING = Promise.resolve()
  * a message here only when this instance listens for its user or channel; the hub hands it to the sockets,
  * and puts back what no open socket could take.
  */
-export class Hub {
+export class Hub<C extends ChannelMember = ChannelMember> {
   readonly users = new Map<string, UserRoute>()
-  readonly channels = new Map<string, ChannelRoute>()
+  readonly channels = new Map<string, ChannelRoute<C>>()
   /** Store calls in flight that shutdown must wait for (detach, requeue). */
   readonly pending = new Set<Promise<unknown>>()
   /** User ids and channel names by heartbeat slice. */
@@ -44,15 +52,17 @@ export class Hub {
   }
 
   /** Registers an authenticating socket; resolves when the user's messages are routed to this instance. */
-  joinUser (conn: Connection, userId: string): Promise<void> {
+  joinUser (conn: DeviceStream, userId: string): Promise<void> {
     const route = this.users.get(userId)
     if (route !== undefined) {
       route.conns.push(conn)
+      conn.joined(route.conns)
       return route.listening
     }
     const listening = this.#store.listenUser(userId)
     // Sized for the one socket most users have here (an empty array grows to 17 slots on its first push).
     const fresh: UserRoute = { conns: [conn], listening }
+    conn.joined(fresh.conns)
     // Once listening, the route drops its own promise (memory per idle user); a failure stays for joiners.
     listening.then(() => { fresh.listening = LISTENING }, () => {})
     this.users.set(userId, fresh)
@@ -60,7 +70,7 @@ export class Hub {
     return listening
   }
 
-  leaveUser (conn: Connection, userId: string): void {
+  leaveUser (conn: DeviceStream, userId: string): void {
     const route = this.users.get(userId)
     const at = route?.conns.indexOf(conn) ?? -1
     if (route === undefined || at === -1) return
@@ -70,35 +80,49 @@ export class Hub {
       this.#userSlices.delete(sliceOf(userId), userId)
       this.track(this.#store.unlistenUser(userId), 'unlisten user')
     }
-    // Live messages this socket held while it was still authenticating are nobody's now: queue them again.
-    const held = conn.takeInbox()
-    if (held.length > 0 && !hasTaker(route.conns)) this.requeue(userId, held)
+    this.giveBack(userId, conn.close())
   }
 
-  /** A private message routed to this instance. */
+  /**
+   * A private message routed to this instance. Ready sockets take it first, so a syncing one knows whether
+   * it has reached a device here; what no socket took or holds must not vanish.
+   */
   deliverUser (userId: string, message: Routed): void {
     const route = this.users.get(userId)
-    let taken = false
     if (route !== undefined) {
       const wire = textFrame(message.frame)
-      for (const conn of route.conns) {
-        if (conn.offer(message, wire)) taken = true
-      }
+      let taken = false
+      let held = false
+      for (const conn of route.conns) if (conn.take(message, wire)) taken = true
+      for (const conn of route.conns) if (conn.hold(message, taken)) held = true
+      if (taken || held) return
     }
-    // It reached us after the user's last local socket closed: it must not vanish.
-    if (!taken) this.requeue(userId, [message])
+    this.requeue(userId, [message])
+  }
+
+  /**
+   * Messages a closed socket owed. Those another socket of the user holds are its to write (or give back
+   * in turn); the rest go to a socket of the user still syncing, with its queue (it may be about to
+   * receive their live copies, which it must not write twice), or else back to the queue.
+   */
+  giveBack (userId: string, messages: Routed[]): void {
+    const others = this.users.get(userId)?.conns ?? []
+    const owed = messages.filter((m) => !others.some((conn) => conn.holds(m.id)))
+    if (owed.length === 0 || others.some((conn) => conn.adopt(owed))) return
+    this.requeue(userId, owed)
   }
 
   control (userId: string, control: Control): void {
     const route = this.users.get(userId)
     if (route === undefined) return
     for (const conn of [...route.conns]) {
-      if (control.kind === 'revoke') conn.close(CLOSE.AUTH_FAILED, 'revoked')
-      else if (conn.device === control.device) conn.close(CLOSE.REPLACED, 'replaced by a newer device')
+      if (control.kind === 'synced') conn.marked(control.device)
+      else if (control.kind === 'revoke') conn.sink.close(CLOSE.AUTH_FAILED, 'revoked')
+      else if (conn.sink.device === control.device) conn.sink.close(CLOSE.REPLACED, 'replaced by a newer device')
     }
   }
 
-  async subscribe (conn: Connection, channel: string): Promise<void> {
+  async subscribe (conn: C, channel: string): Promise<void> {
     let route = this.channels.get(channel)
     if (route === undefined) {
       const listening = this.#store.listenChannel(channel)
@@ -116,7 +140,7 @@ export class Hub {
     }
   }
 
-  unsubscribe (conn: Connection, channel: string): void {
+  unsubscribe (conn: C, channel: string): void {
     const route = this.channels.get(channel)
     if (route === undefined || !route.conns.delete(conn)) return
     if (route.conns.size === 0) {
@@ -131,7 +155,7 @@ export class Hub {
   }
 
   /** `except`: the local connection that published the message, which does not get its own copy. */
-  deliverChannel (channel: string, frame: Buffer, except?: Connection): void {
+  deliverChannel (channel: string, frame: Buffer, except?: C): void {
     const route = this.channels.get(channel)
     if (route === undefined) return
     const wire = textFrame(frame)
@@ -147,24 +171,28 @@ export class Hub {
    */
   resync (ready: Promise<void>): void {
     for (const [userId, route] of this.users) {
-      const held = route.conns.filter((conn) => conn.hold())
+      // A syncing socket cannot tell what it missed: it fails or resumes (connection.ts).
+      for (const conn of route.conns) conn.interrupted()
+      const held = route.conns.filter((conn) => conn.startHolding())
       if (held.length === 0) continue
       const since = Math.min(...held.map((conn) => conn.synced))
-      const release = async (stored: Routed[]): Promise<void> => {
-        const unsent = await Promise.all(held.map(async (conn) => await conn.release(stored)))
-        const lost = unsent.flat()
-        if (lost.length > 0 && !hasTaker(route.conns)) this.requeue(userId, lost)
+      const release = async (queued: Routed[], missed: Routed[]): Promise<void> => {
+        const unsent = await Promise.all(held.map(async (conn) => await conn.release(queued, missed)))
+        // What one socket could not write may be what another is past; the queue the catch-up took goes
+        // back unless a socket wrote it (each skips what it is past).
+        const lost = unsent.flat().filter((m) => !held.some((conn) => conn.live && conn.synced >= m.id))
+        this.giveBack(userId, [...new Map(lost.concat(queued.filter((m) => !written(m))).map((m) => [m.id, m])).values()])
       }
       this.track(this.#catchUp(ready, userId, since).then(async (caught) => {
         if (!caught.recovered) {
-          for (const conn of held) conn.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
+          for (const conn of held) conn.sink.close(CLOSE.SERVICE_RESTART, 'messages were missed; reconnect with since')
         }
-        await release(caught.queued.concat(caught.missed))
+        await release(caught.queued, caught.missed)
       }, async (err: unknown) => {
         // Routing came back but the store would not answer (a failover still settling): the sockets cannot
         // know what they missed, so they resume instead of carrying on with a silent gap.
-        for (const conn of held) conn.close(CLOSE.SERVICE_RESTART, 'could not catch up; reconnect with since')
-        await release([])
+        for (const conn of held) conn.sink.close(CLOSE.SERVICE_RESTART, 'could not catch up; reconnect with since')
+        await release([], [])
         throw err
       }), 'catch up', { userId })
     }
@@ -192,7 +220,7 @@ export class Hub {
     const all = new Map<string, string[]>()
     for (const userId of this.#userSlices.of(slice)) {
       const ids: string[] = []
-      for (const conn of this.users.get(userId)!.conns) if (conn.device !== null) ids.push(conn.device)
+      for (const conn of this.users.get(userId)!.conns) if (conn.sink.device !== null) ids.push(conn.sink.device)
       if (ids.length > 0) all.set(userId, ids)
     }
     return all
@@ -207,8 +235,4 @@ export class Hub {
       .finally(() => this.pending.delete(p))
     this.pending.add(p)
   }
-}
-
-function hasTaker (conns: Connection[]): boolean {
-  return conns.some((conn) => conn.canTake())
 }

@@ -4,6 +4,7 @@ import { HISTORY_ID } from './channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from './channels.ts'
 import { OnceRecord } from './once.ts'
 import type { Once } from './types.ts'
+import type { EventSink, StoreEvent } from '../events/types.ts'
 
 interface SetState {
   /** `<user>|<entry>` → lapse time */
@@ -32,6 +33,8 @@ export class MemoryChannels implements ChannelStore {
   #seq = 0
   /** `<channel>|<idempotency key>` → the first publish's id. */
   #published = new OnceRecord<string>()
+  /** Server events (lib/events), decided with the transitions as the Redis scripts do. */
+  events: EventSink | null = null
 
   constructor (deliver: Deliver) {
     this.#deliver = deliver
@@ -93,12 +96,19 @@ export class MemoryChannels implements ChannelStore {
     const key = `${user ?? ''}|${entry}`
     const known = state.entries.has(key)
     state.entries.set(key, lapse)
-    if (known || user === null) return
+    if (known) return
+    if (state.entries.size === 1) this.#event(set, 'occupied')
+    if (user === null) return
     const n = (state.members.get(user) ?? 0) + 1
     state.members.set(user, n)
     if (n === 1 && !state.pending.delete(user) && set.events !== null) {
       this.#deliver(set.channel, set.events.joinHead + user + set.events.tail, undefined)
+      this.#event(set, 'join', user)
     }
+  }
+
+  #event (set: PresenceSet, type: StoreEvent['type'], userId?: string): void {
+    this.events?.({ type, key: `c:${set.channel}`, at: Date.now(), channel: set.channel, userId })
   }
 
   #gone (state: SetState, user: string, due: number): void {
@@ -108,8 +118,10 @@ export class MemoryChannels implements ChannelStore {
   }
 
   #sweep (set: PresenceSet, state: SetState, now: number): number | null {
+    let lapsed = 0
     for (const [key, lapse] of state.entries) {
       if (lapse > now) continue
+      lapsed++
       state.entries.delete(key)
       const user = key.slice(0, key.indexOf('|'))
       if (user !== '') this.#gone(state, user, now)
@@ -123,8 +135,12 @@ export class MemoryChannels implements ChannelStore {
       state.pending.delete(user)
       if ((state.members.get(user) ?? 0) > 0) continue
       state.members.delete(user)
-      if (set.events !== null) this.#deliver(set.channel, set.events.leaveHead + user + set.events.tail, undefined)
+      if (set.events !== null) {
+        this.#deliver(set.channel, set.events.leaveHead + user + set.events.tail, undefined)
+        this.#event(set, 'leave', user)
+      }
     }
+    if (lapsed > 0 && state.entries.size === 0) this.#event(set, 'vacated')
     if (state.entries.size === 0 && state.members.size === 0) this.#sets.delete(set.channel)
     return next
   }
@@ -136,7 +152,10 @@ export class MemoryChannels implements ChannelStore {
   async exit (set: PresenceSet, [user, entry]: PresenceEntry): Promise<number | null> {
     const now = Date.now()
     const state = this.#state(set)
-    if (state.entries.delete(`${user ?? ''}|${entry}`) && user !== null) this.#gone(state, user, now + set.grace)
+    if (state.entries.delete(`${user ?? ''}|${entry}`)) {
+      if (state.entries.size === 0) this.#event(set, 'vacated')
+      if (user !== null) this.#gone(state, user, now + set.grace)
+    }
     return this.#sweep(set, state, now)
   }
 

@@ -6,6 +6,7 @@ import { deviceAge, freshAfter, nextId } from './types.ts'
 import type { AttachResult, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from './types.ts'
 import { MemoryChannels } from './memory-channels.ts'
 import { OnceRecord } from './once.ts'
+import type { EventSink } from '../events/types.ts'
 
 interface UserState {
   auth: { digest: string, expires: number } | null
@@ -37,6 +38,14 @@ export class MemoryStore implements Store {
   readonly channels = new MemoryChannels((channel, frame, sender) => {
     if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame), sender)
   })
+
+  /** Server events, decided with the transitions as the Redis scripts do (lib/events). */
+  #events: EventSink | null = null
+  get events (): EventSink | null { return this.#events }
+  set events (sink: EventSink | null) {
+    this.#events = sink
+    this.channels.events = sink
+  }
 
   constructor (settings: StoreSettings) {
     this.#settings = settings
@@ -120,17 +129,18 @@ export class MemoryStore implements Store {
       return { id, queued: false }
     }
     if (this.#settings.queue.maxMessages === 0) return { id, queued: false }
-    this.#enqueue(user, [message], now)
+    this.#enqueue(userId, user, [message], now)
     return { id, queued: true }
   }
 
-  #enqueue (user: UserState, messages: Routed[], now: number): void {
+  #enqueue (userId: string, user: UserState, messages: Routed[], now: number): void {
     user.queue.push(...messages)
     user.queue.sort((a, b) => a.id - b.id)
     const over = user.queue.length - this.#settings.queue.maxMessages
     if (over > 0) {
       user.queue.splice(0, over)
       user.dropped += over
+      this.#events?.({ type: 'dropped', key: `u:${userId}`, at: now, userId, count: over })
     }
     user.queueExpires = now + this.#settings.queue.ttl
   }
@@ -146,7 +156,7 @@ export class MemoryStore implements Store {
   }
 
   async requeue (userId: string, messages: Routed[]): Promise<void> {
-    if (this.#settings.queue.maxMessages > 0) this.#enqueue(this.#user(userId), messages, Date.now())
+    if (this.#settings.queue.maxMessages > 0) this.#enqueue(userId, this.#user(userId), messages, Date.now())
   }
 
   async publish (channel: string, frame: string): Promise<void> {
@@ -176,6 +186,8 @@ export class MemoryStore implements Store {
     user.dropped = 0
     const resumed = since === null ? { recovered: null, missed: [] } : this.#resume(user, since)
     if (user.lastId === 0) user.lastId = user.floor = now * 1000
+    // Messages are routed synchronously here: every one sent before the attach is through already.
+    if (this.#listeningUsers.has(userId)) this.#handlers?.control(userId, { kind: 'synced', device })
     return { ok: true, queued: queue, dropped, ...resumed, synced: user.lastId }
   }
 
@@ -218,6 +230,7 @@ export class MemoryStore implements Store {
     if (user.on) return
     user.on = true
     this.#sendStatus(userId, true)
+    this.#events?.({ type: 'online', key: `u:${userId}`, at: Date.now(), userId })
   }
 
   #settle (userId: string, user: UserState, now: number, due: number): number | null {
@@ -233,6 +246,7 @@ export class MemoryStore implements Store {
     user.on = false
     user.off = 0
     this.#sendStatus(userId, false)
+    this.#events?.({ type: 'offline', key: `u:${userId}`, at: now, userId, lastSeen: user.seen === 0 ? null : user.seen })
     return null
   }
 

@@ -13,8 +13,11 @@ export interface Once {
   ttl: number
 }
 
-/** Commands that travel on a user's routing channel next to their messages. */
-export type Control = { kind: 'revoke' } | { kind: 'evict', device: string }
+/**
+ * Commands that travel on a user's routing channel next to their messages. `synced`: the marker an attach
+ * publishes; every message sent before the attach has been routed by the time it arrives.
+ */
+export type Control = { kind: 'revoke' } | { kind: 'evict', device: string } | { kind: 'synced', device: string }
 
 /** What the store hands to this instance: only traffic for users and channels it listens to. */
 export interface BusHandlers {
@@ -83,7 +86,8 @@ export interface Store {
 
   /**
    * Records a device after the instance listens for the user: re-checks the hash (a revoke may have raced
-   * the login), enforces maxDevices, and takes the offline queue, all at once.
+   * the login), enforces maxDevices, and takes the offline queue, all at once; then routes the `synced`
+   * control for the device behind every message sent before it.
    */
   attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult>
   /** Removes a device; resolves to when the user goes offline unless a device comes back (a sweep's time), or null. */

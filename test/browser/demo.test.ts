@@ -291,6 +291,20 @@ test('a revoked hash shows auth-failed and the page stops reconnecting', async (
   await page.context().close()
 })
 
+test('the lobby shows, once each, a user coming online on one instance and going offline', async () => {
+  const watcher = await signIn(instance(0).origin, 'wanda')
+  const visitor = await signIn(instance(1).origin, 'olga')
+  const lines = (text: string) => watcher.locator('#lobby li', { hasText: 'olga' }).filter({ hasText: text })
+  await lines('came online').first().waitFor(WAIT)
+  await visitor.context().close()
+  await lines('went offline').first().waitFor(WAIT)
+  // Another heartbeat's worth of time: no instance repeats either.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  assert.equal(await lines('came online').count(), 1)
+  assert.equal(await lines('went offline').count(), 1)
+  await watcher.context().close()
+})
+
 test('a screenshot of the demo is saved under test-results/', async () => {
   const page = await signIn(instance(0).origin, 'frank')
   const peer = await signIn(instance(1).origin, 'grace')

@@ -7,10 +7,16 @@ import { fakeServer, privateMessage } from './fake-socket.ts'
 
 const HASH = 'a-long-enough-secret-hash'
 
+const mocked = new WeakSet<TestContext>()
+
 /** A client on fake sockets and fake timers, with every status it reported. */
 function setup (t: TestContext, options: Partial<CometClientOptions> = {}) {
-  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] })
-  t.mock.method(Math, 'random', () => 0.5)
+  // A test may start several clients (the pages of one tab).
+  if (!mocked.has(t)) {
+    mocked.add(t)
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] })
+    t.mock.method(Math, 'random', () => 0.5)
+  }
   const server = fakeServer()
   const statuses: Array<[CometStatus, StatusInfo]> = []
   const client = new CometClient({ url: 'ws://example.test/comet', userId: '42', hash: HASH, WebSocket: server.WebSocket, pingInterval: 0, window: null, ...options })
@@ -276,6 +282,54 @@ test('since: ids up to it are treated as seen and it is sent on the first connec
   assert.equal(auth['since'], '500')
   for (const id of ['499', '500', '501']) server.last().receive(privateMessage(id))
   assert.deepEqual(ids, ['501'])
+})
+
+/** A tab's sessionStorage, as the client finds it on globalThis. */
+function tabStorage (t: TestContext): Map<string, string> {
+  const items = new Map<string, string>()
+  const g = globalThis as { sessionStorage?: unknown }
+  g.sessionStorage = { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => { items.set(k, v) } }
+  t.after(() => { delete g.sessionStorage })
+  return items
+}
+
+test('persistLastId: the last id is kept per URL and user in sessionStorage, and a new client in the tab resumes from it', (t) => {
+  const items = tabStorage(t)
+  const first = setup(t)
+  first.server.last().accept('42', { last: '1000' })
+  assert.deepEqual([...items], [['fastify-comet:last ws://example.test/comet 42', '1000']], 'ready.last, at once')
+  first.server.last().receive(privateMessage('1500'))
+  assert.equal(items.get('fastify-comet:last ws://example.test/comet 42'), '1500', 'each id as it is delivered')
+  first.client.close()
+
+  // The reloaded page: a new client, same URL and user.
+  const second = setup(t)
+  const ids: string[] = []
+  second.client.subscribe('msg', (m) => ids.push(m.id))
+  assert.equal(second.client.lastMessageId, '1500')
+  assert.equal(second.server.last().accept('42', { last: '1500' })['since'], '1500')
+  for (const id of ['1500', '1600']) second.server.last().receive(privateMessage(id))
+  assert.deepEqual(ids, ['1600'], 'what the previous page got is not handed over again')
+
+  // Another user, or another URL, starts fresh; an explicit since wins over the kept id.
+  assert.equal(setup(t, { userId: '7' }).server.last().accept('7')['since'], undefined)
+  assert.equal(setup(t, { url: 'ws://other.test/comet' }).server.last().accept('42')['since'], undefined)
+  assert.equal(setup(t, { since: '1200' }).server.last().accept('42')['since'], '1200')
+})
+
+test('persistLastId: false keeps nothing in storage; anonymous clients keep nothing; a bad value is refused', (t) => {
+  const items = tabStorage(t)
+  const off = setup(t, { persistLastId: false })
+  off.server.last().accept('42', { last: '1000' })
+  off.server.last().receive(privateMessage('1500'))
+  assert.equal(off.client.lastMessageId, '1500')
+  const anonymous = setup(t, { userId: undefined, hash: undefined })
+  anonymous.server.last().accept(null, { last: '900' })
+  assert.deepEqual([...items], [])
+  items.set('fastify-comet:last ws://example.test/comet 42', 'not an id')
+  assert.equal(setup(t).server.last().accept('42')['since'], undefined, 'a value that is not an id is ignored')
+  const { WebSocket } = fakeServer()
+  assert.throws(() => new CometClient({ url: 'ws://x/comet', userId: '42', hash: HASH, WebSocket, persistLastId: 'yes' as unknown as boolean }), /persistLastId must be true or false/)
 })
 
 test('a callback that throws does not stop the others', (t) => {

@@ -42,5 +42,7 @@ test('options are checked', () => {
   expect(CometClient).type.not.toBeConstructableWith({ url: 'ws://x', pingInterval: '1s' })
   expect(CometClient).type.not.toBeConstructableWith({ url: 'ws://x', shareConnection: 'yes' })
   expect(CometClient).type.toBeConstructableWith({ url: '/comet', shareConnection: true, reconnect: { maxDelay: 10_000 } })
+  expect(CometClient).type.toBeConstructableWith({ url: '/comet', userId: 1, hash: 'h', persistLastId: false })
+  expect(CometClient).type.not.toBeConstructableWith({ url: '/comet', persistLastId: 'no' })
   expect(new CometClientError('timeout', 'x').code).type.toBe<string>()
 })

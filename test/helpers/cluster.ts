@@ -140,7 +140,7 @@ async function startNode (dir: string, cli: (port: number, ...args: string[]) =>
     const port = await clusterPort()
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
       '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000',
-      '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { stdio: 'ignore' })
+      '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning', '--enable-debug-command', 'local'], { stdio: 'ignore' })
     // Not holding the event loop: a test file's process ends when its tests do, and its 'exit' hook kills them.
     child.unref()
     const deadline = Date.now() + 5000

@@ -28,7 +28,7 @@ export async function freePort (): Promise<number> {
 /** Starts a throw-away redis-server on a free port: nothing on disk, never the machine's own Redis. */
 export async function startRedis (port?: number): Promise<RedisServer> {
   const p = port ?? await freePort()
-  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', '--enable-debug-command', 'local'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr?.on('data', (d: Buffer) => { output += d.toString() })

@@ -105,6 +105,12 @@ function connect (session) {
   comet.subscribe('lobby.signin', (m) => {
     $('lobby').prepend(item([['from', String(m.data?.userId)], ['text', `signed in on instance ${m.data?.instance}`]]))
   })
+  comet.subscribe('lobby.online', (m) => {
+    $('lobby').prepend(item([['from', String(m.data?.userId)], ['text', 'came online']]))
+  })
+  comet.subscribe('lobby.offline', (m) => {
+    $('lobby').prepend(item([['from', String(m.data?.userId)], ['text', 'went offline']]))
+  })
 }
 
 // The room: what this page shows, by id, so history and live messages never show one twice.

@@ -1,5 +1,7 @@
 // Lua for channels: publishing with history, and presence sets. Each script touches only the keys of one
-// channel (hash tag `{c:<channel>}`), so it runs on one Redis Cluster slot; PUBLISH takes no key.
+// channel (hash tag `{c:<channel>}`), so it runs on one Redis Cluster slot; PUBLISH takes no key. Server
+// events beside a presence transition: lib/events/lua.ts (skipped on a Cluster).
+import { eventsLua } from '../../events/lua.ts'
 
 /**
  * Keeps the message when the channel has history (size ≠ '0': the stream id is the message id, else `id`
@@ -62,15 +64,26 @@ return { 1, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+') }
  * A user joins when their first entry arrives and is not in grace; leaves when a sweep finds their grace
  * over. Entries of a crashed instance lapse and are swept by any instance that beats or reads the set.
  */
-const presence = `
+export const presence = eventsLua + `
 local now = tonumber(ARGV[1])
+-- Server events: the channel's first entry (occupied), its last gone (vacated), and with join/leave frames
+-- the same joins and leaves; EV_CHANNEL is the channel's name, read back from its key.
+local EV_BASE = ev_base(KEYS[1])
+local EV_ON = ev_on(EV_BASE)
+local EV_CHANNEL = string.match(KEYS[1], '{c:(.*)}:') or ('user_status_' .. (string.match(KEYS[1], '{u:(.*)}s:') or ''))
+local function ev (kind, ...)
+  if EV_ON then ev_add(EV_BASE, kind, 'c:' .. EV_CHANNEL, ...) end
+end
 local function emit (head, user)
-  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], head .. user .. ARGV[5]) end
+  if ARGV[3] ~= '' then
+    redis.call('PUBLISH', ARGV[2], head .. user .. ARGV[5])
+    ev(head == ARGV[3] and 'join' or 'leave', 'u', user)
+  end
 end
 local function add (user, entry, lapse)
-  if redis.call('ZADD', KEYS[1], lapse, user .. '|' .. entry) == 1 and user ~= '' then
-    if redis.call('HINCRBY', KEYS[2], user, 1) == 1 and redis.call('ZREM', KEYS[3], user) == 0 then emit(ARGV[3], user) end
-  end
+  if redis.call('ZADD', KEYS[1], lapse, user .. '|' .. entry) == 0 then return end
+  if EV_ON and redis.call('ZCARD', KEYS[1]) == 1 then ev('occupied') end
+  if user ~= '' and redis.call('HINCRBY', KEYS[2], user, 1) == 1 and redis.call('ZREM', KEYS[3], user) == 0 then emit(ARGV[3], user) end
 end
 local function gone (user, due)
   if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
@@ -79,7 +92,8 @@ local function gone (user, due)
   end
 end
 local function sweep ()
-  for _, e in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+  for _, e in ipairs(lapsed) do
     redis.call('ZREM', KEYS[1], e)
     local user = string.match(e, '^([^|]*)|')
     if user ~= '' then gone(user, now) end
@@ -91,12 +105,24 @@ local function sweep ()
       emit(ARGV[4], user)
     end
   end
+  if #lapsed > 0 and EV_ON and redis.call('ZCARD', KEYS[1]) == 0 then ev('vacated') end
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   return first[2] or false
+end
+-- The events' lapse index: a channel with entries or pending leaves is looked at once its entries could
+-- have lapsed, in case no instance that subscribes to it is left to sweep it.
+local function ev_track ()
+  if not EV_ON then return end
+  if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[3]) == 0 then
+    redis.call('ZREM', EV_BASE .. 'channels', EV_CHANNEL)
+  else
+    redis.call('ZADD', EV_BASE .. 'channels', now + tonumber(ARGV[6]), EV_CHANNEL)
+  end
 end
 local function keep ()
   local ttl = tonumber(ARGV[6]) + tonumber(ARGV[7])
   for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  ev_track()
 end
 `
 
@@ -113,7 +139,10 @@ keep()
 export const exit = {
   numberOfKeys: 3,
   lua: presence + `
-if redis.call('ZREM', KEYS[1], ARGV[8] .. '|' .. ARGV[9]) == 1 and ARGV[8] ~= '' then gone(ARGV[8], now + tonumber(ARGV[7])) end
+if redis.call('ZREM', KEYS[1], ARGV[8] .. '|' .. ARGV[9]) == 1 then
+  if EV_ON and redis.call('ZCARD', KEYS[1]) == 0 then ev('vacated') end
+  if ARGV[8] ~= '' then gone(ARGV[8], now + tonumber(ARGV[7])) end
+end
 local upcoming = sweep()
 keep()
 return upcoming
@@ -137,6 +166,7 @@ export const read = {
   numberOfKeys: 3,
   lua: presence + `
 sweep()
+ev_track()
 return { redis.call('HKEYS', KEYS[2]), redis.call('ZCARD', KEYS[1]) }
 `
 }

@@ -3,6 +3,7 @@ import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
 import { batchedLua, packCalls, TickBatcher } from './batch.ts'
 import type { Arg, Script } from './batch.ts'
 import { slotOf } from './slots.ts'
+import { EVENTS_OFF, EVENTS_ON } from '../../events/lua.ts'
 
 /** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
 export type Client = Redis | Cluster
@@ -34,7 +35,9 @@ export function defineScripts<T> (client: Client, list: Array<[keyof T, Script]>
     const base = String(name).replace(/Buffer$/, '') + 'Batch' + (sharded ? 'Sharded' : '')
     // A user's own client may already carry them from another registration of the plugin.
     if (typeof named[base] !== 'function') {
-      const lua = batchedLua(script)
+      let lua = batchedLua(script)
+      // Server events live in keys of their own slot: a Cluster records none (lib/events/lua.ts).
+      if (cluster) lua = lua.replaceAll(EVENTS_ON, EVENTS_OFF)
       client.defineCommand(base, { lua: sharded ? lua.replaceAll("'PUBLISH'", "'SPUBLISH'") : lua })
     }
     const command = named[base + (buffer ? 'Buffer' : '')]!.bind(client)

@@ -268,6 +268,7 @@ export class RedisStore implements Store {
       const control = message.toString()
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
       else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
+      else if (control.startsWith('!synced|')) handlers.control(name, { kind: 'synced', device: control.slice(8) })
     })
     if (this.#routing instanceof Cluster) {
       await Promise.all([this.connect(), this.#routing.ping()])
@@ -413,6 +414,11 @@ export class RedisStore implements Store {
     const now = Date.now()
     const [devices, seen, online, due] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), now, k.statusRoute(userId), freshAfter(now, this.#settings))
     return { devices, seen: seen === null ? null : Number(seen), online: online === 1, due: due === null ? null : Number(due) }
+  }
+
+  /** What server events need (lib/events/redis.ts): the command connection, and how the scripts publish. */
+  get link (): { client: Client, sharded: boolean } {
+    return { client: this.#cmd, sharded: this.#sharded }
   }
 
   async close (): Promise<void> {

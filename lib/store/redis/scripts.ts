@@ -1,12 +1,15 @@
 // Lua run atomically inside Redis: each decision that must not race (deliver or queue, device limit and
-// queue take) is one script, one round trip. Scripts touch only keys of one user (one cluster slot).
+// queue take) is one script, one round trip. Scripts touch only keys of one user (one cluster slot),
+// except the server events they record beside a transition (lib/events/lua.ts), which a Cluster skips.
+import { droppedLua, EVENTS_ON, eventsLua } from '../../events/lua.ts'
 
 const trimQueue = `
+${EVENTS_ON}
 local function trim (queue, meta, max, ttl)
   local over = redis.call('ZCARD', queue) - max
   if over > 0 then
     redis.call('ZREMRANGEBYRANK', queue, 0, over - 1)
-    redis.call('HINCRBY', meta, 'dropped', over)
+    redis.call('HINCRBY', meta, 'dropped', over)${droppedLua('meta', 'over')}
   end
   redis.call('PEXPIRE', queue, ttl)
 end
@@ -17,13 +20,18 @@ end
  * or is in the grace period after the last one left, `off` = when that grace period ends. The script that
  * changes the status publishes it, once, on the status route (`!online` / `!offline`).
  */
-const status = `
-local function online (meta, route)
+export const status = eventsLua + `
+-- stale: when a sweep could find the user's devices no longer fresh (events' lapse index).
+local function online (meta, route, stale)
+  local base = ev_base(meta)
+  local events = ev_on(base)
   if redis.call('HSETNX', meta, 'on', '1') == 1 then
     redis.call('PUBLISH', route, '!online')
+    if events then ev_add(base, 'online', 'u:' .. ev_user(meta)) end
   else
     redis.call('HDEL', meta, 'off')
   end
+  if events then redis.call('ZADD', base .. 'users', stale, ev_user(meta)) end
 end
 -- After devices left or lapsed: with none left, the user goes offline at due (an earlier grace end
 -- stands). For the status a device counts while it lapses after fresh (refreshed within the last two
@@ -39,6 +47,9 @@ local function settle (devices, meta, route, now, fresh, due)
   end
   redis.call('HDEL', meta, 'on', 'off')
   redis.call('PUBLISH', route, '!offline')
+  local base = ev_base(meta)
+  if ev_on(base) then ev_add(base, 'offline', 'u:' .. ev_user(meta), 's', redis.call('HGET', meta, 'seen') or '') end
+  if EVENTS then redis.call('ZREM', base .. 'users', ev_user(meta)) end
   return false
 end
 `
@@ -160,7 +171,7 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
  * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (ids at or
  * below it are older than the log keeps), log size, status route.
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
- * { 'revoked' } or { 'limit' }.
+ * { 'revoked' } or { 'limit' }; on 'ok' publishes `!synced|<device>` on the route.
  */
 export const attach = {
   numberOfKeys: 5,
@@ -182,7 +193,7 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[4], 'seen', ARGV[3])
 redis.call('PEXPIRE', KEYS[4], ARGV[8])
-online(KEYS[4], ARGV[12])
+online(KEYS[4], ARGV[12], now + tonumber(ARGV[4]) * 2 / 3)
 local queued = redis.call('ZRANGE', KEYS[3], 0, -1)
 redis.call('DEL', KEYS[3])
 local dropped = redis.call('HGET', KEYS[4], 'dropped') or '0'
@@ -197,6 +208,9 @@ if not seq then
   seq = string.format('%.0f', now * 1000)
   redis.call('HSET', KEYS[4], 'seq', seq, 'born', string.format('%.0f', now * 1000 + 1))
 end
+-- The marker: behind every message sent before this attach on the route, so once the instance reads it,
+-- it has read them all.
+redis.call('PUBLISH', ARGV[7], '!synced|' .. ARGV[2])
 return { 'ok', dropped, queued, recovered, missed, seq }
 `
 }
@@ -244,7 +258,7 @@ for i = 6, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], 'seen', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-online(KEYS[2], ARGV[5])
+online(KEYS[2], ARGV[5], tonumber(ARGV[1]) - tonumber(ARGV[2]) / 3)
 `
 }
 
