@@ -1,4 +1,4 @@
-// npm run bench [-- --smoke] [-- --profile] [-- --only main,instances,scale,drain]
+// npm run bench [-- --smoke] [-- --profile] [-- --metrics] [-- --only main,instances,scale,drain]
 //
 // Runs fastify-comet and Socket.IO 4 + @socket.io/redis-adapter side by side on this machine, alternating
 // phase by phase, each system on its own fresh redis-server and its own server child processes, with the
@@ -25,6 +25,8 @@ const { values: argv } = parseArgs({
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     heap: { type: 'boolean', default: false },
+    // fastify-comet with `metrics: true`, to measure what they cost (docs/benchmarks.md).
+    metrics: { type: 'boolean', default: false },
     only: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
     systems: { type: 'string', default: 'comet,sio' },
@@ -139,6 +141,7 @@ async function startCluster (system: System, n: number): Promise<Cluster> {
     ports.push(port)
     const env: Record<string, string> = { BENCH_SYSTEM: system, BENCH_PORT: String(port), BENCH_REDIS: redis.url }
     if (argv.heartbeat !== undefined) env.BENCH_HEARTBEAT = argv.heartbeat
+    if (argv.metrics === true) env.BENCH_METRICS = '1'
     servers.push(await startChild('./server.ts', env, ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])]))
   }
   await redis.calibrate()
@@ -552,6 +555,7 @@ async function main (): Promise<number> {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, kernel: os.release(), fdLimit },
     config: cfg,
     heartbeatMs: Number(argv.heartbeat ?? 25_000),
+    metrics: argv.metrics === true,
     criteria: { maxP50Ms: MAX_P50_MS, maxP99Ms: MAX_P99_MS, maxLagMs: MAX_LAG_MS, maxStolenShare: MAX_STOLEN_SHARE, stolenRetries: STOLEN_RETRIES },
     main: {},
     instances: { comet: [], sio: [], bare: [] },

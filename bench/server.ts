@@ -1,5 +1,5 @@
 // One server instance of either system, run as a child process of bench/run.ts (with --expose-gc).
-// Environment: BENCH_SYSTEM=comet|sio, BENCH_PORT, BENCH_REDIS (redis:// URL).
+// Environment: BENCH_SYSTEM=comet|sio, BENCH_PORT, BENCH_REDIS (redis:// URL), BENCH_METRICS=1 (comet with metrics).
 // The parent drives it over IPC: register users, send at a fixed rate (open loop), report CPU and memory.
 import { createHash } from 'node:crypto'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
@@ -42,7 +42,7 @@ async function startComet (): Promise<Backend> {
   const lib = process.env.COMET_LIB ?? new URL('../lib/index.ts', import.meta.url).href
   const { default: comet } = await import(lib)
   const app = Fastify({ logger: false })
-  await app.register(comet, { redis: redisUrl, heartbeatInterval })
+  await app.register(comet, { redis: redisUrl, heartbeatInterval, ...(process.env.BENCH_METRICS === '1' ? { metrics: true } : {}) })
   await app.listen({ port, host: '127.0.0.1' })
   const api = (app as any).comet
   return {

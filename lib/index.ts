@@ -15,6 +15,8 @@ import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/hea
 import { errors } from './errors.ts'
 import { Events } from './events/index.ts'
 import { normalize, storeSettings } from './options.ts'
+import { Operations } from './operations/index.ts'
+import { storeKind } from './operations/health.ts'
 import { CLOSE } from './protocol/close-codes.ts'
 import { negotiate, PROTOCOL } from './protocol/version.ts'
 import { Hub } from './routing/hub.ts'
@@ -41,10 +43,11 @@ const CLOSE_GRACE = 2000
 
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
+  const ops = await Operations.start(settings.operations)
   const log = app.log.child({}, { redact: ['hash'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
-  const store: Store = settings.redis === undefined
+  const store: Store = ops.store(settings.redis === undefined
     ? new MemoryStore(storeSettings(settings))
-    : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub)
+    : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub))
   const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
@@ -83,7 +86,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
     closed: (conn) => conns.delete(conn.slice, conn),
-    prebuilt: false
+    prebuilt: false,
+    metrics: ops.metrics
   }
   const stopHeartbeat = startHeartbeat(settings.heartbeatInterval, () => conns.size, (socketSlice) => {
     spread(conns.of(socketSlice), (conn) => conn.heartbeat())
@@ -125,11 +129,12 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
     }
   }
-  const api: CometApi = {
+  const api: CometApi = ops.api({
     ...createApi({ settings, store, instance, call }),
+    health: async () => await ops.health(),
     on: (type, listener) => events.on(type, listener),
     off: (type, listener) => events.off(type, listener)
-  }
+  })
 
   // Every route of the plugin is added in this one encapsulated scope, never on `app`: fastify-plugin keeps
   // Fastify from applying its register options (`prefix`, `logLevel`, `logSerializers`) to an fp plugin's
@@ -149,6 +154,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
           return await reply.code(403).send({ error: 'origin not allowed' })
         }
         if (limits?.blocked(request.ip) === true) {
+          ops.metrics?.auth('rate_limited', request.ip)
           return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
         }
         if (!negotiate(request.raw.headers)) {
@@ -164,6 +170,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
 
     if (settings.serveClient) serveClient(routes, `${settings.path === '/' ? '' : settings.path}/client.js`)
     if (settings.api !== null) apiRoutes(routes, settings.path, settings.api, api)
+    ops.serve(app, routes, settings.path === '/' ? '' : settings.path, { instance, store, storeKind: storeKind(settings.redis), hub, conns, heartbeatInterval: settings.heartbeatInterval })
   }, settings.register)
 
   app.decorate('comet', api)

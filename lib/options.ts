@@ -7,6 +7,8 @@ import type { ChannelSettings } from './channels/options.ts'
 import { normalizeApi } from './api/options.ts'
 import type { ApiSettings } from './api/options.ts'
 import type { StoreSettings } from './store/types.ts'
+import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
+import type { OperationSettings } from './operations/options.ts'
 import { normalizeWebhooks } from './events/options.ts'
 import type { WebhookSettings } from './events/webhooks.ts'
 
@@ -37,6 +39,8 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  /** Metrics, health check, admin page: lib/operations/options.ts. */
+  operations: OperationSettings
   /** Server events POSTed to these (lib/events). */
   webhooks: WebhookSettings[]
   idempotencyTtl: number
@@ -48,6 +52,7 @@ const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevice
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'idempotencyTtl', 'api'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
+for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
 const REGISTER = ['prefix', 'logLevel', 'logSerializers'] as const
 for (const key of REGISTER) KNOWN.add(key)
@@ -117,6 +122,7 @@ export function normalize (options: CometOptions = {}): Settings {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
     },
+    operations: normalizeOperations(options),
     webhooks: normalizeWebhooks(options.webhooks, cluster),
     idempotencyTtl: int('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
     api: normalizeApi(options.api)

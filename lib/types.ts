@@ -1,11 +1,15 @@
 import type { RegisterOptions } from 'fastify'
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { OperationOptions } from './operations/options.ts'
+import type { Health } from './operations/health.ts'
 import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
 import type { EventData } from './client/events.ts'
 
 export type * from './channels/types.ts'
 export type * from './events/types.ts'
+export type { AdminOptions, MetricsOptions, MetricsRegistry, OperationOptions } from './operations/options.ts'
+export type { Health } from './operations/health.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 export type { CometEvents, EventData } from './client/events.ts'
 
@@ -44,7 +48,7 @@ export interface CometRegisterOptions {
   logSerializers?: RegisterOptions['logSerializers']
 }
 
-export interface CometOptions extends ChannelOptions, CometRegisterOptions {
+export interface CometOptions extends ChannelOptions, CometRegisterOptions, OperationOptions {
   /**
    * Where instances share state: a redis:// URL, ioredis options (Sentinel too: `{ sentinels, name }`),
    * an ioredis `Redis` or `Cluster` instance (which we then do not close), or `{ cluster: [nodes], options }`
@@ -168,6 +172,8 @@ export interface CometApi extends ChannelApi {
   publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
+  /** Whether the store answers a ping within 1 s: what `GET ${path}/health` answers (health option). */
+  health (): Promise<Health>
   /**
    * Server events (docs/events.md): each reaches one instance that listens for its type, once (again only
    * if that instance dies first, or the listener throws: up to 5 attempts). In order per user or channel.

@@ -9,8 +9,8 @@ import { messageHead } from '../protocol/frames.ts'
 import type { Once, Store } from '../store/types.ts'
 import type { CometApi, Presence, RegisterAuthOptions, SendOptions, UserId } from '../types.ts'
 
-/** The server API that sends and reads: all of `app.comet` but its server events (`on` / `off`), which need an instance. */
-export type ServerApi = Omit<CometApi, 'on' | 'off'>
+/** The server API that sends and reads: all of `app.comet` but what needs an instance (server events, health). */
+export type ServerApi = Omit<CometApi, 'on' | 'off' | 'health'>
 import * as validate from '../validate.ts'
 
 export interface ApiContext {

@@ -13,6 +13,7 @@ import type { DeviceSink } from '../routing/device-stream.ts'
 import type { Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
+import type { MessageKind, Metrics } from '../operations/metrics.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
 
 export interface ConnectionContext {
@@ -31,6 +32,8 @@ export interface ConnectionContext {
    * WebSocket server may compress, as ws then queues its own writes behind the compression.
    */
   prebuilt: boolean
+  /** Counters for metrics and the admin page (lib/operations/metrics.ts); null when both are off. */
+  metrics: Metrics | null
 }
 
 let nextSlice = 0
@@ -78,21 +81,26 @@ export class Connection implements DeviceSink {
     this.#address = address
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
-    ws.on('close', () => this.#onClose())
+    ws.on('close', (code) => this.#onClose(code))
     ws.on('error', terminate)
-    this.#authTimer = setTimeout(() => this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time'), ctx.settings.authTimeout)
+    this.#authTimer = setTimeout(() => {
+      this.#ctx.metrics?.auth('timeout', this.#address)
+      this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time')
+    }, ctx.settings.authTimeout)
   }
 
   get closed (): boolean { return this.#state === 'closed' }
+  /** Open and not yet authenticated (or still syncing): for the connections gauge. */
+  get authenticating (): boolean { return this.#state === 'new' || this.#state === 'syncing' }
   get open (): boolean { return this.#ws.readyState === OPEN }
 
   /** Sends a channel message's frame (from textFrame). */
   sendFrame (wire: Buffer): void {
-    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.write(wire)
+    if (this.#state === 'ready' && this.#ws.readyState === OPEN) this.write(wire, 'channel')
   }
 
   /** Writes a frame built by textFrame unless the client is too slow: then it is cut, and the frame is not taken. */
-  write (wire: Buffer): boolean {
+  write (wire: Buffer, kind: MessageKind = 'user'): boolean {
     if (this.#ws.bufferedAmount + wire.length > this.#ctx.settings.maxBufferedBytes) {
       this.#ctx.log.info({ userId: this.userId, buffered: this.#ws.bufferedAmount }, 'comet: closing a client that reads too slowly')
       this.#cutSlow()
@@ -101,6 +109,7 @@ export class Connection implements DeviceSink {
     // Without compression ws writes every frame at once, in call order, so ours stay in sequence with its own.
     if (this.#ctx.prebuilt) rawSocket(this.#ws).write(wire)
     else this.#ws.send(payloadOf(wire), TEXT)
+    this.#ctx.metrics?.delivered(kind)
     return true
   }
 
@@ -111,9 +120,13 @@ export class Connection implements DeviceSink {
   writeStored (frame: Buffer): boolean | Promise<boolean> {
     if (this.#ws.bufferedAmount + frame.length <= this.#ctx.settings.maxBufferedBytes) {
       this.#ws.send(frame, TEXT)
+      this.#ctx.metrics?.delivered('user')
       return true
     }
-    return new Promise((resolve) => this.#ws.send(frame, TEXT, (err) => resolve(err === undefined || err === null)))
+    return new Promise((resolve) => this.#ws.send(frame, TEXT, (err) => {
+      if (err === undefined || err === null) this.#ctx.metrics?.delivered('user')
+      resolve(err === undefined || err === null)
+    }))
   }
 
   /**
@@ -188,6 +201,7 @@ export class Connection implements DeviceSink {
   }
 
   #handle (frame: ClientFrame): void {
+    this.#ctx.metrics?.frame(frame.type)
     if (this.#state === 'new' && frame.type !== 'auth') {
       return this.#send(errorFrame('auth_required', 'the first frame must be auth', frame.ref))
     }
@@ -218,6 +232,7 @@ export class Connection implements DeviceSink {
   async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
     const { store, hub, log } = this.#ctx
     if (userId === null || hash === null) {
+      this.#ctx.metrics?.auth('ok', this.#address)
       this.#becomeReady(reply('ready', { userId: null }, ref))
       return
     }
@@ -226,6 +241,7 @@ export class Connection implements DeviceSink {
     if (this.closed) return
     if (digest === null || !matches(hash, digest)) {
       log.info({ userId, address: this.#address }, 'comet: authentication failed')
+      this.#ctx.metrics?.auth('bad_credentials', this.#address, userId)
       // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
       const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
@@ -241,6 +257,7 @@ export class Connection implements DeviceSink {
     const result = await store.attach(userId, device, digest, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
+      this.#ctx.metrics?.auth(result.reason === 'limit' ? 'device_limit' : 'revoked', this.#address, userId)
       return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
         result.reason === 'limit' ? 'too many devices' : 'authentication failed')
     }
@@ -260,6 +277,8 @@ export class Connection implements DeviceSink {
       return
     }
     if (result.dropped > 0) log.warn({ userId, dropped: result.dropped }, 'comet: offline queue overflowed; oldest messages dropped')
+    this.#ctx.metrics?.auth('ok', this.#address, userId)
+    if (result.dropped > 0) this.#ctx.metrics?.dropped(result.dropped)
     const { backlog, queued } = stream.own(result.missed, result.synced)
     // `last`: once the stored messages (all at or below it) have arrived, the device has everything up to
     // it, even if it got no message at all: a reconnect passes it as `since`. Exactly `queued` messages
@@ -316,8 +335,9 @@ export class Connection implements DeviceSink {
     this.close(CLOSE.TRY_AGAIN_LATER, 'try again later')
   }
 
-  #onClose (): void {
+  #onClose (code: number): void {
     if (this.closed) return
+    this.#ctx.metrics?.disconnect(code)
     this.#state = 'closed'
     this.#stopAuthTimer()
     const { hub } = this.#ctx

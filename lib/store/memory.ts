@@ -272,6 +272,17 @@ export class MemoryStore implements Store {
     return { devices: user.devices.size, seen: user.seen === 0 ? null : user.seen, online: user.on, due }
   }
 
+  async ping (): Promise<void> {}
+
+  async inspect (userId: string): Promise<{ devices: string[], queued: number }> {
+    const user = this.#get(userId)
+    return { devices: [...user?.devices.keys() ?? []], queued: user?.queue.length ?? 0 }
+  }
+
+  // One instance: its own report is all there is.
+  async report (): Promise<void> {}
+  async reports (): Promise<string[]> { return [] }
+
   async close (): Promise<void> {
     this.#handlers = null
     this.#listeningUsers.clear()

@@ -101,6 +101,15 @@ export interface Store {
   /** The user's devices and status, after a sweep (lapsed devices removed, an ended grace period closed). */
   status (userId: string): Promise<UserStatus>
 
+  /** Resolves when the store answers (Redis: both connections); the health check. */
+  ping (): Promise<void>
+  /** For the admin page: the user's live devices and the length of their offline queue. */
+  inspect (userId: string): Promise<{ devices: string[], queued: number }>
+  /** For the admin page: this instance's report (JSON), kept for `ttl` ms unless reported again; null removes it. */
+  report (instance: string, report: string | null, ttl: number): Promise<void>
+  /** Every instance's report that has not lapsed. */
+  reports (): Promise<string[]>
+
   close (): Promise<void>
 }
 

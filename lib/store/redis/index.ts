@@ -416,6 +416,41 @@ export class RedisStore implements Store {
     return { devices, seen: seen === null ? null : Number(seen), online: online === 1, due: due === null ? null : Number(due) }
   }
 
+  async ping (): Promise<void> {
+    await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+  }
+
+  async inspect (userId: string): Promise<{ devices: string[], queued: number }> {
+    const k = this.#keys
+    const [devices, queued] = await Promise.all([this.#cmd.zrangebyscore(k.devices(userId), `(${Date.now()}`, '+inf'), this.#cmd.zcard(k.queue(userId))])
+    return { devices, queued }
+  }
+
+  /** Reports are fields of one hash, each JSON with its lapse time in front: `<lapse ms>|<json>`. */
+  async report (instance: string, report: string | null, ttl: number): Promise<void> {
+    const key = this.#keys.instances()
+    if (report === null) {
+      await this.#cmd.hdel(key, instance)
+      return
+    }
+    await this.#cmd.multi().hset(key, instance, `${Date.now() + ttl}|${report}`).pexpire(key, ttl).exec()
+  }
+
+  async reports (): Promise<string[]> {
+    const key = this.#keys.instances()
+    const all = await this.#cmd.hgetall(key)
+    const now = Date.now()
+    const live: string[] = []
+    const lapsed: string[] = []
+    for (const [instance, value] of Object.entries(all)) {
+      const bar = value.indexOf('|')
+      if (Number(value.slice(0, bar)) > now) live.push(value.slice(bar + 1))
+      else lapsed.push(instance)
+    }
+    if (lapsed.length > 0) await this.#cmd.hdel(key, ...lapsed)
+    return live
+  }
+
   /** What server events need (lib/events/redis.ts): the command connection, and how the scripts publish. */
   get link (): { client: Client, sharded: boolean } {
     return { client: this.#cmd, sharded: this.#sharded }

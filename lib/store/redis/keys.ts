@@ -34,6 +34,9 @@ export class Keys {
   /** Where an instance pings itself to prove its subscriber connection still receives. */
   probeRoute (instance: string): string { return `${this.prefix}{i:${instance}}` }
 
+  /** Hash: instance id → its latest report, for the admin page. */
+  instances (): string { return `${this.prefix}{admin}:instances` }
+
   /** Reads a routing channel name back: ['u', user], ['c', channel] or ['i', instance]. */
   parseRoute (route: string): [string, string] {
     const name = route.slice(this.prefix.length + 3, route.indexOf('}', this.prefix.length))
