@@ -417,7 +417,7 @@ export class RedisStore implements Store {
   }
 
   async ping (): Promise<void> {
-    await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+    await Promise.all([this.#cmd.ping(), this.#sub?.ping()])
   }
 
   async inspect (userId: string): Promise<{ devices: string[], queued: number }> {
