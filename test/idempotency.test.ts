@@ -145,3 +145,11 @@ test('property: any interleaving of keyed sends, repeats included, stores each k
     }), { numRuns: runs })
   }
 })
+
+test('with metrics on, sends keep their idempotencyKey', async (t) => {
+  const { app } = await appOn(t, 'memory', { metrics: true })
+  const first = await app.comet.sendToUser('u', 'e', 1, { idempotencyKey: 'k' })
+  assert.deepEqual(await app.comet.sendToUser('u', 'e', 1, { idempotencyKey: 'k' }), first)
+  const published = await app.comet.publish('news', 'e', 1, { idempotencyKey: 'k' })
+  assert.deepEqual(await app.comet.publish('news', 'e', 1, { idempotencyKey: 'k' }), published)
+})
