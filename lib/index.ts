@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import { createApi } from './api/index.ts'
 import { apiRoutes } from './api/http.ts'
 import { AuthLimits } from './auth/limits.ts'
+import { runAuthenticate, vouchedFor } from './auth/hook.ts'
 import { Channels } from './channels/index.ts'
 import { Connection } from './connections/connection.ts'
 import type { ConnectionContext } from './connections/connection.ts'
@@ -44,7 +45,7 @@ const CLOSE_GRACE = 2000
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
   const ops = await Operations.start(settings.operations)
-  const log = app.log.child({}, { redact: ['hash'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
+  const log = app.log.child({}, { redact: ['hash', 'token'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
   const store: Store = ops.store(settings.redis === undefined
     ? new MemoryStore(storeSettings(settings))
     : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub))
@@ -83,6 +84,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     hub,
     log,
     limits,
+    jwt: settings.jwt,
     channels,
     nextDevice: () => `${Date.now()}.${instance}.${(++devices).toString(36)}`,
     closed: (conn) => conns.delete(conn.slice, conn),
@@ -160,11 +162,12 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
         if (!negotiate(request.raw.headers)) {
           return await reply.code(400).send({ error: `unsupported WebSocket subprotocol: this server speaks ${PROTOCOL}` })
         }
+        if (settings.authenticate !== undefined && !(await runAuthenticate(settings.authenticate, request, reply, log))) return reply
       }
     }, (socket, request) => {
       if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
       release(socket)
-      const conn = new Connection(socket, ctx, request.ip)
+      const conn = new Connection(socket, ctx, request.ip, vouchedFor(request))
       conns.add(conn.slice, conn)
     })
 

@@ -7,6 +7,9 @@ import type { ChannelSettings } from './channels/options.ts'
 import { normalizeApi } from './api/options.ts'
 import type { ApiSettings } from './api/options.ts'
 import type { StoreSettings } from './store/types.ts'
+import { normalizeJwt } from './auth/jwt.ts'
+import type { JwtSettings } from './auth/jwt.ts'
+import type { Authenticate } from './auth/hook.ts'
 import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
 import type { OperationSettings } from './operations/options.ts'
 import { normalizeWebhooks } from './events/options.ts'
@@ -39,6 +42,8 @@ export interface Settings {
   allowedOrigins: Set<string> | '*' | null
   /** max 0 means no limit. */
   authRateLimit: { max: number, window: number }
+  authenticate: Authenticate | undefined
+  jwt: JwtSettings | null
   /** Metrics, health check, admin page: lib/operations/options.ts. */
   operations: OperationSettings
   /** Server events POSTed to these (lib/events). */
@@ -50,7 +55,7 @@ export interface Settings {
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
-  'idempotencyTtl', 'api'])
+  'authenticate', 'jwt', 'idempotencyTtl', 'api'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -89,6 +94,7 @@ export function normalize (options: CometOptions = {}): Settings {
   if (nodes !== null && !(Array.isArray(nodes) && nodes.length > 0)) {
     throw new errors.OPTIONS('redis.cluster must be a non-empty list of nodes, e.g. [{ host: "10.0.0.1", port: 6379 }]')
   }
+  if (options.authenticate !== undefined && typeof options.authenticate !== 'function') throw new errors.OPTIONS('authenticate must be a function (request) => userId | null')
   const sharded = bool('shardedPubSub', options.shardedPubSub, cluster)
   if (cluster && !sharded) throw new errors.OPTIONS('shardedPubSub cannot be false on a Redis Cluster: classic PUBLISH would reach every node')
 
@@ -122,6 +128,8 @@ export function normalize (options: CometOptions = {}): Settings {
       max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
       window: int('authRateLimit.window', rate.window, 60_000, 1)
     },
+    authenticate: options.authenticate,
+    jwt: normalizeJwt(options.jwt),
     operations: normalizeOperations(options),
     webhooks: normalizeWebhooks(options.webhooks, cluster),
     idempotencyTtl: int('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
@@ -139,7 +147,8 @@ export function storeSettings (settings: Settings): StoreSettings {
     resume: settings.resume,
     presenceTtl: 3 * settings.heartbeatInterval,
     presenceGrace: settings.channels.presenceGrace,
-    lastSeenTtl: settings.lastSeenTtl
+    lastSeenTtl: settings.lastSeenTtl,
+    revocationTtl: settings.jwt?.revocationTtl ?? 0
   }
 }
 

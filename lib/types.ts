@@ -1,6 +1,8 @@
 import type { RegisterOptions } from 'fastify'
 import type { RedisSetting } from './store/redis/client.ts'
 import type { ChannelApi, ChannelOptions } from './channels/types.ts'
+import type { Authenticate } from './auth/hook.ts'
+import type { JwtOptions } from './auth/jwt.ts'
 import type { OperationOptions } from './operations/options.ts'
 import type { Health } from './operations/health.ts'
 import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
@@ -12,6 +14,8 @@ export type { AdminOptions, MetricsOptions, MetricsRegistry, OperationOptions } 
 export type { Health } from './operations/health.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 export type { CometEvents, EventData } from './client/events.ts'
+export type { Authenticate } from './auth/hook.ts'
+export type { Claims, JwtKey, JwtOptions } from './auth/jwt.ts'
 
 export interface OfflineQueueOptions {
   /** Messages kept per offline user; past it the oldest are dropped and the drop is reported. @default 100 */
@@ -107,6 +111,14 @@ export interface CometOptions extends ChannelOptions, CometRegisterOptions, Oper
   /** Shortest hash `registerAuth` accepts; short secrets can be guessed. @default 16 */
   minHashLength?: number
   /**
+   * The app's own authentication, run on the upgrade request after the origin check: return the user id
+   * (the socket is that user's; its `auth` frame carries no credentials), or null to let the auth frame
+   * decide. Throw an error with `statusCode` 401 or 403 to refuse the upgrade with it; anything else is a 500.
+   */
+  authenticate?: Authenticate
+  /** Accept signed tokens (JWT) in the auth frame: `sub` is the user id. See docs/security.md "Tokens". */
+  jwt?: JwtOptions
+  /**
    * Server events POSTed as signed JSON batches (docs/events.md); each batch is sent by one instance and
    * retried until answered 2xx. Not on a Redis Cluster. @default []
    */
@@ -161,7 +173,10 @@ export type UserId = string | number
 export interface CometApi extends ChannelApi {
   /** Stores the user's secret (as a SHA-256 digest). A browser authenticates with (userId, hash). */
   registerAuth (userId: UserId, hash: string, options?: RegisterAuthOptions): Promise<void>
-  /** Deletes the user's hash and closes their sockets on every instance with 4401. */
+  /**
+   * Deletes the user's hash and closes their sockets on every instance with 4401; with `jwt`, tokens
+   * issued at or before now are refused for `jwt.revocationTtl`.
+   */
   revokeAuth (userId: UserId): Promise<void>
   /**
    * Delivers to every connected device of the user on every instance, or queues it when none is online.

@@ -84,7 +84,7 @@ for (const backend of BACKENDS) {
       const ok = await request(carol, { type: 'publish', channel: 'web_h', event: 'shout', data: 'hey' })
       const m = await reader.next((f) => f.type === 'message')
       assert.deepEqual([m.event, m.data, m.userId, m.id], ['say', 'HEY', 'carol', ok.id])
-      assert.deepEqual(seen[0], { channel: 'web_h', kind: 'web', event: 'spam', data: 1, userId: 'carol' })
+      assert.deepEqual(seen[0], { channel: 'web_h', kind: 'web', event: 'spam', data: 1, userId: 'carol', claims: null })
       await sleep(50)
       assert.equal(reader.messages('web_h').length, 1, 'vetoed messages were not sent')
     })
@@ -196,7 +196,7 @@ for (const backend of BACKENDS) {
       assert.equal((await request(eve2, { type: 'subscribe', channel: 'private_eve' })).code, 'forbidden', 'the hook replaces the default')
       assert.equal((await request(eve2, { type: 'subscribe', channel: 'broken' })).code, 'forbidden', 'a throwing hook refuses')
       assert.equal((await request(eve2, { type: 'subscribe', channel: 'news' })).type, 'subscribed')
-      assert.deepEqual(calls[0], { channel: 'user_status_fay', kind: 'user_status', userId: 'eve' })
+      assert.deepEqual(calls[0], { channel: 'user_status_fay', kind: 'user_status', userId: 'eve', claims: null })
     })
 
     test('history: missed messages in order, or recovered: false, never a partial list', async (t) => {

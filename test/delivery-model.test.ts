@@ -276,7 +276,7 @@ class World {
     if (socket.closed) return
     const device = `d${++this.#devices}`
     const marked = stream.expect(device)
-    const result = await store.attach(USER, device, 'digest', null)
+    const result = await store.attach(USER, device, { digest: 'digest' }, null)
     assert.ok(result.ok)
     if (socket.closed) {
       this.#track(store.detach(USER, device))

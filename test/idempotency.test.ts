@@ -137,7 +137,7 @@ test('property: any interleaving of keyed sends, repeats included, stores each k
           assert.ok(same.every((r) => r.id === same[0]?.id && r.queued), `${name}: every repeat of ${u}/${key} gets the first result`)
         }
         await store.setAuth(user(u), 'digest', undefined)
-        const attached = await store.attach(user(u), `${Date.now()}.x.${run}`, 'digest', null)
+        const attached = await store.attach(user(u), `${Date.now()}.x.${run}`, { digest: 'digest' }, null)
         assert.ok(attached.ok)
         const queued = attached.queued.map((m) => JSON.parse(m.frame.toString()).data as string)
         assert.deepEqual(queued.sort(), [...keys].sort(), `${name}: each key of ${u} is stored once`)

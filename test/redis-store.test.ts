@@ -27,7 +27,7 @@ test('the heartbeat refreshes a slice a few users per script; a failing user doe
     const user = `r${i}`
     const device = `${Date.now()}.i.${i}`
     await store.setAuth(user, 'd', undefined)
-    assert.equal((await store.attach(user, device, 'd', null)).ok, true)
+    assert.equal((await store.attach(user, device, { digest: 'd' }, null)).ok, true)
     devices.set(user, [device])
   }
   // One user's devices key holds a string: its refresh fails (WRONGTYPE), as a script can.

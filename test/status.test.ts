@@ -30,7 +30,7 @@ async function storeOf (t: TestContext, kind: 'memory' | 'redis'): Promise<{ sto
 }
 
 async function attach (store: Store, device: string): Promise<void> {
-  assert.equal((await store.attach('u', device, 'digest', null)).ok, true)
+  assert.equal((await store.attach('u', device, { digest: 'digest' }, null)).ok, true)
 }
 
 for (const kind of ['memory', 'redis'] as const) {

@@ -66,7 +66,7 @@ export class Channels {
     const rule = subscribeRule(channel, kind, conn.userId, hook !== undefined)
     if (rule !== 'ask' || hook === undefined) return rule !== 'deny'
     try {
-      return await hook({ channel, kind, userId: conn.userId }) === true
+      return await hook({ channel, kind, userId: conn.userId, claims: conn.claims }) === true
     } catch (err) {
       this.#ctx.log.warn({ err, channel, userId: conn.userId }, 'comet: canSubscribe threw; subscription refused')
       return false
@@ -135,7 +135,7 @@ export class Channels {
     if (settings.onClientPublish !== undefined) {
       let decision
       try {
-        decision = await settings.onClientPublish({ channel, kind, event, data, userId: conn.userId })
+        decision = await settings.onClientPublish({ channel, kind, event, data, userId: conn.userId, claims: conn.claims })
       } catch (err) {
         log.warn({ err, channel, userId: conn.userId }, 'comet: onClientPublish threw; message rejected')
         return send(errorFrame('rejected', 'the server rejected this message', ref))

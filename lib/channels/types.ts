@@ -15,6 +15,8 @@ export interface SubscribeContext {
   kind: ChannelKind
   /** The connection's user; null for an anonymous connection. */
   userId: string | null
+  /** The verified token's claims when the connection logged in with a token (the `jwt` option), else null. */
+  claims: Record<string, unknown> | null
 }
 
 export interface ClientPublishContext {
@@ -24,6 +26,8 @@ export interface ClientPublishContext {
   data: unknown
   /** The sender, stamped by the server; null for an anonymous connection. */
   userId: string | null
+  /** The verified token's claims when the sender logged in with a token (the `jwt` option), else null. */
+  claims: Record<string, unknown> | null
 }
 
 /**

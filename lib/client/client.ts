@@ -26,6 +26,7 @@ interface Subscription {
  *
  * ```js
  * const comet = new CometClient({ url: '/comet', userId: '42', hash })
+ * // or: new CometClient({ url: '/comet', token: () => fetchToken() }); behind the upgrade hook: { url } only
  * const off = comet.subscribe('msg.invoice', (m) => show(m.data))
  * ```
  *
@@ -52,10 +53,14 @@ export class CometClient<Events extends object = CometEvents> {
   constructor (options: CometClientOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('new CometClient({ url, userId, hash }): options are required')
     const userId = options.userId === undefined ? undefined : String(options.userId)
-    if (userId !== undefined) {
+    const { hash, token } = options
+    if (token !== undefined) {
+      if (userId !== undefined || hash !== undefined) throw new TypeError('token cannot be combined with userId and hash: the token names the user')
+      if (!isCredential(token)) throw new TypeError('token must be a non-empty string (a JWT) or a function returning one')
+    } else if (userId !== undefined) {
       checkName('userId', userId)
-      if (typeof options.hash !== 'string' || options.hash.length === 0) throw new TypeError('hash is required with userId: the secret your backend registered with app.comet.registerAuth()')
-    } else if (options.hash !== undefined) {
+      if (!isCredential(hash)) throw new TypeError('hash is required with userId: the secret your backend registered with app.comet.registerAuth(), or a function returning it')
+    } else if (hash !== undefined) {
       throw new TypeError('hash was given without userId')
     }
     this.#userId = userId
@@ -77,7 +82,8 @@ export class CometClient<Events extends object = CometEvents> {
     const opts: ConnectionOptions = {
       url,
       userId,
-      hash: options.hash,
+      hash,
+      token,
       WebSocket,
       baseDelay: positive('reconnect.baseDelay', options.reconnect?.baseDelay, 1000),
       maxDelay: positive('reconnect.maxDelay', options.reconnect?.maxDelay, 30_000),
@@ -267,6 +273,10 @@ function publicMessage (frame: MessageFrame): CometMessage {
   const message: CometMessage = { channel: frame.channel, event: frame.event, data: frame.data, id: frame.id }
   if (frame.userId !== undefined) message.userId = frame.userId
   return message
+}
+
+function isCredential (value: unknown): boolean {
+  return typeof value === 'function' || (typeof value === 'string' && value.length > 0)
 }
 
 function resolveUrl (url: string): string {

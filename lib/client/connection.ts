@@ -9,6 +9,8 @@ import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, S
 /** Close codes after which trying again cannot help. */
 const AUTH_FAILED = 4401
 const REPLACED = 4409
+/** After a 4401, how long a client with a credential function waits before asking it again. */
+const AUTH_RETRY_DELAY = 1000
 /** The code this client closes a socket with when it gives up on it (connect or ping timeout). */
 const GAVE_UP = 4000
 
@@ -22,10 +24,14 @@ export interface ConnectionHost {
   since (): string | undefined
 }
 
+/** A hash or a token: the string itself, or a function asked for it on every (re)connect. */
+export type Credential = string | (() => string | Promise<string>)
+
 export interface ConnectionOptions {
   url: string
   userId: string | undefined
-  hash: string | undefined
+  hash: Credential | undefined
+  token: Credential | undefined
   WebSocket: WebSocketConstructorLike
   baseDelay: number
   maxDelay: number
@@ -53,6 +59,11 @@ export class Connection {
   #connectTimer: ReturnType<typeof setTimeout> | undefined
   #pingTimer: ReturnType<typeof setInterval> | undefined
   #awaitingPong = false
+  /** 4401 closes since the last `ready`: with a credential function the first is retried, the second is final. */
+  #refusals = 0
+  /** The token this socket logged in or last refreshed with, and the timer that refreshes it before it expires. */
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined
+  #refreshRef = 0
   #wanted = new Set<string>()
   /** subscribe ref → channel, to name the channel in an error reply. */
   readonly #subscribeRefs = new Map<number, string>()
@@ -119,6 +130,28 @@ export class Connection {
 
   #open (): void {
     this.#retryTimer = undefined
+    const { hash, token } = this.#opts
+    const credential = token ?? hash
+    if (typeof credential !== 'function') return this.#connect(credential)
+    // Asked on every (re)connect: a page fetches a fresh token, or the rotated hash after a 4401.
+    let asked: Promise<string>
+    try {
+      asked = Promise.resolve(credential())
+    } catch (err) {
+      asked = Promise.reject(err)
+    }
+    asked.then((value) => {
+      if (this.#stopped || this.#retryTimer !== undefined || this.#socket !== null) return
+      if (typeof value !== 'string' || value.length === 0) throw new TypeError(`the ${token === undefined ? 'hash' : 'token'} function must resolve to a non-empty string`)
+      this.#connect(value)
+    }).catch((err: unknown) => {
+      if (this.#stopped) return
+      this.#host.error({ code: 'credentials', message: err instanceof Error ? err.message : String(err) })
+      this.#dropped(undefined)
+    })
+  }
+
+  #connect (credential: string | undefined): void {
     let socket: WebSocketLike
     try {
       socket = new this.#opts.WebSocket(this.#opts.url, PROTOCOL)
@@ -134,13 +167,17 @@ export class Connection {
       if (socket !== this.#socket) return
       this.#authRef = ++this.#ref
       const auth: Record<string, unknown> = { type: 'auth', ref: this.#authRef }
-      if (this.#opts.userId !== undefined) {
+      if (this.#opts.token !== undefined) {
+        auth['token'] = credential
+      } else if (this.#opts.userId !== undefined) {
         auth['userId'] = this.#opts.userId
-        auth['hash'] = this.#opts.hash
-        const since = this.#host.since()
-        if (since !== undefined) auth['since'] = since
+        auth['hash'] = credential
       }
+      // Also without credentials: a page behind the upgrade hook resumes too.
+      const since = this.#host.since()
+      if (since !== undefined) auth['since'] = since
       this.#send(auth)
+      if (this.#opts.token !== undefined && credential !== undefined) this.#scheduleRefresh(credential)
     }
     socket.onmessage = (ev: MessageEventLike) => {
       if (socket === this.#socket) this.#onFrame(ev.data)
@@ -193,6 +230,8 @@ export class Connection {
         return
       case 'pong':
         return
+      case 'refreshed':
+        return
       default: {
         const pending = this.#inFlight.get(ref)
         if (pending === undefined) return
@@ -205,6 +244,7 @@ export class Connection {
 
   #onReady (frame: ServerFrame): void {
     this.#ready = true
+    this.#refusals = 0
     clearTimeout(this.#connectTimer)
     this.#attempt = 0
     // Subscriptions go first: the server answers frames in order, so a request made now or from a
@@ -258,6 +298,8 @@ export class Connection {
       pending.reject(new CometClientError(code, message))
       return
     }
+    // A refused refresh: the socket lives until the token expires, then reconnects with a new one.
+    if (ref === this.#refreshRef) return
     const channel = this.#subscribeRefs.get(ref)
     this.#subscribeRefs.delete(ref)
     this.#host.error(channel === undefined ? { code, message } : { code, message, channel })
@@ -281,6 +323,32 @@ export class Connection {
     } catch {
       // The socket is closing; its close event will follow.
     }
+  }
+
+  /**
+   * Refreshes a token shortly before it expires: at three quarters of its life, at most a minute ahead.
+   * A token function is asked for the new token; a fixed token cannot be refreshed.
+   */
+  #scheduleRefresh (token: string): void {
+    clearTimeout(this.#refreshTimer)
+    const ask = this.#opts.token
+    const claims = tokenClaims(token)
+    if (typeof ask !== 'function' || claims === null || typeof claims['exp'] !== 'number') return
+    // The token's remaining life by the page's clock, unless that clock is clearly wrong (the token
+    // would be expired): then by the server's, from `iat` to `exp`.
+    const exp = claims['exp']
+    const left = exp - Date.now() / 1000
+    const iat = claims['iat']
+    const life = 1000 * (typeof iat === 'number' && (left <= 0 || exp - iat < left) ? exp - iat : Math.max(left, 0))
+    const socket = this.#socket
+    this.#refreshTimer = setTimeout(() => {
+      Promise.resolve(ask()).then((fresh) => {
+        if (socket !== this.#socket || typeof fresh !== 'string' || fresh.length === 0) return
+        this.#refreshRef = ++this.#ref
+        this.#send({ type: 'refresh', token: fresh, ref: this.#refreshRef })
+        this.#scheduleRefresh(fresh)
+      }).catch(() => {})
+    }, Math.max(250, life - Math.min(life / 4, 60_000)))
   }
 
   /** Drop the current socket without waiting for the browser to notice it is dead, then retry. */
@@ -317,7 +385,15 @@ export class Connection {
       pending.reject(new CometClientError('disconnected', `the connection dropped before the reply to ${pending.frame.type}; it may or may not have been done`))
     }
     this.#inFlight.clear()
+    clearTimeout(this.#refreshTimer)
     if (this.#stopped) return
+    // Refused with a credential function: ask it once more (a fresh token, a rotated hash) and retry, a
+    // second later: a token issued in the second of a revocation has an `iat` before it.
+    if (code === AUTH_FAILED && typeof (this.#opts.token ?? this.#opts.hash) === 'function' && this.#refusals++ === 0) {
+      this.#retryTimer = setTimeout(() => this.#open(), AUTH_RETRY_DELAY)
+      this.#setStatus('connecting', { code, retryIn: AUTH_RETRY_DELAY })
+      return
+    }
     if (code === AUTH_FAILED || code === REPLACED) {
       const status = code === AUTH_FAILED ? 'auth-failed' : 'closed'
       this.#shutDown(status)
@@ -336,6 +412,7 @@ export class Connection {
     clearTimeout(this.#retryTimer)
     clearTimeout(this.#connectTimer)
     clearInterval(this.#pingTimer)
+    clearTimeout(this.#refreshTimer)
     this.#retryTimer = undefined
     this.#opts.window?.removeEventListener('online', this.#onOnline)
     const socket = this.#detach()
@@ -354,6 +431,17 @@ export class Connection {
   #setStatus (status: CometStatus, info: StatusInfo): void {
     this.#status = status
     this.#host.status(status, info)
+  }
+}
+
+/** The payload of a JWT, unverified (the client only reads `exp` and `iat` to time its refresh), or null. */
+function tokenClaims (token: string): Record<string, unknown> | null {
+  try {
+    const part = (token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/')
+    const claims: unknown = JSON.parse(atob(part + '='.repeat((4 - part.length % 4) % 4)))
+    return claims !== null && typeof claims === 'object' ? claims as Record<string, unknown> : null
+  } catch {
+    return null
   }
 }
 

@@ -60,9 +60,10 @@ export class SharedLink {
     this.#opts = opts
     this.#host = host
     this.#sharing = sharing
-    // Tabs share a socket only when they would open the same one: same URL, user and hash. The hash is
-    // reduced to a fingerprint, so the secret itself does not appear in lock or channel names.
-    this.#name = `fastify-comet ${opts.url} ${opts.userId ?? ''} ${fingerprint(opts.hash ?? '')}`
+    // Tabs share a socket only when they would open the same one: same URL, user and hash (or token). A
+    // secret is reduced to a fingerprint, so it does not appear in lock or channel names; credential
+    // functions of one origin fetch the same session's credentials, so they share by URL and user.
+    this.#name = `fastify-comet ${opts.url} ${opts.userId ?? ''} ${secretKey(opts.hash)} ${opts.token === undefined ? '' : `t${secretKey(opts.token)}`}`
   }
 
   get status (): CometStatus {
@@ -296,6 +297,10 @@ export class SharedLink {
 }
 
 /** FNV-1a, 32 bits: tells credentials apart without spelling them out. */
+function secretKey (secret: ConnectionOptions['hash']): string {
+  return typeof secret === 'function' ? 'fn' : fingerprint(secret ?? '')
+}
+
 function fingerprint (text: string): string {
   let h = 0x811c9dc5
   for (let i = 0; i < text.length; i++) {

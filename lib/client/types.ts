@@ -14,10 +14,23 @@ export interface CometClientOptions {
    * in a browser a path such as `/comet` is resolved against the page's host.
    */
   url: string
-  /** The user to sign in as. Omit `userId` and `hash` for an anonymous connection (public channels only). */
+  /**
+   * The user to sign in as, with `hash`. Omit `userId`, `hash` and `token` for an anonymous connection
+   * (public channels only), or when the server's `authenticate` hook knows the user from the page's cookies.
+   */
   userId?: string | number
-  /** The secret the backend registered with `app.comet.registerAuth(userId, hash)`. */
-  hash?: string
+  /**
+   * The secret the backend registered with `app.comet.registerAuth(userId, hash)`, or a function that
+   * fetches it, asked on every (re)connect: after a 4401 it is asked once more (a rotated hash) before
+   * the client gives up with `auth-failed`.
+   */
+  hash?: string | (() => string | Promise<string>)
+  /**
+   * A signed token (JWT, the server's `jwt` option) naming the user in `sub`, or a function that fetches
+   * one: asked on every (re)connect and shortly before the token expires, to send `refresh`. After a 4401
+   * it is asked once more before the client gives up with `auth-failed`. Not with `userId` / `hash`.
+   */
+  token?: string | (() => string | Promise<string>)
   /**
    * The id of the last private message this user has already seen, when the app keeps it itself. Older
    * or equal ids are dropped, and it is sent as `since` on connect. Given, it is used instead of the id

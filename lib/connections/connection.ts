@@ -3,6 +3,10 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import { matches } from '../auth/hash.ts'
 import type { AuthLimits } from '../auth/limits.ts'
+import type { Vouched } from '../auth/hook.ts'
+import { TokenRejected } from '../auth/jwt.ts'
+import type { Claims, JwtSettings } from '../auth/jwt.ts'
+import { TokenSession } from '../auth/session.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
 import { payloadOf } from '../protocol/wire.ts'
@@ -10,10 +14,10 @@ import type { ClientFrame, Ref } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import { DeviceStream } from '../routing/device-stream.ts'
 import type { DeviceSink } from '../routing/device-stream.ts'
-import type { Store } from '../store/types.ts'
+import type { AuthProof, Store } from '../store/types.ts'
 import type { Settings } from '../options.ts'
 import type { Channels } from '../channels/index.ts'
-import type { MessageKind, Metrics } from '../operations/metrics.ts'
+import type { AuthResult, MessageKind, Metrics } from '../operations/metrics.ts'
 import { SOCKET_SLICES } from './heartbeat.ts'
 
 export interface ConnectionContext {
@@ -22,6 +26,8 @@ export interface ConnectionContext {
   hub: Hub<Connection>
   log: FastifyBaseLogger
   limits: AuthLimits | null
+  /** Token verification (the `jwt` option), or null when tokens are not accepted. */
+  jwt: JwtSettings | null
   channels: Channels
   /** A new device id, `<attach ms>.<instance id>.<n>`. */
   nextDevice (): string
@@ -65,6 +71,10 @@ export class Connection implements DeviceSink {
   /** The client's address, for the failed-authentication limit. */
   #address: string
   #state: State = 'new'
+  /** The user the upgrade hook vouched for, if it did. */
+  #vouched: Vouched | null
+  /** Set when the socket logged in with a token: its claims, expiry and refresh. */
+  #token: TokenSession | undefined
   /** Dropped once authenticated: an idle socket keeps no timer. */
   #authTimer: NodeJS.Timeout | undefined
   // Created when first needed (most sockets never need them): memory per idle socket is what scales.
@@ -75,10 +85,11 @@ export class Connection implements DeviceSink {
   #subs: Set<string> | undefined
   #busy = false
 
-  constructor (ws: WebSocket, ctx: ConnectionContext, address: string) {
+  constructor (ws: WebSocket, ctx: ConnectionContext, address: string, vouched: Vouched | null = null) {
     this.#ws = ws
     this.#ctx = ctx
     this.#address = address
+    this.#vouched = vouched
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     ws.on('pong', () => { this.alive = true })
     ws.on('close', (code) => this.#onClose(code))
@@ -90,6 +101,8 @@ export class Connection implements DeviceSink {
   }
 
   get closed (): boolean { return this.#state === 'closed' }
+  /** The verified token's claims, for the app's hooks; null unless the socket logged in with a token. */
+  get claims (): Claims | null { return this.#token?.claims ?? null }
   /** Open and not yet authenticated (or still syncing): for the connections gauge. */
   get authenticating (): boolean { return this.#state === 'new' || this.#state === 'syncing' }
   get open (): boolean { return this.#ws.readyState === OPEN }
@@ -222,6 +235,8 @@ export class Connection implements DeviceSink {
         return this.#send(reply('unsubscribed', { channel: frame.channel }, frame.ref))
       case 'ping':
         return this.#send(reply('pong', {}, frame.ref))
+      case 'refresh':
+        return this.#exclusive(this.#refresh(frame.token, frame.ref))
       case 'publish':
       case 'members':
       case 'history':
@@ -229,23 +244,38 @@ export class Connection implements DeviceSink {
     }
   }
 
-  async #authenticate ({ userId, hash, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
+  async #authenticate ({ userId, hash, token, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
     const { store, hub, log } = this.#ctx
-    if (userId === null || hash === null) {
-      this.#ctx.metrics?.auth('ok', this.#address)
-      this.#becomeReady(reply('ready', { userId: null }, ref))
-      return
-    }
-    this.#state = 'syncing'
-    const digest = await store.getAuth(userId)
-    if (this.closed) return
-    if (digest === null || !matches(hash, digest)) {
-      log.info({ userId, address: this.#address }, 'comet: authentication failed')
-      this.#ctx.metrics?.auth('bad_credentials', this.#address, userId)
-      // Failures are answered late (per user id), and the socket handles no other frame meanwhile.
-      const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
-      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
-      return this.close(CLOSE.AUTH_FAILED, 'authentication failed')
+    let proof: AuthProof
+    if (this.#vouched !== null) {
+      this.#state = 'syncing'
+      userId = this.#vouched.userId
+      proof = { issuedAt: this.#vouched.at }
+    } else if (token !== null) {
+      const jwt = this.#ctx.jwt
+      if (jwt === null) return this.close(CLOSE.AUTH_FAILED, 'tokens are not accepted here')
+      this.#state = 'syncing'
+      try {
+        const verified = await jwt.verify(token)
+        if (this.closed) return
+        userId = verified.userId
+        proof = { issuedAt: verified.issuedAt }
+        this.#token = new TokenSession(verified, () => this.close(CLOSE.AUTH_FAILED, 'token expired'))
+      } catch (err) {
+        if (!(err instanceof TokenRejected)) throw err
+        return await this.#failed(err.sub, err.expired ? 'token expired' : 'authentication failed', err.expired ? 'expired' : 'bad_credentials')
+      }
+    } else {
+      if (userId === null || hash === null) {
+        this.#ctx.metrics?.auth('ok', this.#address)
+        this.#becomeReady(reply('ready', { userId: null }, ref))
+        return
+      }
+      this.#state = 'syncing'
+      const digest = await store.getAuth(userId)
+      if (this.closed) return
+      if (digest === null || !matches(hash, digest)) return await this.#failed(userId, 'authentication failed', 'bad_credentials')
+      proof = { digest }
     }
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
@@ -254,10 +284,12 @@ export class Connection implements DeviceSink {
     if (this.closed) return
     const device = this.#ctx.nextDevice()
     const marked = stream.expect(device)
-    const result = await store.attach(userId, device, digest, since)
+    const result = await store.attach(userId, device, proof, since)
     if (!result.ok) {
       if (result.reason === 'limit') log.info({ userId }, 'comet: device limit reached')
       this.#ctx.metrics?.auth(result.reason === 'limit' ? 'device_limit' : 'revoked', this.#address, userId)
+      // A token issued before the user's revocation is a failed login like a wrong hash.
+      if (result.reason === 'revoked' && this.#token !== undefined) return await this.#failed(userId, 'authentication failed', null)
       return this.close(result.reason === 'limit' ? CLOSE.DEVICE_LIMIT : CLOSE.AUTH_FAILED,
         result.reason === 'limit' ? 'too many devices' : 'authentication failed')
     }
@@ -293,6 +325,24 @@ export class Connection implements DeviceSink {
     stream.ready()
     this.#state = 'ready'
     log.debug({ userId, device }, 'comet: device connected')
+  }
+
+  /** A failed login: logged, counted against the limits, answered late (per user id), then closed with 4401. */
+  async #failed (userId: string, reason: string, metric: AuthResult | null): Promise<void> {
+    this.#ctx.log.info({ userId, address: this.#address }, 'comet: authentication failed')
+    if (metric !== null) this.#ctx.metrics?.auth(metric, this.#address, userId)
+    // The socket handles no other frame meanwhile.
+    const delay = this.#ctx.limits?.failed(this.#address, userId) ?? 0
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    this.close(CLOSE.AUTH_FAILED, reason)
+  }
+
+  async #refresh (token: string, ref: Ref | undefined): Promise<void> {
+    const { jwt, store } = this.#ctx
+    if (this.#token === undefined || jwt === null) return this.#send(errorFrame('invalid_token', 'this connection did not log in with a token', ref))
+    const result = await this.#token.refresh(token, jwt, async (userId) => await store.revokedAt(userId))
+    if (result.ok) this.#send(reply('refreshed', { exp: result.exp }, ref))
+    else this.#send(errorFrame(result.code, result.message, ref))
   }
 
   #stopAuthTimer (): void {
@@ -340,6 +390,7 @@ export class Connection implements DeviceSink {
     this.#ctx.metrics?.disconnect(code)
     this.#state = 'closed'
     this.#stopAuthTimer()
+    this.#token?.stop()
     const { hub } = this.#ctx
     const subs = this.#subs ?? []
     this.#subs = undefined

@@ -5,7 +5,8 @@ import type { ChannelFrame } from '../channels/frames.ts'
 export type Ref = string | number
 
 export type ClientFrame =
-  | { type: 'auth', userId: string | null, hash: string | null, since: number | null, ref?: Ref }
+  | { type: 'auth', userId: string | null, hash: string | null, token: string | null, since: number | null, ref?: Ref }
+  | { type: 'refresh', token: string, ref?: Ref }
   | { type: 'subscribe' | 'unsubscribe', channel: string, ref?: Ref }
   | { type: 'ping', ref?: Ref }
   | ChannelFrame
@@ -40,17 +41,24 @@ export function parseFrame (text: string): ClientFrame {
   const r = ref as Ref | undefined
   switch (f.type) {
     case 'auth': {
-      const { userId, hash } = f
-      if (userId === undefined && hash === undefined) return { type: 'auth', userId: null, hash: null, since: null, ref: r }
-      const id = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
-      if (typeof id !== 'string' || !NAME.test(id)) throw new FrameError('bad_frame', 'userId must match [A-Za-z0-9_-]{1,64}', r)
-      if (typeof hash !== 'string' || hash.length === 0 || hash.length > 1024) throw new FrameError('bad_frame', 'hash must be a non-empty string', r)
+      const { userId, hash, token } = f
       const since = f.since
       if (since !== undefined && !(typeof since === 'string' && /^\d{1,16}$/.test(since))) {
         throw new FrameError('bad_frame', 'since must be the id of a message, a string of digits', r)
       }
-      return { type: 'auth', userId: id, hash, since: since === undefined ? null : Number(since), ref: r }
+      const auth = { type: 'auth' as const, userId: null, hash: null, token: null, since: since === undefined ? null : Number(since), ref: r }
+      if (token !== undefined) {
+        if (userId !== undefined || hash !== undefined) throw new FrameError('bad_frame', 'send either a token or a userId and hash, not both', r)
+        return { ...auth, token: tokenOf(token, r) }
+      }
+      if (userId === undefined && hash === undefined) return auth
+      const id = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
+      if (typeof id !== 'string' || !NAME.test(id)) throw new FrameError('bad_frame', 'userId must match [A-Za-z0-9_-]{1,64}', r)
+      if (typeof hash !== 'string' || hash.length === 0 || hash.length > 1024) throw new FrameError('bad_frame', 'hash must be a non-empty string', r)
+      return { ...auth, userId: id, hash }
     }
+    case 'refresh':
+      return { type: 'refresh', token: tokenOf(f.token, r), ref: r }
     case 'subscribe':
     case 'unsubscribe':
       if (!isChannelName(f.channel)) throw new FrameError('bad_channel', 'channel must match [A-Za-z0-9_-]{1,64} and not be "msg"', r)
@@ -62,8 +70,13 @@ export function parseFrame (text: string): ClientFrame {
     case 'history':
       return parseChannelFrame(f, r)
     default:
-      throw new FrameError('unknown_type', 'type must be one of auth, subscribe, unsubscribe, ping, publish, members, history', r)
+      throw new FrameError('unknown_type', 'type must be one of auth, refresh, subscribe, unsubscribe, ping, publish, members, history', r)
   }
+}
+
+function tokenOf (token: unknown, ref: Ref | undefined): string {
+  if (typeof token !== 'string' || token.length === 0) throw new FrameError('bad_frame', 'token must be a non-empty string (a JWT)', ref)
+  return token
 }
 
 /** A server reply frame; `ref` is echoed when the client sent one. */

@@ -3,7 +3,7 @@ import { statusFrame } from '../channels/frames.ts'
 import { USER_STATUS } from '../channels/policy.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { deviceAge, freshAfter, nextId } from './types.ts'
-import type { AttachResult, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from './types.ts'
+import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from './types.ts'
 import { MemoryChannels } from './memory-channels.ts'
 import { OnceRecord } from './once.ts'
 import type { EventSink } from '../events/types.ts'
@@ -30,6 +30,8 @@ interface UserState {
 export class MemoryStore implements Store {
   #settings: StoreSettings
   #users = new Map<string, UserState>()
+  /** user → [revoked at, forgotten at] (ms) */
+  #revoked = new Map<string, [number, number]>()
   #listeningUsers = new Set<string>()
   #listeningChannels = new Set<string>()
   #handlers: BusHandlers | null = null
@@ -98,7 +100,22 @@ export class MemoryStore implements Store {
       user.auth = null
       user.devices.clear()
     }
+    const now = Date.now()
+    const ttl = this.#settings.revocationTtl ?? 0
+    if (ttl > 0) this.#revoked.set(userId, [now, now + ttl])
     if (this.#listeningUsers.has(userId)) this.#handlers?.control(userId, { kind: 'revoke' })
+  }
+
+  async revokedAt (userId: string): Promise<number | null> {
+    return this.#revokedAt(userId)
+  }
+
+  #revokedAt (userId: string): number | null {
+    const revoked = this.#revoked.get(userId)
+    if (revoked === undefined) return null
+    if (revoked[1] > Date.now()) return revoked[0]
+    this.#revoked.delete(userId)
+    return null
   }
 
   async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
@@ -168,10 +185,12 @@ export class MemoryStore implements Store {
   async listenChannel (channel: string): Promise<void> { this.#listeningChannels.add(channel) }
   async unlistenChannel (channel: string): Promise<void> { this.#listeningChannels.delete(channel) }
 
-  async attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult> {
+  async attach (userId: string, device: string, proof: AuthProof, since: number | null): Promise<AttachResult> {
     const now = Date.now()
-    const user = this.#get(userId)
-    if (user?.auth?.digest !== digest) return { ok: false, reason: 'revoked' }
+    if ('digest' in proof ? this.#get(userId)?.auth?.digest !== proof.digest : proof.issuedAt < (this.#revokedAt(userId) ?? -Infinity)) {
+      return { ok: false, reason: 'revoked' }
+    }
+    const user = this.#get(userId) ?? this.#user(userId)
     while (user.devices.size >= this.#settings.maxDevices) {
       if (!this.#settings.evictOldest) return { ok: false, reason: 'limit' }
       const oldest = [...user.devices.keys()].sort((a, b) => deviceAge(a) - deviceAge(b))[0] as string
@@ -263,6 +282,7 @@ export class MemoryStore implements Store {
       this.#settle(userId, user, now, now)
       this.#expire(userId, user, now)
     }
+    for (const [userId, [, forgotten]] of this.#revoked) if (forgotten <= now) this.#revoked.delete(userId)
   }
 
   async status (userId: string): Promise<UserStatus> {

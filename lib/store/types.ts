@@ -55,6 +55,13 @@ export type AttachResult =
   | { ok: false, reason: 'revoked' | 'limit' }
 
 /**
+ * What a login proves, re-checked by `attach` against a racing `revokeAuth`: the hash's digest (it must
+ * still be the registered one), or when the credential was issued (a token's `iat`, the upgrade hook's
+ * time, in ms; 0 when unknown): refused if a revocation came after it.
+ */
+export type AuthProof = { digest: string } | { issuedAt: number }
+
+/**
  * Everything instances share, behind one interface with two implementations: memory (one instance) and
  * Redis (any number). `device` ids are `<attach ms>.<instance id>.<n>`, so the oldest device sorts first.
  */
@@ -65,8 +72,13 @@ export interface Store {
 
   setAuth (userId: string, digest: string, ttl: number | undefined): Promise<void>
   getAuth (userId: string): Promise<string | null>
-  /** Deletes the hash and the user's devices, and tells every instance to close the user's sockets. */
+  /**
+   * Deletes the hash and the user's devices, and tells every instance to close the user's sockets; with
+   * `revocationTtl` set, records the time so tokens issued before it are refused that long.
+   */
   revokeAuth (userId: string): Promise<void>
+  /** When the user's last revocation was (ms), while it is remembered; null otherwise. */
+  revokedAt (userId: string): Promise<number | null>
 
   /**
    * Deliver-or-queue as one atomic step: assigns the next id, routes `head + id + '"}'` to the instances
@@ -85,11 +97,11 @@ export interface Store {
   unlistenChannel (channel: string): Promise<void>
 
   /**
-   * Records a device after the instance listens for the user: re-checks the hash (a revoke may have raced
+   * Records a device after the instance listens for the user: re-checks the proof (a revoke may have raced
    * the login), enforces maxDevices, and takes the offline queue, all at once; then routes the `synced`
    * control for the device behind every message sent before it.
    */
-  attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult>
+  attach (userId: string, device: string, proof: AuthProof, since: number | null): Promise<AttachResult>
   /** Removes a device; resolves to when the user goes offline unless a device comes back (a sweep's time), or null. */
   detach (userId: string, device: string): Promise<number | null>
   /** Takes the user's queue and the messages after `since`, for sockets that stayed open through a routing gap. */
@@ -138,6 +150,8 @@ export interface StoreSettings {
   /** How long a user whose last device left stays online (channels' presenceGrace). */
   presenceGrace: number
   lastSeenTtl: number
+  /** How long a revocation is remembered for tokens, in ms; none (or 0) without token authentication. */
+  revocationTtl?: number
 }
 
 /**

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
 import type { Browser } from 'playwright-core'
@@ -23,6 +24,18 @@ export async function launch (): Promise<Browser> {
  */
 export function build (): void {
   const root = fileURLToPath(new URL('../../', import.meta.url))
+  // Once per test run: each browser test file is its own process, and a build costs most of a minute.
+  const stamp = join(root, 'dist', '.built')
+  const sources = ['lib', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.client.json'].map((name) => join(root, name))
+  if (existsSync(stamp) && Math.max(...sources.filter(existsSync).map(newest)) < statSync(stamp).mtimeMs) return
   const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, encoding: 'utf8' })
   if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}${result.stderr}`)
+  writeFileSync(stamp, '')
+}
+
+/** The newest modification time under a path (ms). */
+function newest (path: string): number {
+  const stat = statSync(path)
+  if (!stat.isDirectory()) return stat.mtimeMs
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newest(join(path, name))))
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
 import type { SendResult } from '../../types.ts'
 import { freshAfter, parseRouted } from '../types.ts'
-import type { AttachResult, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
+import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
 import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
 import { RedisChannels } from './channels.ts'
@@ -299,7 +299,12 @@ export class RedisStore implements Store {
 
   async revokeAuth (userId: string): Promise<void> {
     const k = this.#keys
-    await this.#run.cometRevoke(k.auth(userId), k.devices(userId), k.userRoute(userId))
+    await this.#run.cometRevoke(k.auth(userId), k.devices(userId), k.revoked(userId), k.userRoute(userId), Date.now(), this.#settings.revocationTtl ?? 0)
+  }
+
+  async revokedAt (userId: string): Promise<number | null> {
+    const at = await this.#cmd.get(this.#keys.revoked(userId))
+    return at === null ? null : Number(at)
   }
 
   async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
@@ -331,11 +336,11 @@ export class RedisStore implements Store {
   async listenChannel (channel: string): Promise<void> { await this.#subscribe(this.#keys.channelRoute(channel)) }
   async unlistenChannel (channel: string): Promise<void> { await this.#unsubscribe(this.#keys.channelRoute(channel)) }
 
-  async attach (userId: string, device: string, digest: string, since: number | null): Promise<AttachResult> {
+  async attach (userId: string, device: string, proof: AuthProof, since: number | null): Promise<AttachResult> {
     const k = this.#keys
     const s = this.#settings
-    const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId),
-      digest, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
+    const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId), k.revoked(userId),
+      'digest' in proof ? proof.digest : `@${proof.issuedAt}`, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
       since === null ? '' : since, this.#logCutoff(), s.resume.size, k.statusRoute(userId))
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }

@@ -11,6 +11,8 @@ export class Keys {
   }
 
   auth (userId: string): string { return `${this.prefix}{u:${userId}}:auth` }
+  /** String: when the user was last revoked (ms), kept `revocationTtl` for tokens issued before it. */
+  revoked (userId: string): string { return `${this.prefix}{u:${userId}}:revoked` }
   /** Sorted set: device → the time it lapses unless its instance refreshes it. */
   devices (userId: string): string { return `${this.prefix}{u:${userId}}:devices` }
   /** Sorted set: `<id>|<frame>` scored by id. */

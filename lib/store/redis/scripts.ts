@@ -167,16 +167,20 @@ trim(KEYS[2], KEYS[1], tonumber(ARGV[1]), ARGV[2])
 }
 
 /**
- * KEYS: auth, devices, queue, meta, log. ARGV: digest, device, now ms, presence ttl, max devices,
+ * KEYS: auth, devices, queue, meta, log, revoked. ARGV: proof (the hash's digest, or `@<issued at ms>`
+ * for a token or the upgrade hook, refused if revoked after it), device, now ms, presence ttl, max devices,
  * evict oldest (1|0), route, meta ttl, since ('' when the device has seen nothing), log cutoff (ids at or
  * below it are older than the log keeps), log size, status route.
  * Returns { 'ok', dropped, queue entries, recovered ('1' | '0' | ''), missed entries, last id },
  * { 'revoked' } or { 'limit' }; on 'ok' publishes `!synced|<device>` on the route.
  */
 export const attach = {
-  numberOfKeys: 5,
+  numberOfKeys: 6,
   lua: resumeFrom + status + `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return { 'revoked' } end
+if string.byte(ARGV[1]) == 64 then
+  local revoked = redis.call('GET', KEYS[6])
+  if revoked and tonumber(revoked) > tonumber(string.sub(ARGV[1], 2)) then return { 'revoked' } end
+elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then return { 'revoked' } end
 local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 while redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) do
@@ -278,11 +282,12 @@ return { redis.call('ZCARD', KEYS[1]), redis.call('HGET', KEYS[2], 'seen'), redi
 `
 }
 
-/** KEYS: auth, devices. ARGV: route. */
+/** KEYS: auth, devices, revoked. ARGV: route, now ms, revocation ttl (0: not recorded). */
 export const revoke = {
-  numberOfKeys: 2,
+  numberOfKeys: 3,
   lua: `
 redis.call('DEL', KEYS[1], KEYS[2])
+if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3]) end
 redis.call('PUBLISH', ARGV[1], '!revoke')
 `
 }
