@@ -1,11 +1,12 @@
 import { expect, test } from 'tstyche'
 import { CometEmitter, errors } from '../../lib/emitter/index.ts'
-import type { EmitterOptions, Presence, PublishResult, SendResult } from '../../lib/emitter/index.ts'
+import type { EmitterOptions, Presence, PublishResult, SendResult, ServerApi } from '../../lib/emitter/index.ts'
 import type { CometApi } from '../../lib/index.ts'
 
 test('the emitter has the server API, with the same types', () => {
   const emitter = new CometEmitter({ redis: 'redis://127.0.0.1:6379', keyPrefix: 'app:', offlineQueue: false })
-  expect(emitter).type.toBeAssignableTo<Omit<CometApi, 'on' | 'off'>>()
+  expect(emitter).type.toBeAssignableTo<ServerApi>()
+  expect<ServerApi>().type.toBe<Omit<CometApi, 'on' | 'off' | 'health'>>()
   expect(emitter.sendToUser(42, 'invoice_paid', { invoice: 'A-17' }, { idempotencyKey: 'inv-A-17' })).type.toBe<Promise<SendResult>>()
   expect(emitter.publish('news', 'headline', null, { idempotencyKey: 'h1' })).type.toBe<Promise<PublishResult>>()
   expect(emitter.presence('42')).type.toBe<Promise<Presence>>()
