@@ -25,5 +25,10 @@ export const errors = {
   PAYLOAD_TOO_LARGE: coded<'FST_ERR_COMET_PAYLOAD_TOO_LARGE', 413, [number, number]>('FST_ERR_COMET_PAYLOAD_TOO_LARGE', 'The message is %d bytes, over maxPayload (%d bytes)', 413),
   UNAVAILABLE: coded<'FST_ERR_COMET_UNAVAILABLE', 503, [string, { cause: unknown }?]>('FST_ERR_COMET_UNAVAILABLE', 'The comet store is unavailable: %s', 503),
   EVENTS: coded<'FST_ERR_COMET_EVENTS', 400, [string]>('FST_ERR_COMET_EVENTS', 'Cannot listen to server events: %s', 400, TypeError),
-  CLOSED: coded<'FST_ERR_COMET_CLOSED', 503, []>('FST_ERR_COMET_CLOSED', 'fastify-comet is closed: the app is shutting down', 503)
+  IDEMPOTENCY_KEY: coded<'FST_ERR_COMET_IDEMPOTENCY_KEY', 400, [string]>('FST_ERR_COMET_IDEMPOTENCY_KEY', 'Invalid idempotencyKey %s: use [A-Za-z0-9_.:-]{1,128}', 400, TypeError),
+  API_KEY: coded<'FST_ERR_COMET_API_KEY', 401, []>('FST_ERR_COMET_API_KEY', 'Missing or wrong API key: send Authorization: Bearer <one of api.keys>', 401),
+  API_METHOD: coded<'FST_ERR_COMET_API_METHOD', 404, [string]>('FST_ERR_COMET_API_METHOD', 'Unknown API method %s', 404),
+  API_PARAMS: coded<'FST_ERR_COMET_API_PARAMS', 400, [string]>('FST_ERR_COMET_API_PARAMS', 'Invalid API request: %s', 400),
+  API_BODY_TOO_LARGE: coded<'FST_ERR_COMET_API_BODY_TOO_LARGE', 413, [number]>('FST_ERR_COMET_API_BODY_TOO_LARGE', 'The request body is over api.bodyLimit (%d bytes)', 413),
+  CLOSED: coded<'FST_ERR_COMET_CLOSED', 503, []>('FST_ERR_COMET_CLOSED', 'fastify-comet is closed: the app is shutting down or the emitter was closed', 503)
 } as const

@@ -5,7 +5,8 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
-import { authRecord, createSecret, digest, weakness } from './auth/hash.ts'
+import { createApi } from './api/index.ts'
+import { apiRoutes } from './api/http.ts'
 import { AuthLimits } from './auth/limits.ts'
 import { runAuthenticate, vouchedFor } from './auth/hook.ts'
 import { Channels } from './channels/index.ts'
@@ -15,18 +16,16 @@ import type { ConnectionContext } from './connections/connection.ts'
 import { Slices, SOCKET_SLICES, spread, startHeartbeat } from './connections/heartbeat.ts'
 import { errors } from './errors.ts'
 import { Events } from './events/index.ts'
-import { normalize } from './options.ts'
+import { normalize, storeSettings } from './options.ts'
 import { Operations } from './operations/index.ts'
 import { storeKind } from './operations/health.ts'
 import { CLOSE } from './protocol/close-codes.ts'
-import { messageHead } from './protocol/frames.ts'
 import { negotiate, PROTOCOL } from './protocol/version.ts'
 import { Hub } from './routing/hub.ts'
 import { MemoryStore } from './store/memory.ts'
 import { RedisStore } from './store/redis/index.ts'
 import type { Store } from './store/types.ts'
-import type { CometApi, CometOptions, CreateAuthOptions, Presence, PublishResult, RegisterAuthOptions, SendResult, UserId } from './types.ts'
-import * as validate from './validate.ts'
+import type { CometApi, CometOptions } from './types.ts'
 import { useWebsocket } from './websocket.ts'
 
 export type * from './types.ts'
@@ -41,35 +40,21 @@ declare module 'fastify' {
   }
 }
 
-/** Longest id (16 digits) plus the closing `"}`: what a frame adds to its head. */
-const ID_AND_TAIL = 18
 /** How long shutdown waits for clients to answer the close handshake before cutting them. */
 const CLOSE_GRACE = 2000
 
 async function comet (app: FastifyInstance, options: CometOptions): Promise<void> {
   const settings = normalize(options)
   const ops = await Operations.start(settings.operations)
-  const storeSettings = {
-    keyPrefix: settings.keyPrefix,
-    maxDevices: settings.maxDevices,
-    evictOldest: settings.onDeviceLimit === 'evict-oldest',
-    queue: settings.offlineQueue,
-    resume: settings.resume,
-    presenceTtl: 3 * settings.heartbeatInterval,
-    presenceGrace: settings.channels.presenceGrace,
-    lastSeenTtl: settings.lastSeenTtl,
-    revocationTtl: settings.jwt?.revocationTtl ?? 0
-  }
   const log = app.log.child({}, { redact: ['hash', 'token'], ...(settings.register.logLevel === undefined ? {} : { level: settings.register.logLevel }) })
   const store: Store = ops.store(settings.redis === undefined
-    ? new MemoryStore(storeSettings)
-    : new RedisStore(settings.redis, storeSettings, log, settings.shardedPubSub))
+    ? new MemoryStore(storeSettings(settings))
+    : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub))
   const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
   const instance = randomBytes(6).toString('hex')
   const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
-  let published = 0
   let state: 'open' | 'closing' | 'closed' = 'open'
 
   try {
@@ -140,6 +125,22 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     await store.close()
   })
 
+  /** Runs a store call for the public API: unusable after close, and store failures become UNAVAILABLE. */
+  async function call<T> (work: () => Promise<T>): Promise<T> {
+    if (state === 'closed') throw new errors.CLOSED()
+    try {
+      return await work()
+    } catch (err) {
+      throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
+    }
+  }
+  const api: CometApi = ops.api({
+    ...createApi({ settings, store, instance, call }),
+    health: async () => await ops.health(),
+    on: (type, listener) => events.on(type, listener),
+    off: (type, listener) => events.off(type, listener)
+  })
+
   // Every route of the plugin is added in this one encapsulated scope, never on `app`: fastify-plugin keeps
   // Fastify from applying its register options (`prefix`, `logLevel`, `logSerializers`) to an fp plugin's
   // routes, so they are given to this scope instead. New routes (HTTP API, metrics, admin, …) go here too.
@@ -179,78 +180,11 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     })
 
     if (settings.serveClient) serveClient(routes, `${settings.path === '/' ? '' : settings.path}/client.js`)
+    if (settings.api !== null) apiRoutes(routes, settings.path, settings.api, api)
     ops.serve(app, routes, settings.path === '/' ? '' : settings.path, { instance, store, storeKind: storeKind(settings.redis), hub, conns, heartbeatInterval: settings.heartbeatInterval })
   }, settings.register)
 
-  /** Runs a store call for the public API: unusable after close, and store failures become UNAVAILABLE. */
-  async function call<T> (work: () => Promise<T>): Promise<T> {
-    if (state === 'closed') throw new errors.CLOSED()
-    try {
-      return await work()
-    } catch (err) {
-      throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
-    }
-  }
-
-  function frameHead (channel: string, event: unknown, data: unknown): string {
-    const head = messageHead(channel, validate.eventName(event), validate.json(data))
-    const size = Buffer.byteLength(head) + ID_AND_TAIL
-    // A message kept in history must also fit in a history reply.
-    const max = settings.maxPayload - channels.reserve(channel)
-    if (size > max) throw new errors.PAYLOAD_TOO_LARGE(size, max)
-    return head
-  }
-
-  async function registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions): Promise<void> {
-    const id = validate.userId(userId)
-    if (typeof opts !== 'object' || opts === null) throw new errors.TTL('options must be an object')
-    const ttl = validate.ttl(opts.ttl)
-    await call(() => store.setAuth(id, authRecord(digest(hash), ttl === undefined ? undefined : Date.now() + ttl), ttl))
-  }
-
-  const api: CometApi = {
-    ...channels.api(call),
-    async registerAuth (userId: UserId, hash: string, opts: RegisterAuthOptions = {}): Promise<void> {
-      if (typeof hash !== 'string') throw new errors.HASH('it must be a string')
-      if (hash.length < settings.minHashLength) throw new errors.HASH(`it must be at least ${settings.minHashLength} characters (minHashLength)`)
-      if (hash.length > 1024) throw new errors.HASH('it must be at most 1024 characters')
-      const weak = weakness(hash)
-      if (weak !== null) throw new errors.HASH(weak)
-      await registerAuth(userId, hash, opts)
-    },
-    async createAuth (userId: UserId, opts: CreateAuthOptions = {}): Promise<string> {
-      const secret = createSecret()
-      await registerAuth(userId, secret, opts)
-      return secret
-    },
-    async revokeAuth (userId: UserId): Promise<void> {
-      const id = validate.userId(userId)
-      await call(() => store.revokeAuth(id))
-    },
-    async sendToUser (userId: UserId, event: string, data: unknown): Promise<SendResult> {
-      const id = validate.userId(userId)
-      const head = frameHead(validate.PRIVATE_CHANNEL, event, data)
-      return await call(() => store.sendToUser(id, head))
-    },
-    async publish (channel: string, event: string, data: unknown): Promise<PublishResult> {
-      const name = validate.channelName(channel)
-      const head = frameHead(name, event, data)
-      const id = `${instance}-${(++published).toString(36)}`
-      return { id: await call(() => channels.publish(name, head, id)) }
-    },
-    async isOnline (userId: UserId): Promise<boolean> {
-      return (await api.presence(userId)).online
-    },
-    async presence (userId: UserId): Promise<Presence> {
-      const id = validate.userId(userId)
-      const { devices, seen } = await call(() => store.status(id))
-      return { online: devices > 0, devices, lastSeen: devices > 0 ? new Date() : seen === null ? null : new Date(seen) }
-    },
-    health: async () => await ops.health(),
-    on: (type, listener) => events.on(type, listener),
-    off: (type, listener) => events.off(type, listener)
-  }
-  app.decorate('comet', ops.api(api))
+  app.decorate('comet', api)
 }
 
 /**

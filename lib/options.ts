@@ -4,6 +4,9 @@ import { errors } from './errors.ts'
 import type { CometOptions, CometRegisterOptions } from './types.ts'
 import { CHANNEL_OPTIONS, normalizeChannels } from './channels/options.ts'
 import type { ChannelSettings } from './channels/options.ts'
+import { normalizeApi } from './api/options.ts'
+import type { ApiSettings } from './api/options.ts'
+import type { StoreSettings } from './store/types.ts'
 import { normalizeJwt } from './auth/jwt.ts'
 import type { JwtSettings } from './auth/jwt.ts'
 import type { Authenticate } from './auth/hook.ts'
@@ -50,12 +53,15 @@ export interface Settings {
   operations: OperationSettings
   /** Server events POSTed to these (lib/events). */
   webhooks: WebhookSettings[]
+  idempotencyTtl: number
+  /** null: no HTTP API routes. */
+  api: ApiSettings | null
 }
 
 const KNOWN = new Set(['redis', 'shardedPubSub', 'path', 'keyPrefix', 'maxDevices', 'onDeviceLimit', 'offlineQueue', 'maxPayload',
   'heartbeatInterval', 'authTimeout', 'maxSubscriptions', 'lastSeenTtl', 'serveClient', 'minHashLength', 'resume', 'maxBufferedBytes', 'allowedOrigins', 'authRateLimit', 'webhooks',
   'frameRate', 'maxAnonymousPerAddress', 'allowAnonymous',
-  'authenticate', 'jwt'])
+  'authenticate', 'jwt', 'idempotencyTtl', 'api'])
 for (const key of CHANNEL_OPTIONS) KNOWN.add(key)
 for (const key of OPERATION_OPTIONS) KNOWN.add(key)
 // Fastify's own register options: passed to every plugin, which an fp plugin must apply itself.
@@ -139,7 +145,24 @@ export function normalize (options: CometOptions = {}): Settings {
     authenticate: options.authenticate,
     jwt: normalizeJwt(options.jwt),
     operations: normalizeOperations(options),
-    webhooks: normalizeWebhooks(options.webhooks, cluster)
+    webhooks: normalizeWebhooks(options.webhooks, cluster),
+    idempotencyTtl: int('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
+    api: normalizeApi(options.api)
+  }
+}
+
+/** What the store needs of the settings: the shape of stored data and presence timing. */
+export function storeSettings (settings: Settings): StoreSettings {
+  return {
+    keyPrefix: settings.keyPrefix,
+    maxDevices: settings.maxDevices,
+    evictOldest: settings.onDeviceLimit === 'evict-oldest',
+    queue: settings.offlineQueue,
+    resume: settings.resume,
+    presenceTtl: 3 * settings.heartbeatInterval,
+    presenceGrace: settings.channels.presenceGrace,
+    lastSeenTtl: settings.lastSeenTtl,
+    revocationTtl: settings.jwt?.revocationTtl ?? 0
   }
 }
 

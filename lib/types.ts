@@ -143,6 +143,25 @@ export interface CometOptions extends ChannelOptions, CometRegisterOptions, Oper
    * retried until answered 2xx. Not on a Redis Cluster. @default []
    */
   webhooks?: WebhookOptions[]
+  /** How long an `idempotencyKey` of `sendToUser` / `publish` is remembered, in ms. @default 300000 */
+  idempotencyTtl?: number
+  /** The HTTP API for other languages (`POST ${prefix}${path}/api/:method`), off without it: docs/server-api.md. */
+  api?: ApiOptions
+}
+
+export interface ApiOptions {
+  /** Bearer keys the API accepts, each at least 32 characters; several let you rotate them. */
+  keys: string[]
+  /** Largest request body in bytes (413 past it). @default 1048576 */
+  bodyLimit?: number
+}
+
+export interface SendOptions {
+  /**
+   * A repeat with the same key (per user, or per channel) within `idempotencyTtl` delivers nothing and
+   * resolves to the first call's result: retry a send safely. `[A-Za-z0-9_.:-]{1,128}`.
+   */
+  idempotencyKey?: string
 }
 
 export interface CreateAuthOptions {
@@ -196,9 +215,9 @@ export interface CometApi extends ChannelApi {
    * Delivers to every connected device of the user on every instance, or queues it when none is online.
    * `data` is checked against the event's type when the app declared it in `CometEvents`.
    */
-  sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>): Promise<SendResult>
+  sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>, options?: SendOptions): Promise<SendResult>
   /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
-  publish<E extends string> (channel: string, event: E, data: EventData<E>): Promise<PublishResult>
+  publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>
   presence (userId: UserId): Promise<Presence>
   /** Whether the store answers a ping within 1 s: what `GET ${path}/health` answers (health option). */

@@ -1,17 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Connection } from '../connections/connection.ts'
-import { errors } from '../errors.ts'
-import { errorFrame, MESSAGE_TAIL, reply } from '../protocol/frames.ts'
+import { errorFrame, reply } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Store } from '../store/types.ts'
 import * as validate from '../validate.ts'
-import { clientMessageHead, HISTORY_ENVELOPE, historyReply, membersReply } from './frames.ts'
+import { clientMessageHead, historyReply, membersReply } from './frames.ts'
 import type { ChannelFrame } from './frames.ts'
 import type { ChannelSettings } from './options.ts'
-import { historyOf, kindOf, mayPublish, subscribeRule, USER_STATUS } from './policy.ts'
+import { historyOf, kindOf, mayPublish, subscribeRule } from './policy.ts'
 import { Presence } from './presence.ts'
+import * as queries from './queries.ts'
 import { TokenBucket } from './rate-limit.ts'
-import type { ChannelApi, ChannelInfo, ChannelStats, HistoryResult } from './types.ts'
 
 export interface ChannelsContext {
   settings: ChannelSettings
@@ -24,12 +23,12 @@ export interface ChannelsContext {
   maxPayload: number
 }
 
-/** Longest id plus the closing `"}` (see lib/index.ts). */
+/** Longest id plus the closing `"}` (see lib/api/index.ts). */
 const ID_AND_TAIL = 48
 
 /**
- * Everything channels add to a connection and to the API: who may subscribe, client publishing (policy,
- * rate limit, hook, sender stamp), presence, history and counts. Connections call in at a few points
+ * Everything channels add to a connection: who may subscribe, client publishing (policy, rate limit, hook,
+ * sender stamp), presence, history and counts (the API's half is lib/api). Connections call in at a few points
  * (subscribe, unsubscribe, close, device attached) and hand over the channel frames.
  */
 export class Channels {
@@ -106,7 +105,7 @@ export class Channels {
         return send(errorFrame('forbidden', `not allowed to read ${frame.channel}`, frame.ref))
       }
       if (frame.type === 'members') {
-        const page = membersReply(frame.channel, await this.#members(frame.channel), frame.after, frame.ref, this.#ctx.maxPayload)
+        const page = membersReply(frame.channel, await queries.members(this.#ctx, frame.channel), frame.after, frame.ref, this.#ctx.maxPayload)
         return send(page ?? errorFrame('too_large', 'the members reply cannot fit in maxPayload with this ref', frame.ref))
       }
       if (historyOf(this.#ctx.settings, frame.channel) === undefined) {
@@ -157,62 +156,11 @@ export class Channels {
       log.warn({ err, channel }, 'comet: onClientPublish returned an invalid event or data; message rejected')
       return send(errorFrame('rejected', 'the server rejected this message', ref))
     }
-    if (Buffer.byteLength(head) + ID_AND_TAIL + this.reserve(channel) > this.#ctx.maxPayload) return send(errorFrame('too_large', 'the message would exceed maxPayload', ref))
+    if (Buffer.byteLength(head) + ID_AND_TAIL + queries.reserve(this.#ctx.settings, channel) > this.#ctx.maxPayload) return send(errorFrame('too_large', 'the message would exceed maxPayload', ref))
     const sender = this.id(conn)
     this.#senders.set(sender, conn)
-    const id = await this.publish(channel, head, `${this.#ctx.instance}.${(++this.#n).toString(36)}`, sender)
+    const id = await queries.publish(this.#ctx, channel, head, `${this.#ctx.instance}.${(++this.#n).toString(36)}`, sender)
     send(reply('published', { id }, ref))
-  }
-
-  /** Bytes a message on the channel leaves free in maxPayload: room for a history reply's fields. */
-  reserve (channel: string): number {
-    return historyOf(this.#ctx.settings, channel) === undefined ? 0 : HISTORY_ENVELOPE
-  }
-
-  /** Publishes a message head; on a channel with history the store assigns (and returns) the id. */
-  async publish (channel: string, head: string, id: string, sender?: string): Promise<string> {
-    const history = historyOf(this.#ctx.settings, channel)
-    if (history === undefined && sender === undefined) {
-      await this.#ctx.store.publish(channel, head + id + MESSAGE_TAIL)
-      return id
-    }
-    return await this.#ctx.store.channels.publish(channel, head, id, history, sender)
-  }
-
-  async #members (channel: string): Promise<string[]> {
-    if (kindOf(channel) !== 'user_status') return (await this.#ctx.store.channels.read(this.presence.subs(channel))).members
-    const userId = channel.slice(USER_STATUS.length)
-    return await this.presence.online(userId) ? [userId] : []
-  }
-
-  async #stats (channel: string): Promise<ChannelStats> {
-    return (await this.#ctx.store.channels.read(this.presence.subs(channel))).stats
-  }
-
-  /** The API half, each call run through the plugin's `call` (closed → CLOSED, store failure → UNAVAILABLE). */
-  api (call: <T>(work: () => Promise<T>) => Promise<T>): ChannelApi {
-    return {
-      members: async (channel) => {
-        const name = validate.channelName(channel)
-        return await call(() => this.#members(name))
-      },
-      channelStats: async (channel) => {
-        const name = validate.channelName(channel)
-        return await call(() => this.#stats(name))
-      },
-      channels: async () => await call(async () => {
-        const names = await this.#ctx.store.channels.active()
-        const all: ChannelInfo[] = await Promise.all(names.map(async (channel) => ({ channel, ...await this.#stats(channel) })))
-        return all.filter((c) => c.subscribers > 0).sort((a, b) => a.channel < b.channel ? -1 : 1)
-      }),
-      history: async (channel, since) => {
-        const name = validate.channelName(channel)
-        if (since !== undefined && typeof since !== 'string') throw new errors.HISTORY(`since must be a message id, got ${validate.describe(since)}`)
-        if (historyOf(this.#ctx.settings, name) === undefined) throw new errors.HISTORY(`${name} matches no history pattern`)
-        const read = await call(() => this.#ctx.store.channels.history(name, since ?? null))
-        return { recovered: read.recovered, messages: read.frames.map((f) => JSON.parse(f) as HistoryResult['messages'][number]) }
-      }
-    }
   }
 
   /** One heartbeat slice of channel presence (lib/connections/heartbeat.ts). */

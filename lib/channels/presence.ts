@@ -7,6 +7,17 @@ import { paced } from '../paced.ts'
 import { presenceFrames } from './frames.ts'
 import { kindOf, USER_STATUS } from './policy.ts'
 
+/** The set of a channel's subscribers: entries lapse after two heartbeats; `track_*` ones emit join / leave. */
+export function subscriberSet (channel: string, heartbeatInterval: number, grace: number): PresenceSet {
+  const track = kindOf(channel) === 'track'
+  return {
+    channel,
+    ttl: 2 * heartbeatInterval,
+    grace: track ? grace : 0,
+    events: track ? presenceFrames(channel, 'join', 'leave') : null
+  }
+}
+
 /**
  * Cluster-wide presence:
  * - every channel has a set of its subscribed connections (for counts); on `track_*` channels it emits
@@ -39,13 +50,7 @@ export class Presence {
 
   /** The set of a channel's subscribers. */
   subs (channel: string): PresenceSet {
-    const track = kindOf(channel) === 'track'
-    return {
-      channel,
-      ttl: 2 * this.#interval,
-      grace: track ? this.#grace : 0,
-      events: track ? presenceFrames(channel, 'join', 'leave') : null
-    }
+    return subscriberSet(channel, this.#interval, this.#grace)
   }
 
   async enter (set: PresenceSet, entry: PresenceEntry): Promise<void> {
@@ -60,11 +65,6 @@ export class Presence {
   /** A device left the store: if it was the user's last, offline follows the grace period. */
   deviceLeft (userId: string, device: string): void {
     this.#hub.track(this.#store.detach(userId, device).then((due) => this.#scheduleStatus(userId, due)), 'detach', { userId })
-  }
-
-  /** Whether `user_status_<id>` counts the user online, after a sweep. */
-  async online (userId: string): Promise<boolean> {
-    return (await this.#store.status(userId)).online
   }
 
   async #sweepStatus (userId: string): Promise<void> {

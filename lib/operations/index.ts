@@ -67,9 +67,9 @@ export class Operations {
     const { sendToUser, publish } = api
     return {
       ...api,
-      sendToUser (userId, event, data) {
+      sendToUser (userId, event, data, options) {
         const start = performance.now()
-        return sendToUser(userId, event, data).then((result) => {
+        return sendToUser(userId, event, data, options).then((result) => {
           recorder.sent('user', result.queued)
           prometheus?.sent('user', start)
           return result
@@ -78,9 +78,9 @@ export class Operations {
           throw err
         })
       },
-      publish (channel, event, data) {
+      publish (channel, event, data, options) {
         const start = performance.now()
-        return publish(channel, event, data).then((result) => {
+        return publish(channel, event, data, options).then((result) => {
           recorder.sent('channel', false)
           prometheus?.sent('channel', start)
           return result

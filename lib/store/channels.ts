@@ -3,7 +3,7 @@ import type { PresenceFrames } from '../channels/frames.ts'
 import { statusFrame } from '../channels/frames.ts'
 import { USER_STATUS } from '../channels/policy.ts'
 import type { ChannelStats } from '../channels/types.ts'
-import type { BusHandlers } from './types.ts'
+import type { BusHandlers, Once } from './types.ts'
 
 /**
  * A channel's presence set: who is subscribed, across instances, crash-safe. Each entry (a subscribed
@@ -36,9 +36,10 @@ export interface ChannelStore {
   /**
    * Publishes `head + id + '"}'` to the channel's subscribers on every instance. With `history`, the
    * message is kept and its id is assigned by the store (one atomic step); otherwise `id` is used.
-   * `sender` travels with the message so the sending connection can be skipped.
+   * `sender` travels with the message so the sending connection can be skipped. With `once`, a repeat of
+   * its key on this channel publishes nothing and resolves to the first id, decided in the same step.
    */
-  publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): Promise<string>
+  publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined, once?: Once): Promise<string>
   /** Kept messages after `since` (all without it), or recovered: false when `since` is no longer kept. */
   history (channel: string, since: string | null): Promise<HistoryRead>
 

@@ -2,6 +2,8 @@ import type { HistorySettings } from '../channels/options.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { HISTORY_ID, MAX_ACTIVE_CHANNELS } from './channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from './channels.ts'
+import { OnceRecord } from './once.ts'
+import type { Once } from './types.ts'
 import type { EventSink, StoreEvent } from '../events/types.ts'
 
 interface SetState {
@@ -29,6 +31,8 @@ export class MemoryChannels implements ChannelStore {
   #active = new Map<string, number>()
   #lastMs = 0
   #seq = 0
+  /** `<channel>|<idempotency key>` → the first publish's id. */
+  #published = new OnceRecord<string>()
   /** Server events (lib/events), decided with the transitions as the Redis scripts do. */
   events: EventSink | null = null
 
@@ -36,7 +40,18 @@ export class MemoryChannels implements ChannelStore {
     this.#deliver = deliver
   }
 
-  async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): Promise<string> {
+  async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined, once?: Once): Promise<string> {
+    if (once === undefined) return this.#publish(channel, head, id, history, sender)
+    const key = `${channel}|${once.key}`
+    const now = Date.now()
+    const done = this.#published.get(key, now)
+    if (done !== undefined) return done
+    const published = this.#publish(channel, head, id, history, sender)
+    this.#published.set(key, published, now + once.ttl)
+    return published
+  }
+
+  #publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): string {
     if (history !== undefined) {
       const now = Date.now()
       if (now > this.#lastMs) {
@@ -165,8 +180,9 @@ export class MemoryChannels implements ChannelStore {
       if (this.#active.size >= MAX_ACTIVE_CHANNELS) this.#active.delete(this.#active.keys().next().value as string)
       this.#active.set(channel, now + ttl)
     }
-    // The heartbeat doubles as the sweep that forgets expired histories.
+    // The heartbeat doubles as the sweep that forgets expired histories and idempotency keys.
     for (const [channel, kept] of this.#history) if (kept.expires <= now) this.#history.delete(channel)
+    this.#published.sweep(now)
   }
 
   async pruneActive (): Promise<void> {

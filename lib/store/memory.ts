@@ -3,8 +3,9 @@ import { statusFrame } from '../channels/frames.ts'
 import { USER_STATUS } from '../channels/policy.ts'
 import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { deviceAge, freshAfter, nextId } from './types.ts'
-import type { AttachResult, AuthProof, BusHandlers, CatchUp, Routed, Store, StoreSettings, UserStatus } from './types.ts'
+import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from './types.ts'
 import { MemoryChannels } from './memory-channels.ts'
+import { OnceRecord } from './once.ts'
 import type { EventSink } from '../events/types.ts'
 
 interface UserState {
@@ -39,6 +40,8 @@ export class MemoryStore implements Store {
   #listeningUsers = new Set<string>()
   #listeningChannels = new Set<string>()
   #handlers: BusHandlers | null = null
+  /** `<user>|<idempotency key>` → the first send's result. */
+  #sent = new OnceRecord<SendResult>()
   readonly channels = new MemoryChannels((channel, frame, sender) => {
     if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame), sender)
   })
@@ -142,7 +145,18 @@ export class MemoryStore implements Store {
     return null
   }
 
-  async sendToUser (userId: string, head: string): Promise<SendResult> {
+  async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
+    if (once === undefined) return this.#send(userId, head)
+    const key = `${userId}|${once.key}`
+    const now = Date.now()
+    const done = this.#sent.get(key, now)
+    if (done !== undefined) return done
+    const result = this.#send(userId, head)
+    this.#sent.set(key, result, now + once.ttl)
+    return result
+  }
+
+  #send (userId: string, head: string): SendResult {
     const now = Date.now()
     const user = this.#get(userId) ?? this.#user(userId)
     const last = user.lastId
@@ -290,6 +304,7 @@ export class MemoryStore implements Store {
   /** The sweep that bounds memory for users who never come back (and ends grace periods nobody timed). */
   async maintain (): Promise<void> {
     const now = Date.now()
+    this.#sent.sweep(now)
     for (const [userId, user] of this.#users) {
       this.#settle(userId, user, now, now)
       this.#expire(userId, user, now)

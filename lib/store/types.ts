@@ -7,6 +7,12 @@ export interface Routed {
   frame: Buffer
 }
 
+/** An idempotent send: a repeat of `key` within `ttl` ms sends nothing and gets the first call's result. */
+export interface Once {
+  key: string
+  ttl: number
+}
+
 /**
  * Commands that travel on a user's routing channel next to their messages. `synced`: the marker an attach
  * publishes; every message sent before the attach has been routed by the time it arrives.
@@ -85,9 +91,10 @@ export interface Store {
 
   /**
    * Deliver-or-queue as one atomic step: assigns the next id, routes `head + id + '"}'` to the instances
-   * listening for the user and, when none is, appends it to the offline queue.
+   * listening for the user and, when none is, appends it to the offline queue. With `once`, a repeat of its
+   * key for this user is decided in that same step.
    */
-  sendToUser (userId: string, head: string): Promise<SendResult>
+  sendToUser (userId: string, head: string, once?: Once): Promise<SendResult>
   /** Puts back messages that reached this instance after the user's last local socket had closed. */
   requeue (userId: string, messages: Routed[]): Promise<void>
   publish (channel: string, frame: string): Promise<void>

@@ -4,15 +4,40 @@
 import { eventsLua } from '../../events/lua.ts'
 
 /**
- * KEYS: history stream. ARGV: route, head, tail, size, ttl, sender prefix ('' or `~<sender>|`).
- * Keeps the message and publishes it in one step; the stream id is the message id.
+ * Keeps the message when the channel has history (size ≠ '0': the stream id is the message id, else `id`
+ * is) and publishes `sender .. head .. id .. tail`, in one step. Returns the id.
  */
+const keepAndPublish = `
+local function publish (stream, route, head, tail, size, ttl, sender, id)
+  if size ~= '0' then
+    id = redis.call('XADD', stream, 'MAXLEN', '~', size, '*', 'h', head)
+    redis.call('PEXPIRE', stream, ttl)
+  end
+  redis.call('PUBLISH', route, sender .. head .. id .. tail)
+  return id
+end
+`
+
+/** KEYS: history stream. ARGV: route, head, tail, size, ttl, sender prefix ('' or `~<sender>|`). */
 export const publish = {
   numberOfKeys: 1,
-  lua: `
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'h', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[1], ARGV[6] .. ARGV[2] .. id .. ARGV[3])
+  lua: keepAndPublish + `
+return publish(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '')
+`
+}
+
+/**
+ * publish, once per idempotency key. KEYS: the key's record, history stream. ARGV: route, head, tail,
+ * size ('0': no history), ttl, sender prefix, id (without history), how long the record is kept (ms).
+ * A repeat while the record lives publishes nothing and returns the first id.
+ */
+export const publishOnce = {
+  numberOfKeys: 2,
+  lua: keepAndPublish + `
+local done = redis.call('GET', KEYS[1])
+if done then return done end
+local id = publish(KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+redis.call('SET', KEYS[1], id, 'PX', ARGV[8])
 return id
 `
 }

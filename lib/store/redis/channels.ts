@@ -5,6 +5,7 @@ import { MESSAGE_TAIL } from '../../protocol/frames.ts'
 import type { ChannelStats } from '../../channels/types.ts'
 import { HISTORY_ID, MAX_ACTIVE_CHANNELS, withSender } from '../channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
+import type { Once } from '../types.ts'
 import type { Keys } from './keys.ts'
 import * as scripts from './channel-scripts.ts'
 import type { Script } from './batch.ts'
@@ -13,6 +14,7 @@ type Args = Array<string | number>
 
 interface Commands {
   cometChannelPublish (...args: Args): Promise<string>
+  cometChannelPublishOnce (...args: Args): Promise<string>
   cometChannelHistory (...args: Args): Promise<[number, Array<[string, string[]]>?]>
   cometPresenceEnter (...args: Args): Promise<null>
   cometPresenceExit (...args: Args): Promise<string | null>
@@ -22,6 +24,7 @@ interface Commands {
 
 const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometChannelPublish', scripts.publish],
+  ['cometChannelPublishOnce', scripts.publishOnce],
   ['cometChannelHistory', scripts.history],
   ['cometPresenceEnter', scripts.enter],
   ['cometPresenceExit', scripts.exit],
@@ -43,8 +46,12 @@ export class RedisChannels implements ChannelStore {
     this.#sharded = sharded
   }
 
-  async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined): Promise<string> {
+  async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined, once?: Once): Promise<string> {
     const route = this.#keys.channelRoute(channel)
+    if (once !== undefined) {
+      return await this.#run.cometChannelPublishOnce(this.#keys.channel(channel, `once:${once.key}`), this.#keys.channel(channel, 'history'),
+        route, head, MESSAGE_TAIL, history?.size ?? 0, history?.ttl ?? 0, withSender('', sender), id, once.ttl)
+    }
     if (history === undefined) {
       const message = withSender(head + id + MESSAGE_TAIL, sender)
       if (this.#sharded) await this.#cmd.spublish(route, message)

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster, Redis } from 'ioredis'
-import type { FastifyBaseLogger } from 'fastify'
 import type { SendResult } from '../../types.ts'
 import { freshAfter, parseRouted } from '../types.ts'
-import type { AttachResult, AuthProof, BusHandlers, CatchUp, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
+import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
 import { Keys } from './keys.ts'
 import * as scripts from './scripts.ts'
 import { RedisChannels } from './channels.ts'
@@ -21,6 +20,7 @@ type Reply = Array<Buffer | number | null | Reply>
 /** The scripts, as ioredis custom commands (EVALSHA with a fallback to EVAL, auto-pipelined). */
 interface Commands {
   cometSend (...args: Array<string | number>): Promise<[string, number]>
+  cometSendOnce (...args: Array<string | number>): Promise<[string, number]>
   cometRequeue (...args: Array<string | number | Buffer>): Promise<null>
   cometAttachBuffer (...args: Array<string | number>): Promise<Reply>
   cometDetach (...args: Array<string | number>): Promise<string | null>
@@ -32,6 +32,7 @@ interface Commands {
 
 const COMMANDS: Array<[keyof Commands, Script]> = [
   ['cometSend', scripts.send],
+  ['cometSendOnce', scripts.sendOnce],
   ['cometRequeue', scripts.requeue],
   ['cometAttachBuffer', scripts.attach],
   ['cometDetach', scripts.detach],
@@ -63,6 +64,11 @@ if tonumber(redis.call('HGET', KEYS[1], 'i') or '0') > 0 then redis.call('HINCRB
 if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'f', 1) end
 return { tonumber(redis.call('HGET', KEYS[1], 'f') or '0'), redis.call('PTTL', KEYS[1]) }`
 
+/** Where the store reports connection trouble: the app's logger, or an emitter's. */
+export interface StoreLog {
+  warn (obj: object, msg: string): void
+}
+
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
 
@@ -74,11 +80,11 @@ export class RedisStore implements Store {
   #keys: Keys
   #cmd: Client
   #run: Commands
-  #sub: Client
+  #sub: Client | undefined
   #ownsCmd: boolean
   /** SPUBLISH/SSUBSCRIBE (one shard carries a channel) instead of PUBLISH/SUBSCRIBE (every node does). */
   #sharded: boolean
-  #log: FastifyBaseLogger
+  #log: StoreLog
   #metaTtl: number
   #instance: string
   /** Probe channel per shard (master node key, or ONE), and the shards with a probe out since (ms). */
@@ -92,7 +98,7 @@ export class RedisStore implements Store {
   #authReads: TickBatcher<string, string | null>
   readonly channels: RedisChannels
 
-  constructor (redis: RedisSetting, settings: StoreSettings, log: FastifyBaseLogger, shardedPubSub?: boolean) {
+  constructor (redis: RedisSetting, settings: StoreSettings, log: StoreLog, shardedPubSub?: boolean) {
     this.#settings = settings
     this.#keys = new Keys(settings.keyPrefix)
     this.#log = log
@@ -107,17 +113,29 @@ export class RedisStore implements Store {
     // SSUBSCRIBE takes the channels of one slot.
     this.#subscriptions = new TickBatcher(async (ops) => await this.#subscribeInOrder(ops), this.#sharded ? ([, channel]) => slotOf(channel) : () => 0)
     this.channels = new RedisChannels(cmd, this.#keys, this.#sharded)
-    // A subscribed connection cannot run commands: routing gets a connection of its own, always ours. On a
-    // Cluster that is a second Cluster whose sharded subscriber group keeps one connection per master.
-    // Its slot map is refreshed every heartbeat too: a moved slot's subscriptions follow the slot even when
-    // the refresh that the old owner's SUNSUBSCRIBE triggers still read the old map from a lagging node.
-    this.#sub = cmd instanceof Cluster
-      ? cmd.duplicate([], { shardedSubscribers: true, enableAutoPipelining: false, slotsRefreshInterval: settings.presenceTtl / 3 })
+    if (this.#ownsCmd) cmd.on('error', (err: Error) => log.warn({ err, role: 'commands' }, 'comet: redis connection error'))
+  }
+
+  /** The routing connection, opened by start(). */
+  get #routing (): Client {
+    if (this.#sub === undefined) throw new Error('comet: the store routes nothing before start()')
+    return this.#sub
+  }
+
+  /**
+   * A subscribed connection cannot run commands: routing gets a connection of its own, always ours, opened
+   * by start() (an emitter only sends). On a Cluster that is a second Cluster whose sharded subscriber
+   * group keeps one connection per master. Its slot map is refreshed every heartbeat too: a moved slot's
+   * subscriptions follow the slot even when the refresh that the old owner's SUNSUBSCRIBE triggers still
+   * read the old map from a lagging node.
+   */
+  #openSubscriber (): Client {
+    const cmd = this.#cmd
+    const sub = cmd instanceof Cluster
+      ? cmd.duplicate([], { shardedSubscribers: true, enableAutoPipelining: false, slotsRefreshInterval: this.#settings.presenceTtl / 3 })
       : cmd.duplicate({ enableOfflineQueue: true })
-    for (const [role, client] of [['commands', cmd], ['subscriber', this.#sub]] as const) {
-      if (role === 'commands' && !this.#ownsCmd) continue
-      client.on('error', (err: Error) => log.warn({ err, role }, 'comet: redis connection error'))
-    }
+    sub.on('error', (err: Error) => this.#log.warn({ err, role: 'subscriber' }, 'comet: redis connection error'))
+    return sub
   }
 
   async #subscribe (channel: string): Promise<void> { await this.#subscriptions.add([true, channel]) }
@@ -149,25 +167,25 @@ export class RedisStore implements Store {
 
   async #subscribeNow (channels: string[]): Promise<void> {
     if (!this.#sharded) {
-      await this.#sub.subscribe(...channels)
+      await this.#routing.subscribe(...channels)
       return
     }
     // During a reshard or failover the subscriber group may still point at the old owner of the slot:
     // it refreshes its map on the MOVED reply, so try again a few times before giving up.
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#sub.ssubscribe(...channels)
+        await this.#routing.ssubscribe(...channels)
         return
       } catch (err) {
-        if (attempt === 5 || !(this.#sub instanceof Cluster)) throw err
+        if (attempt === 5 || !(this.#routing instanceof Cluster)) throw err
         await sleep(100 * attempt)
       }
     }
   }
 
   async #unsubscribeNow (channels: string[]): Promise<void> {
-    if (this.#sharded) await this.#sub.sunsubscribe(...channels)
-    else await this.#sub.unsubscribe(...channels)
+    if (this.#sharded) await this.#routing.sunsubscribe(...channels)
+    else await this.#routing.unsubscribe(...channels)
   }
 
   async #publish (channel: string, message: string): Promise<number> {
@@ -180,8 +198,8 @@ export class RedisStore implements Store {
    */
   async #probeTargets (): Promise<void> {
     const wanted = new Map<string, string>()
-    if (this.#sub instanceof Cluster) {
-      const owners = this.#sub.slots
+    if (this.#routing instanceof Cluster) {
+      const owners = this.#routing.slots
       const masters = new Set(owners.map((nodes) => nodes?.[0]).filter((n): n is string => n !== undefined))
       for (const master of masters) {
         let n = 0
@@ -244,9 +262,23 @@ export class RedisStore implements Store {
     clearTimeout(timer)
   }
 
+  /** Connects the command client: all an emitter needs. start() calls it. */
+  async connect (): Promise<void> {
+    if (this.#cmd instanceof Cluster) {
+      await this.#cmd.ping()
+      // Once connected, a Cluster that lost every node refuses commands at once (UNAVAILABLE) rather than
+      // queueing them with no bound until it is back; a single failed node is handled by redirections.
+      if (this.#ownsCmd) this.#cmd.options.enableOfflineQueue = false
+    } else {
+      await whenReady(this.#cmd)
+      await this.#cmd.ping()
+    }
+  }
+
   async start (handlers: BusHandlers): Promise<void> {
     const keys = this.#keys
-    this.#sub.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channelBuf: Buffer, message: Buffer) => {
+    this.#sub = this.#openSubscriber()
+    this.#routing.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channelBuf: Buffer, message: Buffer) => {
       const channel = channelBuf.toString()
       const [kind, name] = keys.parseRoute(channel)
       if (kind === 'i') {
@@ -260,23 +292,18 @@ export class RedisStore implements Store {
       else if (control.startsWith('!evict|')) handlers.control(name, { kind: 'evict', device: control.slice(7) })
       else if (control.startsWith('!synced|')) handlers.control(name, { kind: 'synced', device: control.slice(8) })
     })
-    if (this.#sub instanceof Cluster) {
-      await Promise.all([this.#cmd.ping(), this.#sub.ping()])
-      // Once connected, a Cluster that lost every node refuses commands at once (UNAVAILABLE) rather than
-      // queueing them with no bound until it is back; a single failed node is handled by redirections.
-      for (const client of this.#ownsCmd ? [this.#cmd, this.#sub] : [this.#sub]) {
-        if (client instanceof Cluster) client.options.enableOfflineQueue = false
-      }
+    if (this.#routing instanceof Cluster) {
+      await Promise.all([this.connect(), this.#routing.ping()])
+      this.#routing.options.enableOfflineQueue = false
       // ioredis re-subscribes each shard's channels after a reconnect, a moved slot or a failover, then
       // says so (the SSUBSCRIBEs are written by then); once a probe behind them has come back from every
       // shard, routing is whole again and local sockets can catch up on what they missed in between.
-      this.#sub.on('subscribersReady', () => handlers.resync(this.#allShardsHear()))
+      this.#routing.on('subscribersReady', () => handlers.resync(this.#allShardsHear()))
     } else {
-      await whenReady(this.#cmd as Redis)
-      await this.#cmd.ping()
+      await this.connect()
       // After a reconnect ioredis subscribes to everything again; once a PING behind those SUBSCRIBEs comes
       // back, routing is whole again and local sockets can catch up on what they missed in between.
-      const sub = this.#sub
+      const sub = this.#routing
       sub.on('ready', () => handlers.resync(sub.ping().then(() => {})))
     }
     await this.#probeTargets()
@@ -311,12 +338,15 @@ export class RedisStore implements Store {
     return await this.#cmd.eval(AUTH_SETTLE, 1, this.#keys.authAttempts(address), failed ? 1 : 0) as [number, number]
   }
 
-  async sendToUser (userId: string, head: string): Promise<SendResult> {
+  async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
     const k = this.#keys
     const { maxMessages, ttl } = this.#settings.queue
     const { size, ttl: logTtl } = this.#settings.resume
-    const [id, queued] = await this.#run.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
-      Date.now(), maxMessages, ttl, this.#metaTtl, size, logTtl, k.userRoute(userId), head)
+    const [id, queued] = once === undefined
+      ? await this.#run.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
+        Date.now(), maxMessages, ttl, this.#metaTtl, size, logTtl, k.userRoute(userId), head)
+      : await this.#run.cometSendOnce(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId), k.once(userId, once.key),
+        Date.now(), maxMessages, ttl, this.#metaTtl, size, logTtl, k.userRoute(userId), head, once.ttl)
     return { id, queued: queued === 1 }
   }
 
@@ -402,7 +432,7 @@ export class RedisStore implements Store {
   }
 
   #reconnectDeaf (shard: string): void {
-    const sub = this.#sub
+    const sub = this.#routing
     if (sub instanceof Cluster) {
       const conn = shardSubscriber(sub, shard)
       if (conn === null || conn.status !== 'ready') return
@@ -410,7 +440,7 @@ export class RedisStore implements Store {
       // The group notices the ended connection, opens a new one and subscribes it again.
       conn.disconnect()
     } else if (sub.status === 'ready') {
-      this.#log.warn('comet: redis subscriber stopped receiving; reconnecting it')
+      this.#log.warn({}, 'comet: redis subscriber stopped receiving; reconnecting it')
       sub.disconnect(true)
     }
   }
@@ -423,7 +453,7 @@ export class RedisStore implements Store {
   }
 
   async ping (): Promise<void> {
-    await Promise.all([this.#cmd.ping(), this.#sub.ping()])
+    await Promise.all([this.#cmd.ping(), this.#sub?.ping()])
   }
 
   async inspect (userId: string): Promise<{ devices: string[], queued: number }> {
@@ -463,7 +493,7 @@ export class RedisStore implements Store {
   }
 
   async close (): Promise<void> {
-    await quit(this.#sub)
+    if (this.#sub !== undefined) await quit(this.#sub)
     if (this.#ownsCmd) await quit(this.#cmd)
   }
 }

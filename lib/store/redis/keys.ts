@@ -23,6 +23,8 @@ export class Keys {
   log (userId: string): string { return `${this.prefix}{u:${userId}}:rlog` }
   /** Hash: last id (seq), first id of its life (born), last seen, dropped count. */
   meta (userId: string): string { return `${this.prefix}{u:${userId}}:meta` }
+  /** String: the result of the user's send with this idempotency key, while a repeat is refused. */
+  once (userId: string, key: string): string { return `${this.prefix}{u:${userId}}:once:${key}` }
   /** Pub/sub channel only the instances holding a device of the user listen to. */
   userRoute (userId: string): string { return `${this.prefix}{u:${userId}}` }
   /** Where the user's scripts publish `user_status_<id>` events: the status channel's route. */

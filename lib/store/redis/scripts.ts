@@ -100,10 +100,7 @@ end
  * meta starts a new chain (its predecessor is itself minus one, and it is `born`): a log left from
  * before the meta expired is dropped, as nothing could tell its gap.
  */
-export const send = {
-  numberOfKeys: 4,
-  shared: 6,
-  lua: trimQueue + `
+const deliver = `
 local now = tonumber(ARGV[1])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local id = math.max(last + 1, now * 1000)
@@ -130,6 +127,33 @@ if receivers > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[1], '+inf') > 0 t
 redis.call('ZADD', KEYS[2], id, entry)
 trim(KEYS[2], KEYS[1], tonumber(ARGV[2]), ARGV[3])
 return { sid, 1 }
+`
+
+export const send = {
+  numberOfKeys: 4,
+  shared: 6,
+  lua: trimQueue + deliver
+}
+
+/**
+ * send, once per idempotency key: KEYS and ARGV as send's, plus KEYS[5] the key's record and ARGV[9]
+ * how long it is kept (ms). A repeat while the record lives sends nothing and returns the first reply.
+ */
+export const sendOnce = {
+  numberOfKeys: 5,
+  shared: 6,
+  lua: trimQueue + `
+local done = redis.call('GET', KEYS[5])
+if done then
+  local bar = string.find(done, '|', 1, true)
+  return { string.sub(done, 1, bar - 1), tonumber(string.sub(done, bar + 1)) }
+end
+local function send ()
+${deliver}
+end
+local reply = send()
+redis.call('SET', KEYS[5], reply[1] .. '|' .. reply[2], 'PX', ARGV[9])
+return reply
 `
 }
 

@@ -3,11 +3,13 @@ const assert = require('node:assert/strict')
 const Fastify = require('fastify')
 const comet = require('fastify-comet')
 const { CometClient } = require('fastify-comet/client')
+const { CometEmitter } = require('fastify-comet/emitter')
 
 async function main () {
   assert.equal(typeof comet.default, 'function')
   assert.equal(comet.comet, comet.default)
   assert.equal(typeof CometClient, 'function')
+  assert.throws(() => new CometEmitter({}), { code: 'FST_ERR_COMET_OPTIONS' })
   const app = Fastify()
   await app.register(comet.default, { prefix: '/rt' })
   await app.comet.registerAuth('42', 'a-long-enough-secret-hash')

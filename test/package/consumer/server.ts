@@ -3,6 +3,8 @@ import Fastify from 'fastify'
 import comet, { errors, PROTOCOL } from 'fastify-comet'
 import type { CometOptions, SendResult } from 'fastify-comet'
 import { CometClient, CometClientError } from 'fastify-comet/client'
+import { CometEmitter } from 'fastify-comet/emitter'
+import type { EmitterOptions } from 'fastify-comet/emitter'
 import WebSocket from 'ws'
 
 declare module 'fastify-comet' {
@@ -37,4 +39,13 @@ export async function main (): Promise<void> {
   client.subscribe('msg.invoice_paid', (m) => { const invoice: number = m.data.invoice; console.log(invoice) })
   client.subscribe('news', (m) => { const data: unknown = m.data; console.log(data) })
   console.log(new CometClientError('timeout', 'x').code)
+
+  // A worker's emitter: the same API, the same declared events.
+  const emitterOptions: EmitterOptions = { redis: 'redis://127.0.0.1:6379', keyPrefix: 'app:' }
+  const emitter = new CometEmitter(emitterOptions)
+  const fromWorker: SendResult = await emitter.sendToUser(42, 'invoice_paid', { invoice: 'A-17' }, { idempotencyKey: 'inv-A-17' })
+  // @ts-expect-error the emitter checks declared events too
+  await emitter.sendToUser(42, 'invoice_paid', { invoice: 17 })
+  console.log(fromWorker.id)
+  await emitter.close()
 }

@@ -1,0 +1,43 @@
+import { MESSAGE_TAIL } from '../protocol/frames.ts'
+import { HISTORY_ENVELOPE } from './frames.ts'
+import type { Once, Store } from '../store/types.ts'
+import type { ChannelSettings } from './options.ts'
+import { historyOf, kindOf, USER_STATUS } from './policy.ts'
+import { subscriberSet } from './presence.ts'
+import type { ChannelStats } from './types.ts'
+
+/**
+ * What reads and publishes on channels need: the store and the settings that shape its data. Plain
+ * functions of it, so the plugin's connections, its API and the emitter share one implementation.
+ */
+export interface ChannelScope {
+  store: Store
+  settings: ChannelSettings
+  heartbeatInterval: number
+}
+
+/** Members of a `track_*` channel (user ids, across instances), or `[id]` / `[]` for `user_status_<id>`. */
+export async function members ({ store, settings, heartbeatInterval }: ChannelScope, channel: string): Promise<string[]> {
+  if (kindOf(channel) !== 'user_status') return (await store.channels.read(subscriberSet(channel, heartbeatInterval, settings.presenceGrace))).members
+  const userId = channel.slice(USER_STATUS.length)
+  return (await store.status(userId)).online ? [userId] : []
+}
+
+export async function stats ({ store, settings, heartbeatInterval }: ChannelScope, channel: string): Promise<ChannelStats> {
+  return (await store.channels.read(subscriberSet(channel, heartbeatInterval, settings.presenceGrace))).stats
+}
+
+/** Publishes a message head; on a channel with history the store assigns (and returns) the id. */
+export async function publish ({ store, settings }: ChannelScope, channel: string, head: string, id: string, sender?: string, once?: Once): Promise<string> {
+  const history = historyOf(settings, channel)
+  if (history === undefined && sender === undefined && once === undefined) {
+    await store.publish(channel, head + id + MESSAGE_TAIL)
+    return id
+  }
+  return await store.channels.publish(channel, head, id, history, sender, once)
+}
+
+/** Bytes a message on the channel leaves free in maxPayload: room for a history reply's fields. */
+export function reserve (settings: ChannelSettings, channel: string): number {
+  return historyOf(settings, channel) === undefined ? 0 : HISTORY_ENVELOPE
+}
