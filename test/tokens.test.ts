@@ -391,6 +391,18 @@ test('tokens never reach the log', async (t) => {
 })
 
 /** An app on memory or a fresh redis-server, closed after the test; its log lines go to `lines` (trace). */
+test('bad tokens count against the address\'s failed-auth budget like bad hashes: past it a valid token is refused, and upgrades get 429', async (t) => {
+  const { url } = await start(t, 'redis', { jwt: { secret: SECRET }, authRateLimit: { max: 3, window: 60_000 } })
+  const forged = createSigner({ key: 'not-the-secret-of-this-server!!!' })({ sub: 'u1' })
+  // Opened before the failures, so only the auth frame can refuse it.
+  const late = await TestClient.open(url)
+  t.after(() => late.close())
+  for (let i = 0; i < 3; i++) assert.deepEqual(await refused(url, forged), [4401, 'authentication failed'])
+  late.send({ type: 'auth', token: sign({ sub: 'u1' }, { expiresIn: 60_000 }) })
+  assert.equal(await late.closed, 4429, 'a valid token from the address is refused once its budget is spent')
+  await assert.rejects(TestClient.open(url), /429/, 'and its upgrades get 429')
+})
+
 async function start (t: TestContext, backend: 'memory' | 'redis', options: CometOptions, lines?: string[]): Promise<{ app: FastifyInstance, url: string }> {
   const redis = backend === 'redis' ? await startRedis() : null
   const stream = new Writable({ write (chunk: Buffer, _enc, done) { lines?.push(chunk.toString()); done() } })

@@ -360,16 +360,17 @@ export class Connection implements DeviceSink {
       const jwt = this.#ctx.jwt
       if (jwt === null) return this.close(CLOSE.AUTH_FAILED, 'tokens are not accepted here')
       this.#state = 'syncing'
-      try {
-        const verified = await jwt.verify(token)
-        if (this.closed) return
-        userId = verified.userId
-        proof = { issuedAt: verified.issuedAt }
-        this.#token = new TokenSession(verified, () => this.close(CLOSE.AUTH_FAILED, 'token expired'))
-      } catch (err) {
-        if (!(err instanceof TokenRejected)) throw err
-        return await this.#failed(err.sub, err.expired ? 'token expired' : 'authentication failed', err.expired ? 'expired' : 'bad_credentials')
+      const checked = await this.#attempt(jwt.verify(token).then((verified) => verified, (err: unknown) => {
+        if (err instanceof TokenRejected) return err
+        throw err
+      }), (outcome) => !(outcome instanceof TokenRejected))
+      if (checked === undefined || this.closed) return
+      if (checked instanceof TokenRejected) {
+        return await this.#failed(checked.sub, checked.expired ? 'token expired' : 'authentication failed', checked.expired ? 'expired' : 'bad_credentials')
       }
+      userId = checked.userId
+      proof = { issuedAt: checked.issuedAt }
+      this.#token = new TokenSession(checked, () => this.close(CLOSE.AUTH_FAILED, 'token expired'))
     } else {
       if (userId === null || hash === null) {
         if (!this.#ctx.settings.allowAnonymous) return this.close(CLOSE.AUTH_FAILED, 'credentials required')
@@ -378,20 +379,11 @@ export class Connection implements DeviceSink {
         return
       }
       this.#state = 'syncing'
-      const limits = this.#ctx.limits
-      // The attempt counts from now, in the same round trip as the digest read: parallel guesses cannot all
-      // be judged before their failures count.
-      const [digest, admitted] = await Promise.all([store.getAuth(userId), limits === null ? null : limits.admit(this.#address)])
-      if (admitted === false) {
-        log.info({ userId, address: this.#address }, 'comet: authentication refused: too many failed attempts from the address')
-        this.#ctx.metrics?.auth('rate_limited', this.#address, userId)
-        return this.close(CLOSE.AUTH_LIMIT, 'too many failed authentications')
-      }
       // Unknown users are compared against a dummy digest: the answer takes as long.
-      const ok = matches(hash, digest) && digest !== null && !this.closed
-      if (admitted === true) hub.track((limits as AuthLimits).settle(this.#address, !ok && !this.closed), 'settling an authentication attempt')
-      if (this.closed) return
-      if (!ok || digest === null) return await this.#failed(userId, 'authentication failed', 'bad_credentials')
+      const judged = await this.#attempt(store.getAuth(userId).then((stored) => ({ stored, ok: matches(hash, stored) })), (j) => j.ok)
+      if (judged === undefined || this.closed) return
+      const digest = judged.stored
+      if (!judged.ok || digest === null) return await this.#failed(userId, 'authentication failed', 'bad_credentials')
       proof = { digest }
       record = digest
     }
@@ -474,6 +466,25 @@ export class Connection implements DeviceSink {
       })
     }, Math.min(Math.max(expires - Date.now(), 0), MAX_TIMER))
     this.#expiry.unref()
+  }
+
+  /**
+   * Runs a credential check as one attempt against the address's failed-auth budget: counted from the
+   * frame's arrival, in the same round trip as the check (so parallel guesses cannot all be judged before
+   * their failures count), forgiven when `ok` says it succeeded. Undefined: the budget is spent, and the
+   * socket is closed (a correct credential too).
+   */
+  async #attempt<T> (check: Promise<T>, ok: (outcome: T) => boolean): Promise<T | undefined> {
+    const limits = this.#ctx.limits
+    const [outcome, admitted] = await Promise.all([check, limits === null ? null : limits.admit(this.#address)])
+    if (admitted === false) {
+      this.#ctx.log.info({ address: this.#address }, 'comet: authentication refused: too many failed attempts from the address')
+      this.#ctx.metrics?.auth('rate_limited', this.#address)
+      this.close(CLOSE.AUTH_LIMIT, 'too many failed authentications')
+      return undefined
+    }
+    if (admitted === true) this.#ctx.hub.track((limits as AuthLimits).settle(this.#address, !ok(outcome) && !this.closed), 'settling an authentication attempt')
+    return outcome
   }
 
   /** A failed login: logged, counted against the limits, answered late (per user id), then closed with 4401. */
