@@ -7,7 +7,7 @@ import type { ChannelSettings } from './channels/options.ts'
 import { normalizeApi } from './api/options.ts'
 import type { ApiSettings } from './api/options.ts'
 import type { StoreSettings } from './store/types.ts'
-import { normalizeJwt } from './auth/jwt.ts'
+import { normalizeJwt, REVOCATION_TTL } from './auth/jwt.ts'
 import type { JwtSettings } from './auth/jwt.ts'
 import type { Authenticate } from './auth/hook.ts'
 import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
@@ -162,7 +162,8 @@ export function storeSettings (settings: Settings): StoreSettings {
     presenceTtl: 3 * settings.heartbeatInterval,
     presenceGrace: settings.channels.presenceGrace,
     lastSeenTtl: settings.lastSeenTtl,
-    revocationTtl: settings.jwt?.revocationTtl ?? 0
+    // Kept without `jwt` too: a worker's emitter, or an instance without it, revokes for the ones with it.
+    revocationTtl: settings.jwt?.revocationTtl ?? REVOCATION_TTL
   }
 }
 

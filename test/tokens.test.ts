@@ -11,6 +11,7 @@ import type { SignerOptions } from 'fast-jwt'
 import buildGetJwks from 'get-jwks'
 import { Redis } from 'ioredis'
 import comet from '../lib/index.ts'
+import { CometEmitter } from '../lib/emitter/index.ts'
 import type { CometOptions } from '../lib/index.ts'
 import { startRedis } from './helpers/redis.ts'
 import { startPair } from './helpers/pair.ts'
@@ -390,7 +391,6 @@ test('tokens never reach the log', async (t) => {
   assert.ok(!lines.some((l) => l.includes(token.split('.')[2]!)))
 })
 
-/** An app on memory or a fresh redis-server, closed after the test; its log lines go to `lines` (trace). */
 test('bad tokens count against the address\'s failed-auth budget like bad hashes: past it a valid token is refused, and upgrades get 429', async (t) => {
   const { url } = await start(t, 'redis', { jwt: { secret: SECRET }, authRateLimit: { max: 3, window: 60_000 } })
   const forged = createSigner({ key: 'not-the-secret-of-this-server!!!' })({ sub: 'u1' })
@@ -403,6 +403,18 @@ test('bad tokens count against the address\'s failed-auth budget like bad hashes
   await assert.rejects(TestClient.open(url), /429/, 'and its upgrades get 429')
 })
 
+test('a revocation made from a worker (CometEmitter, no jwt option) refuses older tokens too', async (t) => {
+  const redis = await startRedis()
+  t.after(() => redis.stop())
+  const { url } = await start(t, 'memory', { redis: redis.url, jwt: { secret: SECRET } })
+  const emitter = new CometEmitter({ redis: redis.url })
+  t.after(() => emitter.close())
+  const older = sign({ sub: 'u9', iat: Math.floor(Date.now() / 1000) - 10 }, { expiresIn: 60_000 })
+  await emitter.revokeAuth('u9')
+  assert.deepEqual(await refused(url, older), [4401, 'authentication failed'])
+})
+
+/** An app on memory or a fresh redis-server, closed after the test; its log lines go to `lines` (trace). */
 async function start (t: TestContext, backend: 'memory' | 'redis', options: CometOptions, lines?: string[]): Promise<{ app: FastifyInstance, url: string }> {
   const redis = backend === 'redis' ? await startRedis() : null
   const stream = new Writable({ write (chunk: Buffer, _enc, done) { lines?.push(chunk.toString()); done() } })

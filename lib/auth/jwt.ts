@@ -56,6 +56,9 @@ export interface JwtSettings {
 
 const HS = ['HS256', 'HS384', 'HS512']
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
+/** How long `revokeAuth` refuses tokens issued before it, by default: 7 days. */
+export const REVOCATION_TTL = 604_800_000
+
 const KNOWN = new Set(['secret', 'publicKey', 'key', 'algorithms', 'issuer', 'audience', 'clockTolerance', 'revocationTtl'])
 const decode = createDecoder()
 
@@ -77,7 +80,7 @@ export function normalizeJwt (value: unknown): JwtSettings | null {
   }
   const tolerance = opts.clockTolerance ?? 0
   if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0) throw new errors.OPTIONS('jwt.clockTolerance must be a number of seconds ≥ 0')
-  const revocationTtl = opts.revocationTtl ?? 604_800_000
+  const revocationTtl = opts.revocationTtl ?? REVOCATION_TTL
   if (typeof revocationTtl !== 'number' || !Number.isSafeInteger(revocationTtl) || revocationTtl < 1) {
     throw new errors.OPTIONS('jwt.revocationTtl must be an integer number of ms ≥ 1')
   }

@@ -159,7 +159,7 @@ export interface StoreSettings {
   /** How long a user whose last device left stays online (channels' presenceGrace). */
   presenceGrace: number
   lastSeenTtl: number
-  /** How long a revocation is remembered for tokens, in ms; none (or 0) without token authentication. */
+  /** How long a revocation is remembered for tokens, in ms (`jwt.revocationTtl`, 7 days by default). */
   revocationTtl?: number
 }
 
