@@ -5,27 +5,14 @@ import { createRequire, syncBuiltinESMExports } from 'node:module'
 import Fastify from 'fastify'
 import fc from 'fast-check'
 import type { FastifyServerOptions } from 'fastify'
-import WebSocket from 'ws'
 import comet from '../lib/index.ts'
 import type { CometOptions } from '../lib/index.ts'
 import { appOn } from './helpers/backends.ts'
 import { HASH } from './helpers/app.ts'
-import { TestClient } from './helpers/client.ts'
+import { TestClient, upgrade } from './helpers/client.ts'
 import { startPair } from './helpers/pair.ts'
 import { STORE_SETTINGS } from './helpers/store.ts'
 import { MemoryStore } from '../lib/store/memory.ts'
-
-/** Opens a socket and reports how the upgrade ended: 'open' or the HTTP status that refused it. */
-async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<'open' | number> {
-  const ws = new WebSocket(url, options)
-  const status = await new Promise<'open' | number>((resolve) => {
-    ws.on('open', () => resolve('open'))
-    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
-    ws.on('error', () => {})
-  })
-  ws.terminate()
-  return status
-}
 
 /** How an auth attempt ended: 'ready' or the close code. */
 async function login (client: TestClient, userId: string, hash: string): Promise<'ready' | number> {

@@ -1,21 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import WebSocket from 'ws'
 import { appOn } from './helpers/backends.ts'
 import { HASH } from './helpers/app.ts'
-import { TestClient } from './helpers/client.ts'
-
-/** Opens a socket and reports how the upgrade ended: 'open' or the HTTP status that refused it. */
-async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<'open' | number> {
-  const ws = new WebSocket(url, options)
-  const status = await new Promise<'open' | number>((resolve) => {
-    ws.on('open', () => resolve('open'))
-    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
-    ws.on('error', () => {})
-  })
-  ws.terminate()
-  return status
-}
+import { TestClient, upgrade } from './helpers/client.ts'
 
 test('by default only pages of the same host may open the socket (cross-site WebSocket hijacking)', async (t) => {
   const { url } = await appOn(t, 'memory')

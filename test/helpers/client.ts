@@ -95,3 +95,15 @@ export function resumeFrom (ready: Frame, messages: Frame[], since: string | und
   if (stored < ready['queued']) return newest
   return newest === undefined || BigInt(newest) < BigInt(last) ? last : newest
 }
+
+/** Opens a socket and reports how the upgrade ended: 'open' or the HTTP status that refused it. */
+export async function upgrade (url: string, options: WebSocket.ClientOptions = {}): Promise<'open' | number> {
+  const ws = new WebSocket(url, options)
+  const status = await new Promise<'open' | number>((resolve) => {
+    ws.on('open', () => resolve('open'))
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    ws.on('error', () => {})
+  })
+  ws.terminate()
+  return status
+}
