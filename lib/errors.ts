@@ -16,6 +16,7 @@ function coded<C extends string, S extends number, A extends unknown[]> (code: C
 export const errors = {
   OPTIONS: coded<'FST_ERR_COMET_OPTIONS', 500, [string]>('FST_ERR_COMET_OPTIONS', 'Invalid fastify-comet option: %s', 500, TypeError),
   USER_ID: coded<'FST_ERR_COMET_USER_ID', 400, [string]>('FST_ERR_COMET_USER_ID', 'Invalid user id %s: use a string or an integer matching [A-Za-z0-9_-]{1,64}', 400, TypeError),
+  USER_IDS: coded<'FST_ERR_COMET_USER_IDS', 400, [string]>('FST_ERR_COMET_USER_IDS', 'Invalid user id list: %s', 400, TypeError),
   EVENT: coded<'FST_ERR_COMET_EVENT', 400, [string]>('FST_ERR_COMET_EVENT', 'Invalid event name %s: use [A-Za-z0-9_-]{1,64}', 400, TypeError),
   CHANNEL: coded<'FST_ERR_COMET_CHANNEL', 400, [string]>('FST_ERR_COMET_CHANNEL', 'Invalid channel name %s: use [A-Za-z0-9_-]{1,64}; "msg" is reserved for private messages', 400, TypeError),
   HISTORY: coded<'FST_ERR_COMET_HISTORY', 400, [string]>('FST_ERR_COMET_HISTORY', 'No history to read: %s. Configure it with the history option', 400, TypeError),

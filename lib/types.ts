@@ -184,6 +184,12 @@ export interface SendResult {
   queued: boolean
 }
 
+/** One user's part of a `sendToUsers` call. */
+export interface UserSendResult extends SendResult {
+  /** The user id, normalized to a string. */
+  userId: string
+}
+
 export interface PublishResult {
   id: string
 }
@@ -216,6 +222,12 @@ export interface CometApi extends ChannelApi {
    * `data` is checked against the event's type when the app declared it in `CometEvents`.
    */
   sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>, options?: SendOptions): Promise<SendResult>
+  /**
+   * `sendToUser` for up to 10,000 users at once, with the message serialized once: each user gets it as from
+   * `sendToUser` (delivered or queued, decided atomically per user). One result per distinct user id, in
+   * the order of the list; an id listed twice is sent once.
+   */
+  sendToUsers<E extends string> (userIds: readonly UserId[], event: E, data: EventData<E>): Promise<UserSendResult[]>
   /** Delivers to every subscriber of the channel on every instance; kept when the channel has history. */
   publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult>
   isOnline (userId: UserId): Promise<boolean>

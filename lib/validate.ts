@@ -12,6 +12,16 @@ export function userId (value: unknown): string {
   return id
 }
 
+/** Most users one sendToUsers call takes. */
+export const MAX_USERS = 10_000
+
+/** A list of user ids, normalized, each once (the first occurrence keeps its place). */
+export function userIds (value: unknown): string[] {
+  if (!Array.isArray(value)) throw new errors.USER_IDS(`expected an array, got ${describe(value)}`)
+  if (value.length > MAX_USERS) throw new errors.USER_IDS(`${value.length} ids, over ${MAX_USERS}: split the list`)
+  return [...new Set(value.map(userId))]
+}
+
 export function eventName (value: unknown): string {
   if (typeof value !== 'string' || !NAME.test(value)) throw new errors.EVENT(describe(value))
   return value

@@ -197,7 +197,7 @@ test('HTTP API: @fastify/swagger documents every route with its params', async (
   await app.register(comet, { prefix: '/v1', path: '/rt', api: { keys: [KEY] } })
   await app.ready()
   const doc = app.swagger() as { paths: Record<string, any> }
-  const methods = ['createAuth', 'registerAuth', 'revokeAuth', 'sendToUser', 'publish', 'isOnline', 'presence', 'members', 'channelStats', 'channels', 'history', 'batch']
+  const methods = ['createAuth', 'registerAuth', 'revokeAuth', 'sendToUser', 'sendToUsers', 'publish', 'isOnline', 'presence', 'members', 'channelStats', 'channels', 'history', 'batch']
   assert.deepEqual(Object.keys(doc.paths).filter((p) => p.includes('/api/')).sort(), methods.map((m) => `/v1/rt/api/${m}`).sort(),
     'under Fastify\'s prefix and the path, like the socket; the catch-all for unknown methods is hidden')
   const send = doc.paths['/v1/rt/api/sendToUser'].post

@@ -87,6 +87,13 @@ export function createApi ({ settings, store, instance, call }: ApiContext): Ser
       const repeat = once(options)
       return await call(() => store.sendToUser(id, head, repeat))
     },
+    async sendToUsers (userIds: readonly UserId[], event: string, data: unknown) {
+      const ids = validate.userIds(userIds)
+      const head = frameHead(validate.PRIVATE_CHANNEL, event, data)
+      if (ids.length === 0) return []
+      const sent = await call(() => store.sendToUsers(ids, head))
+      return sent.map((result, i) => ({ userId: ids[i]!, ...result }))
+    },
     async publish (channel: string, event: string, data: unknown, options?: SendOptions) {
       const name = validate.channelName(channel)
       const head = frameHead(name, event, data)

@@ -1,4 +1,5 @@
 import type { ServerApi } from './index.ts'
+import { MAX_USERS } from '../validate.ts'
 
 // The HTTP API's methods: each one's named params (JSON Schema, for the docs) and how they map onto the
 // server API's arguments.
@@ -57,6 +58,15 @@ export const METHODS = {
     body: body({ userId, event, data, idempotencyKey }, ['userId', 'event', 'data']),
     result: { type: 'object', properties: { id: { type: 'string' }, queued: { type: 'boolean' } }, required: ['id', 'queued'] },
     call: async (api, p) => await api.sendToUser(p.userId, p.event, p.data, once(p))
+  },
+  sendToUsers: {
+    summary: 'sendToUser for up to 10,000 users, the message serialized once: one result per distinct user id, in order',
+    body: body({ userIds: { type: 'array', items: userId, maxItems: MAX_USERS }, event, data }, ['userIds', 'event', 'data']),
+    result: {
+      type: 'array',
+      items: { type: 'object', properties: { userId: { type: 'string' }, id: { type: 'string' }, queued: { type: 'boolean' } }, required: ['userId', 'id', 'queued'] }
+    },
+    call: async (api, p) => await api.sendToUsers(p.userIds, p.event, p.data)
   },
   publish: {
     summary: 'Delivers to every subscriber of the channel; kept when the channel has history',

@@ -5,13 +5,13 @@ import { errors } from '../errors.ts'
 import { storeSettings } from '../options.ts'
 import { RedisStore } from '../store/redis/index.ts'
 import type { ChannelInfo, ChannelStats, HistoryResult } from '../channels/types.ts'
-import type { CreateAuthOptions, EventData, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
+import type { CreateAuthOptions, EventData, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId, UserSendResult } from '../types.ts'
 import { normalizeEmitter } from './options.ts'
 import type { EmitterOptions } from './types.ts'
 
 export type { EmitterLogger, EmitterOptions } from './types.ts'
 export type { ServerApi } from '../api/index.ts'
-export type { ChannelInfo, ChannelStats, CometEvents, CreateAuthOptions, EventData, HistoryResult, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId } from '../types.ts'
+export type { ChannelInfo, ChannelStats, CometEvents, CreateAuthOptions, EventData, HistoryResult, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId, UserSendResult } from '../types.ts'
 export { errors } from '../errors.ts'
 
 /**
@@ -56,6 +56,7 @@ export class CometEmitter implements ServerApi {
   createAuth (userId: UserId, options?: CreateAuthOptions): Promise<string> { return this.#api.createAuth(userId, options) }
   revokeAuth (userId: UserId): Promise<void> { return this.#api.revokeAuth(userId) }
   sendToUser<E extends string> (userId: UserId, event: E, data: EventData<E>, options?: SendOptions): Promise<SendResult> { return this.#api.sendToUser(userId, event, data, options) }
+  sendToUsers<E extends string> (userIds: readonly UserId[], event: E, data: EventData<E>): Promise<UserSendResult[]> { return this.#api.sendToUsers(userIds, event, data) }
   publish<E extends string> (channel: string, event: E, data: EventData<E>, options?: SendOptions): Promise<PublishResult> { return this.#api.publish(channel, event, data, options) }
   isOnline (userId: UserId): Promise<boolean> { return this.#api.isOnline(userId) }
   presence (userId: UserId): Promise<Presence> { return this.#api.presence(userId) }

@@ -5,7 +5,7 @@ import { serveAdmin } from './admin.ts'
 import type { Health } from './health.ts'
 import { ping } from './health.ts'
 import { Recorder } from './metrics.ts'
-import type { Metrics } from './metrics.ts'
+import type { MessageKind, Metrics } from './metrics.ts'
 import type { OperationSettings } from './options.ts'
 import { loadPromClient, Prometheus } from './prometheus.ts'
 import type { Running } from './running.ts'
@@ -64,31 +64,26 @@ export class Operations {
     const recorder = this.#recorder
     if (recorder === null) return api
     const prometheus = this.#prometheus
-    const { sendToUser, publish } = api
+    const { sendToUser, sendToUsers, publish } = api
+    /** Times a send, and counts each message it sent once it succeeded. */
+    const timed = async <R>(kind: MessageKind, send: Promise<R>, count: (result: R) => void): Promise<R> => {
+      const start = performance.now()
+      try {
+        const result = await send
+        count(result)
+        return result
+      } finally {
+        prometheus?.sent(kind, start)
+      }
+    }
     return {
       ...api,
-      sendToUser (userId, event, data, options) {
-        const start = performance.now()
-        return sendToUser(userId, event, data, options).then((result) => {
-          recorder.sent('user', result.queued)
-          prometheus?.sent('user', start)
-          return result
-        }, (err: unknown) => {
-          prometheus?.sent('user', start)
-          throw err
-        })
-      },
-      publish (channel, event, data, options) {
-        const start = performance.now()
-        return publish(channel, event, data, options).then((result) => {
-          recorder.sent('channel', false)
-          prometheus?.sent('channel', start)
-          return result
-        }, (err: unknown) => {
-          prometheus?.sent('channel', start)
-          throw err
-        })
-      }
+      sendToUser: (userId, event, data, options) =>
+        timed('user', sendToUser(userId, event, data, options), (result) => recorder.sent('user', result.queued)),
+      sendToUsers: (userIds, event, data) =>
+        timed('user', sendToUsers(userIds, event, data), (results) => { for (const result of results) recorder.sent('user', result.queued) }),
+      publish: (channel, event, data, options) =>
+        timed('channel', publish(channel, event, data, options), () => recorder.sent('channel', false))
     }
   }
 

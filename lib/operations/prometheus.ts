@@ -15,7 +15,7 @@ export interface Gauges {
 }
 
 /** Store calls that are timed, labelled `op` by their name. */
-const STORE_OPS = ['setAuth', 'getAuth', 'revokeAuth', 'sendToUser', 'requeue', 'publish', 'listenUser', 'unlistenUser',
+const STORE_OPS = ['setAuth', 'getAuth', 'revokeAuth', 'sendToUser', 'sendToUsers', 'requeue', 'publish', 'listenUser', 'unlistenUser',
   'listenChannel', 'unlistenChannel', 'attach', 'detach', 'catchUp', 'refresh', 'maintain', 'status', 'ping', 'inspect',
   'report', 'reports'] as const satisfies ReadonlyArray<keyof Store>
 

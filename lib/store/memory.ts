@@ -156,6 +156,10 @@ export class MemoryStore implements Store {
     return result
   }
 
+  async sendToUsers (userIds: string[], head: string): Promise<SendResult[]> {
+    return userIds.map((userId) => this.#send(userId, head))
+  }
+
   #send (userId: string, head: string): SendResult {
     const now = Date.now()
     const user = this.#get(userId) ?? this.#user(userId)

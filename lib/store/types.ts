@@ -95,6 +95,11 @@ export interface Store {
    * key for this user is decided in that same step.
    */
   sendToUser (userId: string, head: string, once?: Once): Promise<SendResult>
+  /**
+   * sendToUser for each of `userIds` (distinct), every user decided atomically as there; resolves to their
+   * results in order. Redis: one script call per batch of users of one Cluster slot.
+   */
+  sendToUsers (userIds: string[], head: string): Promise<SendResult[]>
   /** Puts back messages that reached this instance after the user's last local socket had closed. */
   requeue (userId: string, messages: Routed[]): Promise<void>
   publish (channel: string, frame: string): Promise<void>

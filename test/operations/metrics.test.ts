@@ -60,7 +60,8 @@ for (const backend of ['memory', 'redis'] as const) {
     await a.next((f) => f.type === 'message' && f.channel === 'news')
     await a.next((f) => f.type === 'message' && f.channel === 'msg')
     await app.comet.sendToUser('u2', 'while-away', 1)
-    await app.comet.sendToUser('u2', 'while-away', 2)
+    // A bulk send counts every user's message, and is timed as one call.
+    await app.comet.sendToUsers(['u2', 'u3'], 'while-away', 2)
 
     const waiting = await open()
     let text = await scrape(started)
@@ -68,11 +69,11 @@ for (const backend of ['memory', 'redis'] as const) {
     assert.equal(sample(text, 'comet_connections{state="authenticating"}'), 1)
     assert.equal(sample(text, 'comet_users'), 1)
     assert.equal(sample(text, 'comet_subscriptions'), 1)
-    assert.equal(sample(text, 'comet_messages_sent_total{kind="user"}'), 3)
+    assert.equal(sample(text, 'comet_messages_sent_total{kind="user"}'), 4)
     assert.equal(sample(text, 'comet_messages_sent_total{kind="channel"}'), 1)
     assert.equal(sample(text, 'comet_messages_delivered_total{kind="user"}'), 1)
     assert.equal(sample(text, 'comet_messages_delivered_total{kind="channel"}'), 1)
-    assert.equal(sample(text, 'comet_messages_queued_total'), 2)
+    assert.equal(sample(text, 'comet_messages_queued_total'), 3)
     assert.equal(sample(text, 'comet_client_frames_total{type="auth"}'), 1)
     assert.equal(sample(text, 'comet_client_frames_total{type="subscribe"}'), 1)
     assert.equal(sample(text, 'comet_client_frames_total{type="ping"}'), 1)
@@ -83,7 +84,8 @@ for (const backend of ['memory', 'redis'] as const) {
     assert.ok(sample(text, 'comet_send_duration_seconds_sum{kind="user"}') > 0)
     assert.match(text, /^# TYPE comet_store_duration_seconds histogram$/m)
     assert.ok(sample(text, 'comet_store_duration_seconds_count{op="getAuth"}') >= 1)
-    assert.ok(sample(text, 'comet_store_duration_seconds_count{op="sendToUser"}') >= 3)
+    assert.ok(sample(text, 'comet_store_duration_seconds_count{op="sendToUser"}') >= 2)
+    assert.equal(sample(text, 'comet_store_duration_seconds_count{op="sendToUsers"}'), 1)
     assert.equal(sample(text, 'comet_store_errors_total'), 0)
 
     // The queue of u2 held one message of two: the drop is counted when u2 comes back.

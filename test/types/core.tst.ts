@@ -2,7 +2,7 @@ import { expect, test } from 'tstyche'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import comet, { errors } from '../../lib/index.ts'
-import type { CometOptions, Presence, PublishResult, SendResult } from '../../lib/index.ts'
+import type { CometOptions, Presence, PublishResult, SendResult, UserSendResult } from '../../lib/index.ts'
 
 test('app.comet is typed wherever the app is', async () => {
   const app = Fastify()
@@ -12,6 +12,9 @@ test('app.comet is typed wherever the app is', async () => {
   expect(app.comet.createAuth('42')).type.toBe<Promise<string>>()
   expect(app.comet.revokeAuth('42')).type.toBe<Promise<void>>()
   expect(app.comet.sendToUser(42, 'event1', { any: ['json'] })).type.toBe<Promise<SendResult>>()
+  expect(app.comet.sendToUsers([42, 'b'], 'event1', { any: ['json'] })).type.toBe<Promise<UserSendResult[]>>()
+  expect(app.comet.sendToUsers(['a'] as const, 'event1', 1)).type.toBe<Promise<UserSendResult[]>>()
+  expect<UserSendResult>().type.toBe<{ userId: string, id: string, queued: boolean }>()
   expect(app.comet.publish('news', 'update', null)).type.toBe<Promise<PublishResult>>()
   expect(app.comet.isOnline('42')).type.toBe<Promise<boolean>>()
   expect(app.comet.presence('42')).type.toBe<Promise<Presence>>()
@@ -20,6 +23,9 @@ test('app.comet is typed wherever the app is', async () => {
 
   expect(app.comet.sendToUser).type.not.toBeCallableWith(42, 'event1')
   expect(app.comet.sendToUser).type.not.toBeCallableWith({ id: 42 }, 'event1', 1)
+  expect(app.comet.sendToUsers).type.not.toBeCallableWith(42, 'event1', 1)
+  expect(app.comet.sendToUsers).type.not.toBeCallableWith([{ id: 42 }], 'event1', 1)
+  expect(app.comet.sendToUsers).type.not.toBeCallableWith([42], 'event1')
   expect(app.comet.registerAuth).type.not.toBeCallableWith(42, 'hash', { ttl: '1s' })
 })
 

@@ -1,6 +1,6 @@
 import { expect, test } from 'tstyche'
 import { CometEmitter, errors } from '../../lib/emitter/index.ts'
-import type { EmitterOptions, Presence, PublishResult, SendResult, ServerApi } from '../../lib/emitter/index.ts'
+import type { EmitterOptions, Presence, PublishResult, SendResult, ServerApi, UserSendResult } from '../../lib/emitter/index.ts'
 import type { CometApi } from '../../lib/index.ts'
 
 test('the emitter has the server API, with the same types', () => {
@@ -8,6 +8,7 @@ test('the emitter has the server API, with the same types', () => {
   expect(emitter).type.toBeAssignableTo<ServerApi>()
   expect<ServerApi>().type.toBe<Omit<CometApi, 'on' | 'off' | 'health'>>()
   expect(emitter.sendToUser(42, 'invoice_paid', { invoice: 'A-17' }, { idempotencyKey: 'inv-A-17' })).type.toBe<Promise<SendResult>>()
+  expect(emitter.sendToUsers([42, '43'], 'invoice_paid', { invoice: 'A-17' })).type.toBe<Promise<UserSendResult[]>>()
   expect(emitter.publish('news', 'headline', null, { idempotencyKey: 'h1' })).type.toBe<Promise<PublishResult>>()
   expect(emitter.presence('42')).type.toBe<Promise<Presence>>()
   expect(emitter.close()).type.toBe<Promise<void>>()

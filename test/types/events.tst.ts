@@ -21,6 +21,8 @@ test('sendToUser and publish check the data of declared events; others stay unkn
   expect(app.comet.sendToUser).type.not.toBeCallableWith(42, 'invoice_paid', { invoice: 17 })
   expect(app.comet.sendToUser).type.not.toBeCallableWith(42, 'invoice_paid', null)
   expect(app.comet.sendToUser).type.toBeCallableWith(42, 'anything_else', 17)
+  expect(app.comet.sendToUsers).type.not.toBeCallableWith([42], 'invoice_paid', { invoice: 17 })
+  expect(app.comet.sendToUsers).type.toBeCallableWith([42], 'invoice_paid', { invoice: 'A-17' })
   expect(app.comet.publish).type.not.toBeCallableWith('news', 'invoice_paid', { total: 1 })
   expect(app.comet.publish).type.toBeCallableWith('news', 'invoice_paid', { invoice: 'A-17' })
   const event: string = 'from_a_variable'

@@ -350,6 +350,11 @@ export class RedisStore implements Store {
     return { id, queued: queued === 1 }
   }
 
+  async sendToUsers (userIds: string[], head: string): Promise<SendResult[]> {
+    // Called in one turn, the sends share batched script calls per slot (defineScripts).
+    return await Promise.all(userIds.map((userId) => this.sendToUser(userId, head)))
+  }
+
   async requeue (userId: string, messages: Routed[]): Promise<void> {
     const { maxMessages, ttl } = this.#settings.queue
     if (maxMessages === 0 || messages.length === 0) return
