@@ -18,7 +18,8 @@ export class DeafeningProxy {
       const link = { client, upstream, subscriber: false, deaf: false }
       this.#links.push(link)
       client.on('data', (data) => {
-        if (/subscribe/i.test(data.toString('latin1'))) link.subscriber = true
+        // A (S)SUBSCRIBE command, not the word inside a script's text.
+        if (/\r\n\$\d+\r\ns?subscribe\r\n/i.test(data.toString('latin1'))) link.subscriber = true
         upstream.write(data)
       })
       upstream.on('data', (data) => { if (!link.deaf) client.write(data) })

@@ -1,61 +1,53 @@
-/**
- * A script written for one call: its first `numberOfKeys` arguments are KEYS, the rest ARGV. The first
- * `shared` ARGV are the same for every call of a batch (settings, the clock): they travel once per batch,
- * taken from its first call.
- */
-export interface Script { numberOfKeys: number, shared?: number, lua: string }
-
 export type Arg = string | number | Buffer
 
-/** Most calls in one EVALSHA: Redis runs nothing else meanwhile (a send takes about 10 µs in Redis). */
+/** How a script's arguments travel: its key count, and how many ARGV are the same for every call of a batch. */
+export interface CallShape { keys: number, shared: number }
+
+/** Most calls in one EVALSHA: Redis runs nothing else meanwhile. */
 const MAX_BATCH = 64
 
 /**
  * Every script runs for a batch of calls: the calls of one event-loop turn (per slot on a Cluster) go out
- * as one EVALSHA. The body stays written for one call; this wrapper gives it each call's KEYS and ARGV in
- * turn, under pcall. Wire layout (packCalls): KEYS holds numberOfKeys keys per call; ARGV the shared
- * arguments, then per call its argument count and arguments — except for a batch of one call, whose KEYS
- * and ARGV are the call's own (no copying: at low rates most batches hold one call). The reply holds one
- * reply per call, or an error for a call that failed (the others stand).
+ * as one EVALSHA. `once` (functions, settings) runs once per batch; `perCall` is written for one call and
+ * this wrapper gives it each call's KEYS and ARGV in turn, under pcall. Wire layout (packCalls): KEYS holds
+ * `keys` keys per call; ARGV the shared arguments, then per call its argument count and arguments — except
+ * for a batch of one call, whose KEYS and ARGV are the call's own (no copying: at low rates most batches
+ * hold one call). The reply holds one reply per call, or an error for a call that failed (the others stand).
  */
-export function batchedLua ({ numberOfKeys, shared = 0, lua }: Script): string {
-  if (numberOfKeys === 0) throw new Error('a batched script needs a key: its key count tells one call from many')
-  return `
+export function batchedLua ({ keys, shared }: CallShape, once: string, perCall: string): string {
+  if (keys === 0) throw new Error('a batched script needs a key: its key count tells one call from many')
+  return `${once}
 local CALL_KEYS, CALL_ARGV = KEYS, ARGV
-local KEYS, ARGV
-local function one ()
-${lua}
+local function one (KEYS, ARGV)
+${perCall}
 end
-local function run ()
-  local ok, reply = pcall(one)
+local function run (keys, argv)
+  local ok, reply = pcall(one, keys, argv)
   if ok then return reply or false end
   return { err = type(reply) == 'table' and reply.err or tostring(reply) }
 end
-if #CALL_KEYS == ${numberOfKeys} then
-  KEYS, ARGV = CALL_KEYS, CALL_ARGV
-  return { run() }
-end
+if #CALL_KEYS == ${keys} then return { run(CALL_KEYS, CALL_ARGV) } end
 local out, a = {}, ${shared + 1}
-for k = 0, #CALL_KEYS - 1, ${numberOfKeys} do
-  KEYS, ARGV = {}, {}
-  for i = 1, ${numberOfKeys} do KEYS[i] = CALL_KEYS[k + i] end
-  for i = 1, ${shared} do ARGV[i] = CALL_ARGV[i] end
+for k = 0, #CALL_KEYS - 1, ${keys} do
+  local keys, argv = {}, {}
+  for i = 1, ${keys} do keys[i] = CALL_KEYS[k + i] end
+  for i = 1, ${shared} do argv[i] = CALL_ARGV[i] end
   local n = tonumber(CALL_ARGV[a])
-  for i = 1, n do ARGV[${shared} + i] = CALL_ARGV[a + i] end
+  for i = 1, n do argv[${shared} + i] = CALL_ARGV[a + i] end
   a = a + n + 1
-  out[#out + 1] = run()
+  out[#out + 1] = run(keys, argv)
 end
 return out
 `
 }
 
 /** The arguments of one batched EVALSHA (after the SHA): number of keys, keys, ARGV as batchedLua reads it. */
-export function packCalls ({ numberOfKeys, shared = 0 }: Script, calls: Arg[][]): Arg[] {
-  if (calls.length === 1) return [numberOfKeys, ...calls[0]!]
-  const args: Arg[] = [calls.length * numberOfKeys]
-  for (const call of calls) for (let i = 0; i < numberOfKeys; i++) args.push(call[i]!)
-  const own = numberOfKeys + shared
-  for (let i = numberOfKeys; i < own; i++) args.push(calls[0]![i]!)
+export function packCalls ({ keys, shared }: CallShape, calls: Arg[][]): Arg[] {
+  if (calls.length === 1) return [keys, ...calls[0]!]
+  const args: Arg[] = [calls.length * keys]
+  for (const call of calls) for (let i = 0; i < keys; i++) args.push(call[i]!)
+  const own = keys + shared
+  for (let i = keys; i < own; i++) args.push(calls[0]![i]!)
   for (const call of calls) {
     args.push(call.length - own)
     for (let i = own; i < call.length; i++) args.push(call[i]!)
@@ -100,7 +92,7 @@ export class TickBatcher<T, R> {
   #flush (): void {
     // A new Map, not clear(): a cleared Map's table points to the next one, and once the long-lived Map's
     // table is old V8 allocates the next ones old too; each old table then keeps its turn's calls alive
-    // through every scavenge, so every send was promoted and died in the old generation (test/batch-gc).
+    // through every scavenge, so the calls would be promoted and die in the old generation (test/batch-gc).
     const groups = this.#groups
     this.#groups = new Map()
     for (const pending of groups.values()) {

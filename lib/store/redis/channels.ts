@@ -1,5 +1,4 @@
 import type { Client } from './client.ts'
-import { defineScripts } from './client.ts'
 import type { HistorySettings } from '../../channels/options.ts'
 import { MESSAGE_TAIL } from '../../protocol/frames.ts'
 import type { ChannelStats } from '../../channels/types.ts'
@@ -7,50 +6,37 @@ import { HISTORY_ID, MAX_ACTIVE_CHANNELS, withSender } from '../channels.ts'
 import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
 import type { Once } from '../types.ts'
 import type { Keys } from './keys.ts'
-import * as scripts from './channel-scripts.ts'
-import type { Script } from './batch.ts'
-
-type Args = Array<string | number>
-
-interface Commands {
-  cometChannelPublish (...args: Args): Promise<string>
-  cometChannelPublishOnce (...args: Args): Promise<string>
-  cometChannelHistory (...args: Args): Promise<[number, Array<[string, string[]]>?]>
-  cometPresenceEnter (...args: Args): Promise<null>
-  cometPresenceExit (...args: Args): Promise<string | null>
-  cometPresenceBeat (...args: Args): Promise<string | null>
-  cometPresenceRead (...args: Args): Promise<[string[], number]>
-}
-
-const COMMANDS: Array<[keyof Commands, Script]> = [
-  ['cometChannelPublish', scripts.publish],
-  ['cometChannelPublishOnce', scripts.publishOnce],
-  ['cometChannelHistory', scripts.history],
-  ['cometPresenceEnter', scripts.enter],
-  ['cometPresenceExit', scripts.exit],
-  ['cometPresenceBeat', scripts.beat],
-  ['cometPresenceRead', scripts.read]
-]
+import { channelScripts } from './channel-scripts.ts'
+import { loadScripts } from './script.ts'
+import type { Scripts } from './script.ts'
 
 /** The channel half of the Redis store; uses the store's command connection. */
 export class RedisChannels implements ChannelStore {
   #cmd: Client
-  #run: Commands
+  #run: Scripts<typeof channelScripts>
   #keys: Keys
   #sharded: boolean
 
   constructor (cmd: Client, keys: Keys, sharded: boolean) {
     this.#cmd = cmd
-    this.#run = defineScripts<Commands>(cmd, COMMANDS, sharded)
+    this.#run = loadScripts(cmd, channelScripts, sharded)
     this.#keys = keys
     this.#sharded = sharded
   }
 
   async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined, once?: Once): Promise<string> {
     const route = this.#keys.channelRoute(channel)
+    const publish = { route, head, tail: MESSAGE_TAIL, sender: withSender('', sender) }
     if (once !== undefined) {
-      return await this.#run.cometChannelPublishOnce(this.#keys.channel(channel, `once:${once.key}`), this.#keys.channel(channel, 'history'),
-        route, head, MESSAGE_TAIL, history?.size ?? 0, history?.ttl ?? 0, withSender('', sender), id, once.ttl)
+      return await this.#run.publishOnce({
+        once: this.#keys.channel(channel, `once:${once.key}`),
+        stream: this.#keys.channel(channel, 'history'),
+        ...publish,
+        size: history?.size ?? 0,
+        ttl: history?.ttl ?? 0,
+        id,
+        once_ttl: once.ttl
+      })
     }
     if (history === undefined) {
       const message = withSender(head + id + MESSAGE_TAIL, sender)
@@ -58,38 +44,48 @@ export class RedisChannels implements ChannelStore {
       else await this.#cmd.publish(route, message)
       return id
     }
-    return await this.#run.cometChannelPublish(this.#keys.channel(channel, 'history'), route, head, MESSAGE_TAIL, history.size, history.ttl, withSender('', sender))
+    return await this.#run.publish({ stream: this.#keys.channel(channel, 'history'), ...publish, size: history.size, ttl: history.ttl })
   }
 
   async history (channel: string, since: string | null): Promise<HistoryRead> {
     if (since !== null && !HISTORY_ID.test(since)) return { recovered: false, frames: [] }
-    const [recovered, entries = []] = await this.#run.cometChannelHistory(this.#keys.channel(channel, 'history'), since ?? '')
+    const [recovered, entries = []] = await this.#run.history({ stream: this.#keys.channel(channel, 'history'), since: since ?? '' })
     return { recovered: recovered === 1, frames: entries.map(([id, fields]) => (fields[1] as string) + id + MESSAGE_TAIL) }
   }
 
-  #args (set: PresenceSet): Args {
+  #set (set: PresenceSet) {
     const k = (what: string): string => this.#keys.channel(set.channel, what)
     const e = set.events
-    return [k('entries'), k('members'), k('pending'), Date.now(), this.#keys.channelRoute(set.channel),
-      e?.joinHead ?? '', e?.leaveHead ?? '', e?.tail ?? '', set.ttl, set.grace]
+    return {
+      entries: k('entries'),
+      members: k('members'),
+      pending: k('pending'),
+      now: Date.now(),
+      route: this.#keys.channelRoute(set.channel),
+      join_head: e?.joinHead ?? '',
+      leave_head: e?.leaveHead ?? '',
+      tail: e?.tail ?? '',
+      ttl: set.ttl,
+      grace: set.grace
+    }
   }
 
   async enter (set: PresenceSet, [user, entry]: PresenceEntry): Promise<void> {
-    await this.#run.cometPresenceEnter(...this.#args(set), user ?? '', entry)
+    await this.#run.enter({ ...this.#set(set), user: user ?? '', entry })
   }
 
   async exit (set: PresenceSet, [user, entry]: PresenceEntry): Promise<number | null> {
-    return due(await this.#run.cometPresenceExit(...this.#args(set), user ?? '', entry))
+    return due(await this.#run.exit({ ...this.#set(set), user: user ?? '', entry }))
   }
 
   async beat (set: PresenceSet, entries: PresenceEntry[]): Promise<number | null> {
-    const args = this.#args(set)
-    for (const [user, entry] of entries) args.push(user ?? '', entry)
-    return due(await this.#run.cometPresenceBeat(...args))
+    const present: string[] = []
+    for (const [user, entry] of entries) present.push(user ?? '', entry)
+    return due(await this.#run.beat({ ...this.#set(set), present }))
   }
 
   async read (set: PresenceSet): Promise<{ members: string[], stats: ChannelStats }> {
-    const [members, subscribers] = await this.#run.cometPresenceRead(...this.#args(set))
+    const [members, subscribers] = await this.#run.read(this.#set(set))
     return { members, stats: { subscribers, users: members.length } }
   }
 

@@ -1,9 +1,5 @@
 import { Cluster, Redis } from 'ioredis'
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
-import { batchedLua, packCalls, TickBatcher } from './batch.ts'
-import type { Arg, Script } from './batch.ts'
-import { slotOf } from './slots.ts'
-import { EVENTS_OFF, EVENTS_ON } from '../../events/lua.ts'
 
 /** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
 export type Client = Redis | Cluster
@@ -14,59 +10,12 @@ export type RedisSetting = string | RedisOptions | Redis | Cluster | { cluster: 
 /**
  * Defaults for clients we create: never hang a caller while Redis is away. Commands fail at once while
  * disconnected (no offline queue) and after 5 s on a connection that hangs. No auto-pipelining: the
- * scripts batch their calls per event-loop turn already (defineScripts), and ioredis' auto-pipeline
+ * scripts batch their calls per event-loop turn already (script.ts), and ioredis' auto-pipeline
  * builds a Pipeline per turn that copies every defined script onto itself (most of what a send left
  * for the old generation to collect). On a Cluster it would also not follow ASK/TRYAGAIN for a batch
  * whose other commands succeeded, which a resharding makes common.
  */
 const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: false, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
-
-/**
- * Defines the scripts on the client, each behind a batcher. The scripts publish to routing channels; with
- * sharded pub/sub they SPUBLISH instead, under their own command names so a client shared with another
- * registration never runs the other variant.
- */
-export function defineScripts<T> (client: Client, list: Array<[keyof T, Script]>, sharded: boolean): T {
-  const run: Record<string, unknown> = {}
-  const named = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
-  const cluster = client instanceof Cluster
-  for (const [name, script] of list) {
-    const buffer = String(name).endsWith('Buffer')
-    const base = String(name).replace(/Buffer$/, '') + 'Batch' + (sharded ? 'Sharded' : '')
-    // A user's own client may already carry them from another registration of the plugin.
-    if (typeof named[base] !== 'function') {
-      let lua = batchedLua(script)
-      // Server events live in keys of their own slot: a Cluster records none (lib/events/lua.ts).
-      if (cluster) lua = lua.replaceAll(EVENTS_ON, EVENTS_OFF)
-      client.defineCommand(base, { lua: sharded ? lua.replaceAll("'PUBLISH'", "'SPUBLISH'") : lua })
-    }
-    const command = named[base + (buffer ? 'Buffer' : '')]!.bind(client)
-    const send = cluster ? async (args: Arg[]) => await redirected(command, args) : command
-    const batcher = new TickBatcher<Arg[], unknown>(async (calls) => await send(packCalls(script, calls)) as unknown[],
-      cluster ? (call) => slotOf(String(call[0])) : () => 0)
-    run[String(name)] = (...call: Arg[]) => batcher.add(call)
-  }
-  return run as T
-}
-
-/** Replies that mean a slot is moving or changing hands: the script did not run, so it can run again. */
-const REDIRECT = /^(TRYAGAIN|ASK|MOVED|CLUSTERDOWN) /
-
-/**
- * ioredis follows these redirections for a command on its own, but not inside an auto-pipelined batch
- * whose other commands succeeded (a user's Cluster may have auto-pipelining on). A script is atomic and
- * Redis refuses it before it starts, so running it again is safe; bounded like every other command.
- */
-async function redirected (command: (...args: Arg[]) => Promise<unknown>, args: Arg[]): Promise<unknown> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await command(...args)
-    } catch (err) {
-      if (attempt === 20 || !REDIRECT.test((err as Error).message)) throw err
-      await new Promise((resolve) => setTimeout(resolve, 50 + 10 * attempt))
-    }
-  }
-}
 
 /** Whether `redis` is (or asks for) a Redis Cluster. */
 export function isCluster (redis: unknown): boolean {

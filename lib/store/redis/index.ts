@@ -5,64 +5,16 @@ import type { SendResult } from '../../types.ts'
 import { freshAfter, parseRouted } from '../types.ts'
 import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, Store, StoreSettings, UserStatus } from '../types.ts'
 import { Keys } from './keys.ts'
-import * as scripts from './scripts.ts'
+import { userScripts } from './scripts.ts'
 import { RedisChannels } from './channels.ts'
 import { routeChannel } from '../channels.ts'
 import { slotOf } from './slots.ts'
-import { whenReady, connect, defineScripts, quit, shardSubscriber } from './client.ts'
+import { whenReady, connect, quit, shardSubscriber } from './client.ts'
 import type { Client, RedisSetting } from './client.ts'
 import { TickBatcher } from './batch.ts'
 import { paced } from '../../paced.ts'
-import type { Script } from './batch.ts'
-
-type Reply = Array<Buffer | number | null | Reply>
-
-/** The scripts, as ioredis custom commands (EVALSHA with a fallback to EVAL, auto-pipelined). */
-interface Commands {
-  cometSend (...args: Array<string | number>): Promise<[string, number]>
-  cometSendOnce (...args: Array<string | number>): Promise<[string, number]>
-  cometRequeue (...args: Array<string | number | Buffer>): Promise<null>
-  cometAttachBuffer (...args: Array<string | number>): Promise<Reply>
-  cometDetach (...args: Array<string | number>): Promise<string | null>
-  cometPresence (...args: Array<string | number>): Promise<[number, string | null, number, string | null]>
-  cometRefresh (...args: Array<string | number>): Promise<null>
-  cometCatchUpBuffer (...args: Array<string | number>): Promise<Reply>
-  cometRevoke (...args: Array<string | number>): Promise<null>
-}
-
-const COMMANDS: Array<[keyof Commands, Script]> = [
-  ['cometSend', scripts.send],
-  ['cometSendOnce', scripts.sendOnce],
-  ['cometRequeue', scripts.requeue],
-  ['cometAttachBuffer', scripts.attach],
-  ['cometDetach', scripts.detach],
-  ['cometPresence', scripts.presence],
-  ['cometRefresh', scripts.refresh],
-  ['cometCatchUpBuffer', scripts.catchUp],
-  ['cometRevoke', scripts.revoke]
-]
-
-/**
- * KEYS: attempts (a hash: failures `f`, in flight `i`). ARGV: max, window ms. Returns { admitted (1|0),
- * failures, ms left in the window }; the window starts with the key.
- */
-const AUTH_ATTEMPT = `local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
-local i = tonumber(redis.call('HGET', KEYS[1], 'i') or '0')
-local admitted = 0
-if f + i < tonumber(ARGV[1]) then
-  redis.call('HINCRBY', KEYS[1], 'i', 1)
-  if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-  admitted = 1
-end
-return { admitted, f, redis.call('PTTL', KEYS[1]) }`
-/**
- * KEYS: attempts. ARGV: failed (1|0). Only a key that still exists (its window not over) is changed.
- * Returns { failures, ms left in the window }.
- */
-const AUTH_SETTLE = `if redis.call('EXISTS', KEYS[1]) == 0 then return { 0, 0 } end
-if tonumber(redis.call('HGET', KEYS[1], 'i') or '0') > 0 then redis.call('HINCRBY', KEYS[1], 'i', -1) end
-if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'f', 1) end
-return { tonumber(redis.call('HGET', KEYS[1], 'f') or '0'), redis.call('PTTL', KEYS[1]) }`
+import { loadScripts } from './script.ts'
+import type { Scripts } from './script.ts'
 
 /** Where the store reports connection trouble: the app's logger, or an emitter's. */
 export interface StoreLog {
@@ -79,7 +31,7 @@ export class RedisStore implements Store {
   #settings: StoreSettings
   #keys: Keys
   #cmd: Client
-  #run: Commands
+  #run: Scripts<typeof userScripts>
   #sub: Client | undefined
   #ownsCmd: boolean
   /** SPUBLISH/SSUBSCRIBE (one shard carries a channel) instead of PUBLISH/SUBSCRIBE (every node does). */
@@ -108,7 +60,7 @@ export class RedisStore implements Store {
     const cmd = connect(redis)
     this.#sharded = cmd instanceof Cluster || shardedPubSub === true
     this.#cmd = cmd
-    this.#run = defineScripts<Commands>(cmd, COMMANDS, this.#sharded)
+    this.#run = loadScripts(cmd, userScripts, this.#sharded)
     this.#authReads = new TickBatcher(async (keys) => await cmd.mget(...keys), cmd instanceof Cluster ? slotOf : () => 0)
     // SSUBSCRIBE takes the channels of one slot.
     this.#subscriptions = new TickBatcher(async (ops) => await this.#subscribeInOrder(ops), this.#sharded ? ([, channel]) => slotOf(channel) : () => 0)
@@ -321,7 +273,14 @@ export class RedisStore implements Store {
 
   async revokeAuth (userId: string): Promise<void> {
     const k = this.#keys
-    await this.#run.cometRevoke(k.auth(userId), k.devices(userId), k.revoked(userId), k.userRoute(userId), Date.now(), this.#settings.revocationTtl ?? 0)
+    await this.#run.revoke({
+      auth: k.auth(userId),
+      devices: k.devices(userId),
+      revoked: k.revoked(userId),
+      route: k.userRoute(userId),
+      now: Date.now(),
+      revocation_ttl: this.#settings.revocationTtl ?? 0
+    })
   }
 
   async revokedAt (userId: string): Promise<number | null> {
@@ -330,23 +289,34 @@ export class RedisStore implements Store {
   }
 
   async authAttempt (address: string, max: number, window: number): Promise<[boolean, number, number]> {
-    const [admitted, failures, left] = await this.#cmd.eval(AUTH_ATTEMPT, 1, this.#keys.authAttempts(address), max, window) as [number, number, number]
+    const [admitted, failures, left] = await this.#run.authAttempt({ attempts: this.#keys.authAttempts(address), max, window })
     return [admitted === 1, failures, left]
   }
 
   async authSettle (address: string, failed: boolean): Promise<[number, number]> {
-    return await this.#cmd.eval(AUTH_SETTLE, 1, this.#keys.authAttempts(address), failed ? 1 : 0) as [number, number]
+    return await this.#run.authSettle({ attempts: this.#keys.authAttempts(address), failed: failed ? 1 : 0 })
   }
 
   async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
     const k = this.#keys
-    const { maxMessages, ttl } = this.#settings.queue
-    const { size, ttl: logTtl } = this.#settings.resume
+    const { queue, resume } = this.#settings
+    const call = {
+      meta: k.meta(userId),
+      queue: k.queue(userId),
+      devices: k.devices(userId),
+      log: k.log(userId),
+      now: Date.now(),
+      queue_max: queue.maxMessages,
+      queue_ttl: queue.ttl,
+      meta_ttl: this.#metaTtl,
+      log_size: resume.size,
+      log_ttl: resume.ttl,
+      route: k.userRoute(userId),
+      head
+    }
     const [id, queued] = once === undefined
-      ? await this.#run.cometSend(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId),
-        Date.now(), maxMessages, ttl, this.#metaTtl, size, logTtl, k.userRoute(userId), head)
-      : await this.#run.cometSendOnce(k.meta(userId), k.queue(userId), k.devices(userId), k.log(userId), k.once(userId, once.key),
-        Date.now(), maxMessages, ttl, this.#metaTtl, size, logTtl, k.userRoute(userId), head, once.ttl)
+      ? await this.#run.send(call)
+      : await this.#run.sendOnce({ ...call, once: k.once(userId, once.key), once_ttl: once.ttl })
     return { id, queued: queued === 1 }
   }
 
@@ -358,9 +328,9 @@ export class RedisStore implements Store {
   async requeue (userId: string, messages: Routed[]): Promise<void> {
     const { maxMessages, ttl } = this.#settings.queue
     if (maxMessages === 0 || messages.length === 0) return
-    const args: Array<string | number | Buffer> = [this.#keys.meta(userId), this.#keys.queue(userId), maxMessages, ttl]
-    for (const m of messages) args.push(m.id, Buffer.concat([Buffer.from(`${m.id}|`), m.frame]))
-    await this.#run.cometRequeue(...args)
+    const entries: Array<number | Buffer> = []
+    for (const m of messages) entries.push(m.id, Buffer.concat([Buffer.from(`${m.id}|`), m.frame]))
+    await this.#run.requeue({ meta: this.#keys.meta(userId), queue: this.#keys.queue(userId), queue_max: maxMessages, queue_ttl: ttl, entries })
   }
 
   async publish (channel: string, frame: string): Promise<void> {
@@ -375,9 +345,26 @@ export class RedisStore implements Store {
   async attach (userId: string, device: string, proof: AuthProof, since: number | null): Promise<AttachResult> {
     const k = this.#keys
     const s = this.#settings
-    const reply = await this.#run.cometAttachBuffer(k.auth(userId), k.devices(userId), k.queue(userId), k.meta(userId), k.log(userId), k.revoked(userId),
-      'digest' in proof ? proof.digest : `@${proof.issuedAt}`, device, Date.now(), s.presenceTtl, s.maxDevices, s.evictOldest ? 1 : 0, k.userRoute(userId), this.#metaTtl,
-      since === null ? '' : since, this.#logCutoff(), s.resume.size, k.statusRoute(userId))
+    const reply = await this.#run.attach({
+      auth: k.auth(userId),
+      devices: k.devices(userId),
+      queue: k.queue(userId),
+      meta: k.meta(userId),
+      log: k.log(userId),
+      revoked: k.revoked(userId),
+      proof: 'digest' in proof ? proof.digest : `@${proof.issuedAt}`,
+      device,
+      now: Date.now(),
+      presence_ttl: s.presenceTtl,
+      max_devices: s.maxDevices,
+      evict_oldest: s.evictOldest ? 1 : 0,
+      route: k.userRoute(userId),
+      meta_ttl: this.#metaTtl,
+      since: since === null ? '' : since,
+      log_cutoff: this.#logCutoff(),
+      log_size: s.resume.size,
+      status_route: k.statusRoute(userId)
+    })
     const status = String(reply[0])
     if (status !== 'ok') return { ok: false, reason: status === 'limit' ? 'limit' : 'revoked' }
     const recovered = String(reply[3])
@@ -399,13 +386,24 @@ export class RedisStore implements Store {
   async detach (userId: string, device: string): Promise<number | null> {
     const k = this.#keys
     const now = Date.now()
-    const due = await this.#run.cometDetach(k.devices(userId), k.meta(userId), device, now, this.#metaTtl, k.statusRoute(userId), this.#settings.presenceGrace, freshAfter(now, this.#settings))
+    const due = await this.#run.detach({
+      devices: k.devices(userId),
+      meta: k.meta(userId),
+      device,
+      now,
+      meta_ttl: this.#metaTtl,
+      status_route: k.statusRoute(userId),
+      grace: this.#settings.presenceGrace,
+      fresh: freshAfter(now, this.#settings)
+    })
     return due === null ? null : Number(due)
   }
 
   async catchUp (userId: string, since: number): Promise<CatchUp> {
     const k = this.#keys
-    const reply = await this.#run.cometCatchUpBuffer(k.queue(userId), k.meta(userId), k.log(userId), since, this.#logCutoff(), this.#settings.resume.size)
+    const reply = await this.#run.catchUp({
+      queue: k.queue(userId), meta: k.meta(userId), log: k.log(userId), since, log_cutoff: this.#logCutoff(), log_size: this.#settings.resume.size
+    })
     return {
       queued: (reply[0] as Buffer[]).map(parseRouted),
       recovered: String(reply[1]) === '1',
@@ -432,8 +430,9 @@ export class RedisStore implements Store {
     const now = Date.now()
     const ttl = this.#settings.presenceTtl
     const k = this.#keys
-    await paced(devices, async ([userId, ids]) =>
-      await this.#run.cometRefresh(k.devices(userId), k.meta(userId), now + ttl, ttl, now, this.#metaTtl, k.statusRoute(userId), ...ids))
+    await paced(devices, async ([userId, ids]) => await this.#run.refresh({
+      devices: k.devices(userId), meta: k.meta(userId), lapse: now + ttl, presence_ttl: ttl, now, meta_ttl: this.#metaTtl, status_route: k.statusRoute(userId), ids
+    }))
   }
 
   #reconnectDeaf (shard: string): void {
@@ -453,7 +452,9 @@ export class RedisStore implements Store {
   async status (userId: string): Promise<UserStatus> {
     const k = this.#keys
     const now = Date.now()
-    const [devices, seen, online, due] = await this.#run.cometPresence(k.devices(userId), k.meta(userId), now, k.statusRoute(userId), freshAfter(now, this.#settings))
+    const [devices, seen, online, due] = await this.#run.readStatus({
+      devices: k.devices(userId), meta: k.meta(userId), now, status_route: k.statusRoute(userId), fresh: freshAfter(now, this.#settings)
+    })
     return { devices, seen: seen === null ? null : Number(seen), online: online === 1, due: due === null ? null : Number(due) }
   }
 

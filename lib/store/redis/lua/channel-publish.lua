@@ -1,0 +1,1 @@
+return publish(stream, route, head, tail, size, ttl, sender, '')

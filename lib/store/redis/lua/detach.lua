@@ -1,0 +1,5 @@
+local at = tonumber(now)
+local left = redis.call('ZREM', devices, device)
+redis.call('HSET', meta, 'seen', now)
+redis.call('PEXPIRE', meta, meta_ttl)
+return settle(devices, meta, status_route, at, fresh, left == 1 and at + tonumber(grace) or at)

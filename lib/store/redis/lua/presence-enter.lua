@@ -1,0 +1,2 @@
+add(user, entry, now + tonumber(ttl))
+keep()

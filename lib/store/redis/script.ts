@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { Cluster } from 'ioredis'
+import { EVENTS_OFF, EVENTS_ON, eventsLua } from '../../events/lua.ts'
+import { batchedLua, packCalls, TickBatcher } from './batch.ts'
+import type { Arg, CallShape } from './batch.ts'
+import type { Client } from './client.ts'
+import { slotOf } from './slots.ts'
+
+/**
+ * Lua scripts, declared once each: the files they run (under lua/) and the names of their KEYS and ARGV.
+ * A call passes one object with those names; the builder puts them in place, and the script sees them as
+ * named locals (a header it generates above the script's first file). Every script runs batched
+ * (batch.ts), through ioredis' defineCommand (EVALSHA, EVAL when Redis lost it).
+ */
+export interface Script<Call, Reply> {
+  keys: readonly string[]
+  /** ARGV the same for every call of a batch (settings, the clock): they travel once per batch. */
+  shared: readonly string[]
+  argv: readonly string[]
+  /** The name of a trailing list of ARGV (as many as the call has), or undefined. */
+  list: string | undefined
+  /** Pure Lua (local functions) under lua/lib/, defined once per batch; `events` is lib/events/lua.ts. */
+  libs: readonly string[]
+  /** Files run for each call, in order; the last returns its reply. */
+  body: ReadonlyArray<string | URL>
+  /** Replies as Buffers (frames), not strings. */
+  buffers: boolean
+  /** Never set: carries the call and reply types. */
+  readonly types?: { call: Call, reply: Reply }
+}
+
+type Named<N extends string, T> = { [P in N]: T }
+
+interface Spec<K extends string, S extends string, A extends string, L extends string> {
+  keys: readonly K[]
+  shared?: readonly S[]
+  argv?: readonly A[]
+  list?: L
+  libs?: readonly string[]
+  body: string | URL | ReadonlyArray<string | URL>
+  buffers?: boolean
+}
+
+/**
+ * Declares a script whose reply is `Reply`: `script<[string, number]>()({ keys: ['meta'], argv: ['now'], body: 'x' })`
+ * is called as `run.x({ meta, now })`.
+ */
+export function script<Reply> () {
+  return <const K extends string, const S extends string = never, const A extends string = never, const L extends string = never>(
+    spec: Spec<K, S, A, L>
+  ): Script<Named<K | S | A, Arg> & Named<L, Arg[]>, Reply> => ({
+    keys: spec.keys,
+    shared: spec.shared ?? [],
+    argv: spec.argv ?? [],
+    list: spec.list,
+    libs: spec.libs ?? [],
+    body: typeof spec.body === 'string' || spec.body instanceof URL ? [spec.body] : spec.body,
+    buffers: spec.buffers ?? false
+  })
+}
+
+type AnyScript = Script<any, any>
+
+/** The loaded scripts: one function per script, taking its named arguments. */
+export type Scripts<T extends Record<string, AnyScript>> = {
+  [N in keyof T]: T[N] extends Script<infer C, infer R> ? (call: C) => Promise<R> : never
+}
+
+const LUA = new URL('./lua/', import.meta.url)
+const files = new Map<string, string>()
+
+/** A Lua file's text, read once per process. */
+function lua (file: string | URL): string {
+  const url = typeof file === 'string' ? new URL(`${file}.lua`, LUA) : file
+  let text = files.get(url.href)
+  if (text === undefined) files.set(url.href, (text = readFileSync(url, 'utf8')))
+  return text
+}
+
+/**
+ * What every script can rely on, defined once per batch. PUBLISH names the command that publishes to a
+ * routing channel: SPUBLISH with sharded pub/sub. EVENTS (lib/events/lua.ts) says whether presence
+ * transitions are recorded as server events: a Cluster keeps those keys in another slot, so records none.
+ */
+function prelude (libs: readonly string[], sharded: boolean, cluster: boolean): string {
+  let out = `local PUBLISH = '${sharded ? 'SPUBLISH' : 'PUBLISH'}'\n`
+  for (const lib of libs) {
+    // Until lib/events moves to this builder, its Lua carries its own switch (issue 20).
+    out += lib === 'events' ? (cluster ? eventsLua.replace(EVENTS_ON, EVENTS_OFF) : eventsLua) : lua(`lib/${lib}`)
+    out += '\n'
+  }
+  return out
+}
+
+/** `local a, b = KEYS[1], KEYS[2]` and the same for ARGV: the script's named locals. */
+function header ({ keys, shared, argv, list }: AnyScript): string {
+  const names = (from: string, list: readonly string[]): string =>
+    list.length === 0 ? '' : `local ${list.join(', ')} = ${list.map((_, i) => `${from}[${i + 1}]`).join(', ')}\n`
+  const args = [...shared, ...argv]
+  let out = names('KEYS', keys) + names('ARGV', args)
+  if (list !== undefined) out += `local ${list} = {}\nfor i = ${args.length + 1}, #ARGV do ${list}[#${list} + 1] = ARGV[i] end\n`
+  return out
+}
+
+/**
+ * Defines the scripts on the client, each behind a batcher. A command's name carries a digest of its Lua:
+ * a client shared with another registration (sharded or not, another version) never runs the other's text.
+ */
+export function loadScripts<T extends Record<string, AnyScript>> (client: Client, scripts: T, sharded: boolean): Scripts<T> {
+  const cluster = client instanceof Cluster
+  const run: Record<string, (call: Record<string, Arg | Arg[]>) => Promise<unknown>> = {}
+  for (const [name, s] of Object.entries(scripts)) {
+    const order = [...s.keys, ...s.shared, ...s.argv]
+    const list = s.list
+    const command = define(client, name, { keys: s.keys.length, shared: s.shared.length },
+      prelude(s.libs, sharded, cluster), header(s) + s.body.map(lua).join('\n'), s.buffers)
+    run[name] = (call) => {
+      const args = order.map((n) => call[n] as Arg)
+      if (list !== undefined) for (const item of call[list] as Arg[]) args.push(item)
+      return command(args)
+    }
+  }
+  return run as Scripts<T>
+}
+
+/**
+ * The old form, for lib/events/redis.ts until it moves to script(): `lua` is written for one call with
+ * positional KEYS and ARGV, and sees PUBLISH as above.
+ */
+export interface LegacyScript { numberOfKeys: number, shared?: number, lua: string }
+
+export function defineScripts<T> (client: Client, list: Array<[keyof T, LegacyScript]>, sharded: boolean): T {
+  const run: Record<string, unknown> = {}
+  for (const [name, s] of list) {
+    const lua = client instanceof Cluster ? s.lua.replaceAll(EVENTS_ON, EVENTS_OFF) : s.lua
+    const command = define(client, String(name), { keys: s.numberOfKeys, shared: s.shared ?? 0 }, prelude([], sharded, false), lua, false)
+    run[String(name)] = (...call: Arg[]) => command(call)
+  }
+  return run as T
+}
+
+function define (client: Client, name: string, shape: CallShape, once: string, perCall: string, buffers: boolean): (call: Arg[]) => Promise<unknown> {
+  const text = batchedLua(shape, once, perCall)
+  const command = `comet_${name}_${createHash('sha1').update(text).digest('hex').slice(0, 12)}`
+  // ioredis flattens an array argument: a batch's arguments go as one array, never spread.
+  const named = client as unknown as Record<string, (args: Arg[]) => Promise<unknown>>
+  // A user's own client may already carry it from another registration of the plugin.
+  if (typeof named[command] !== 'function') client.defineCommand(command, { lua: text })
+  const direct = named[command + (buffers ? 'Buffer' : '')]!.bind(client)
+  const cluster = client instanceof Cluster
+  const send = cluster ? async (args: Arg[]) => await redirected(direct, args) : direct
+  const batcher = new TickBatcher<Arg[], unknown>(async (calls) => await send(packCalls(shape, calls)) as unknown[],
+    cluster ? (call) => slotOf(String(call[0])) : () => 0)
+  return (call) => batcher.add(call)
+}
+
+/** Replies that mean a slot is moving or changing hands: the script did not run, so it can run again. */
+const REDIRECT = /^(TRYAGAIN|ASK|MOVED|CLUSTERDOWN) /
+
+/**
+ * ioredis follows these redirections for a command on its own, but not inside an auto-pipelined batch
+ * whose other commands succeeded (a user's Cluster may have auto-pipelining on). A script is atomic and
+ * Redis refuses it before it starts, so running it again is safe; bounded like every other command.
+ */
+async function redirected (command: (args: Arg[]) => Promise<unknown>, args: Arg[]): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await command(args)
+    } catch (err) {
+      if (attempt === 20 || !REDIRECT.test((err as Error).message)) throw err
+      await new Promise((resolve) => setTimeout(resolve, 50 + 10 * attempt))
+    }
+  }
+}
