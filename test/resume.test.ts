@@ -55,6 +55,29 @@ for (const backend of BACKENDS) {
       assert.equal(back.messages().length, 6)
     })
 
+    test('sinceUser: an id kept for another user is ignored, so nothing of this user is skipped; the same user resumes', async (t) => {
+      const { app, url } = await appOn(t, backend)
+      for (const user of ['kept', 'other']) await app.comet.registerAuth(user, HASH)
+      const queued = await app.comet.sendToUser('other', 'n', 'waiting')
+      const later = await app.comet.sendToUser('kept', 'n', 'later')
+      // A page whose session changed from `kept` to `other` still holds `kept`'s last id, newer than the queued message.
+      const switched = await TestClient.open(url)
+      t.after(() => switched.close())
+      const ready = await switched.auth('other', HASH, { since: later.id, sinceUser: 'kept' })
+      assert.equal(ready.recovered, undefined, 'since ignored: no recovered field')
+      assert.equal(ready.queued, 1)
+      assert.deepEqual((await switched.type('message')).id, queued.id)
+
+      const same = await TestClient.open(url)
+      t.after(() => same.close())
+      const resumed = await same.auth('kept', HASH, { since: later.id, sinceUser: 'kept' })
+      assert.deepEqual([resumed.recovered, resumed.queued], [true, 0], 'the same user resumes from its id')
+      const bad = await TestClient.open(url)
+      t.after(() => bad.close())
+      bad.send({ type: 'auth', userId: 'kept', hash: HASH, since: later.id, sinceUser: 'not a name', ref: 1 })
+      assert.equal((await bad.type('error')).code, 'bad_frame')
+    })
+
     test('a device that got no message resumes from ready.last and misses nothing sent while it was away', async (t) => {
       const { app, url } = await oneDeviceOnline(t, backend, 'quiet')
       await app.comet.sendToUser('quiet', 'n', 'before')

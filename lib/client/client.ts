@@ -47,8 +47,13 @@ export class CometClient<Events extends object = CometEvents> {
   #syncing: { id: number, text: string, left: number } | undefined
   #closed = false
   readonly #userId: string | undefined
-  /** Where this tab keeps the last id across reloads, and under which key. */
+  /**
+   * Where this tab keeps the last id across reloads, and under which key. A page that does not name its
+   * user (a token, the upgrade hook) keeps `<user> <id>` under its URL alone, and learns the user at `ready`.
+   */
   readonly #kept: { storage: StorageLike, key: string } | undefined
+  /** On such a page: whose id `#lastId` is (the kept one's, then the signed-in user's). */
+  #keptUser: string | undefined
 
   constructor (options: CometClientOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('new CometClient({ url, userId, hash }): options are required')
@@ -68,8 +73,8 @@ export class CometClient<Events extends object = CometEvents> {
       throw new TypeError(`persistLastId must be true or false, got ${String(options.persistLastId)}`)
     }
     const url = resolveUrl(options.url)
-    const storage = options.persistLastId === false || userId === undefined ? undefined : defaultSessionStorage()
-    this.#kept = storage === undefined ? undefined : { storage, key: `fastify-comet:last ${url} ${userId ?? ''}` }
+    const storage = options.persistLastId === false ? undefined : defaultSessionStorage()
+    this.#kept = storage === undefined ? undefined : { storage, key: userId === undefined ? `fastify-comet:last ${url}` : `fastify-comet:last ${url} ${userId}` }
     const since = options.since ?? this.#read()
     if (since !== undefined) {
       const id = privateId(since)
@@ -95,6 +100,7 @@ export class CometClient<Events extends object = CometEvents> {
     const host: ConnectionHost = {
       status: (status, info) => this.#emit('status', status, info),
       ready: (info) => {
+        if (this.#userId === undefined) this.#signedIn(info.userId ?? undefined)
         const id = privateId(info.last)
         this.#syncing = id === undefined ? undefined : { id, text: info.last as string, left: info.queued }
         this.#settle()
@@ -102,7 +108,7 @@ export class CometClient<Events extends object = CometEvents> {
       },
       message: (frame) => this.#dispatch(frame),
       error: (error) => this.#emit('error', error),
-      since: () => this.#lastIdText
+      since: () => this.#lastIdText === undefined ? undefined : { id: this.#lastIdText, user: this.#keptUser }
     }
     const sharing = options.shareConnection === true ? options.sharing ?? defaultSharing() : undefined
     this.#link = sharing === undefined ? new Connection(opts, host) : new SharedLink(opts, host, sharing)
@@ -249,13 +255,23 @@ export class CometClient<Events extends object = CometEvents> {
     if (this.#lastId === undefined || syncing.id > this.#lastId) this.#setLast(syncing.id, syncing.text)
   }
 
+  /** On a page that does not name its user: an id kept for another user says nothing about this one's. */
+  #signedIn (user: string | undefined): void {
+    if (this.#keptUser !== undefined && user !== this.#keptUser) {
+      this.#lastId = undefined
+      this.#lastIdText = undefined
+    }
+    this.#keptUser = user
+  }
+
   /** Written at once, not on pagehide: a message dispatched after pagehide counts as seen too. */
   #setLast (id: number, text: string): void {
     this.#lastId = id
     this.#lastIdText = text
     if (this.#kept === undefined) return
+    if (this.#userId === undefined && this.#keptUser === undefined) return
     try {
-      this.#kept.storage.setItem(this.#kept.key, text)
+      this.#kept.storage.setItem(this.#kept.key, this.#userId === undefined ? `${this.#keptUser} ${text}` : text)
     } catch {
       // Storage full or blocked: the id stays in memory, as with persistLastId: false.
     }
@@ -265,8 +281,11 @@ export class CometClient<Events extends object = CometEvents> {
   #read (): string | undefined {
     if (this.#kept === undefined) return undefined
     try {
-      const text = this.#kept.storage.getItem(this.#kept.key)
-      return text !== null && privateId(text) !== undefined ? text : undefined
+      const kept = this.#kept.storage.getItem(this.#kept.key) ?? ''
+      const [user, text] = this.#userId === undefined ? kept.split(' ') : [undefined, kept]
+      if (text === undefined || privateId(text) === undefined) return undefined
+      this.#keptUser = user
+      return text
     } catch {
       return undefined
     }

@@ -20,8 +20,11 @@ export interface ConnectionHost {
   ready (info: ReadyInfo): void
   message (frame: MessageFrame): void
   error (error: ServerError): void
-  /** The last private message id seen, sent as `since` when (re)connecting. */
-  since (): string | undefined
+  /**
+   * The last private message id seen, sent as `since` when (re)connecting; with `user` when the page does
+   * not name its user (a token or the upgrade hook): the server ignores an id of another user.
+   */
+  since (): { id: string, user?: string } | undefined
 }
 
 /** A hash or a token: the string itself, or a function asked for it on every (re)connect. */
@@ -175,7 +178,8 @@ export class Connection {
       }
       // Also without credentials: a page behind the upgrade hook resumes too.
       const since = this.#host.since()
-      if (since !== undefined) auth['since'] = since
+      if (since !== undefined) auth['since'] = since.id
+      if (since?.user !== undefined) auth['sinceUser'] = since.user
       this.#send(auth)
       if (this.#opts.token !== undefined && credential !== undefined) this.#scheduleRefresh(credential)
     }

@@ -39,8 +39,9 @@ export interface CometClientOptions {
   since?: string
   /**
    * Keep the last private message id in this tab's `sessionStorage` (keyed by URL and user), so a reloaded
-   * page resumes from it and gets what was sent during the reload. `false` keeps it in memory only.
-   * Anonymous connections keep nothing.
+   * page resumes from it and gets what was sent during the reload (also with a token or the server's
+   * `authenticate` hook: the id is kept with its user). `false` keeps it in memory only. Anonymous
+   * connections keep nothing.
    * @default true
    */
   persistLastId?: boolean

@@ -347,7 +347,7 @@ export class Connection implements DeviceSink {
     }
   }
 
-  async #authenticate ({ userId, hash, token, since, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
+  async #authenticate ({ userId, hash, token, since: given, sinceUser, ref }: ClientFrame & { type: 'auth' }): Promise<void> {
     const { store, hub, log } = this.#ctx
     let proof: AuthProof
     /** The hash's stored record, for its expiry (hash logins only). */
@@ -387,6 +387,8 @@ export class Connection implements DeviceSink {
       proof = { digest }
       record = digest
     }
+    // Another user's last id (a page that kept it before its session changed) says nothing about this one.
+    const since = sinceUser === null || sinceUser === userId ? given : null
     // Listen first, then read the queue: a message sent in between is either queued or routed here.
     this.userId = userId
     const stream = this.#stream = new DeviceStream(this)

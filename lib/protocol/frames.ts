@@ -5,7 +5,7 @@ import type { ChannelFrame } from '../channels/frames.ts'
 export type Ref = string | number
 
 export type ClientFrame =
-  | { type: 'auth', userId: string | null, hash: string | null, token: string | null, since: number | null, ref?: Ref }
+  | { type: 'auth', userId: string | null, hash: string | null, token: string | null, since: number | null, sinceUser: string | null, ref?: Ref }
   | { type: 'refresh', token: string, ref?: Ref }
   | { type: 'subscribe' | 'unsubscribe', channel: string, ref?: Ref }
   | { type: 'ping', ref?: Ref }
@@ -46,7 +46,19 @@ export function parseFrame (text: string): ClientFrame {
       if (since !== undefined && !(typeof since === 'string' && /^\d{1,16}$/.test(since))) {
         throw new FrameError('bad_frame', 'since must be the id of a message, a string of digits', r)
       }
-      const auth = { type: 'auth' as const, userId: null, hash: null, token: null, since: since === undefined ? null : Number(since), ref: r }
+      const sinceUser = f.sinceUser
+      if (sinceUser !== undefined && !(typeof sinceUser === 'string' && NAME.test(sinceUser))) {
+        throw new FrameError('bad_frame', 'sinceUser must match [A-Za-z0-9_-]{1,64}', r)
+      }
+      const auth = {
+        type: 'auth' as const,
+        userId: null,
+        hash: null,
+        token: null,
+        since: since === undefined ? null : Number(since),
+        sinceUser: sinceUser ?? null,
+        ref: r
+      }
       if (token !== undefined) {
         if (userId !== undefined || hash !== undefined) throw new FrameError('bad_frame', 'send either a token or a userId and hash, not both', r)
         return { ...auth, token: tokenOf(token, r) }

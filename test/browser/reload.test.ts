@@ -26,7 +26,10 @@ const PAGE = `<!doctype html>
 <script type="module">
   import { CometClient } from '/comet/client.js'
   const q = new URLSearchParams(location.search)
-  const options = { url: '/comet', userId: q.get('user'), hash: q.get('hash'), shareConnection: q.get('share') === '1' }
+  // hook=1: signed in by the app's session cookie (the authenticate option), so the page names no user.
+  const options = q.get('hook') === '1'
+    ? { url: '/comet' }
+    : { url: '/comet', userId: q.get('user'), hash: q.get('hash'), shareConnection: q.get('share') === '1' }
   if (q.get('persist') === '0') options.persistLastId = false
   const comet = new CometClient(options)
   comet.subscribe('msg', (m) => {
@@ -51,7 +54,10 @@ before(async () => {
   redis = await startRedis()
   a = await startApp({ redis: redis.url })
   const page = Fastify({ logger: false })
-  await page.register(comet, { redis: redis.url })
+  await page.register(comet, {
+    redis: redis.url,
+    authenticate: (request) => /(?:^|; )user=([\w-]+)/.exec(request.headers.cookie ?? '')?.[1] ?? null
+  })
   page.get('/page', async (_req, reply) => await reply.type('text/html').send(PAGE))
   await page.listen({ port: 0, host: '127.0.0.1' })
   origin = `http://127.0.0.1:${(page.server.address() as { port: number }).port}`
@@ -74,6 +80,7 @@ async function received (page: Page): Promise<string[]> {
 async function reloadDuringStream (user: string, query: string): Promise<{ missing: string[], twice: string[] }> {
   await a.app.comet.registerAuth(user, HASH)
   const context = await browser.newContext()
+  if (query.includes('hook=1')) await context.addCookies([{ name: 'user', value: user, url: origin }])
   try {
     const page = await context.newPage()
     const errors: Error[] = []
@@ -109,11 +116,17 @@ async function reloadDuringStream (user: string, query: string): Promise<{ missi
   }
 }
 
-for (const [name, query] of [['a page of its own', ''], ['shareConnection (the leader tab reloads)', '&share=1']] as const) {
+const VARIANTS = [
+  ['a page of its own', ''],
+  ['shareConnection (the leader tab reloads)', '&share=1'],
+  ['a page signed in by the session cookie (authenticate), naming no user', '&hook=1']
+] as const
+
+for (const [name, query] of VARIANTS) {
   describe(`Chromium reloads during a stream, ${name} (${RUNS} rounds)`, () => {
     for (let run = 1; run <= RUNS; run++) {
       test(`round ${run}: every message is handed to the page exactly once across ${RELOADS} reloads`, async () => {
-        const { missing, twice } = await reloadDuringStream(`reload${query === '' ? 'own' : 'shared'}${run}`, query)
+        const { missing, twice } = await reloadDuringStream(`reload${VARIANTS.findIndex(([, q]) => q === query)}r${run}`, query)
         assert.deepEqual(missing, [], 'nothing lost')
         assert.deepEqual(twice, [], 'nothing twice')
       })

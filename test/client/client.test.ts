@@ -317,6 +317,31 @@ test('persistLastId: the last id is kept per URL and user in sessionStorage, and
   assert.equal(setup(t, { since: '1200' }).server.last().accept('42')['since'], '1200')
 })
 
+test('persistLastId on a page that names no user (a token, the upgrade hook): kept as "<user> <id>" under the URL, sent with sinceUser; another user starts fresh', (t) => {
+  const items = tabStorage(t)
+  const key = 'fastify-comet:last ws://example.test/comet'
+  const hooked = { userId: undefined, hash: undefined }
+  const first = setup(t, hooked)
+  first.server.last().accept('42', { last: '1000' })
+  first.server.last().receive(privateMessage('1500'))
+  assert.equal(items.get(key), '42 1500')
+  first.client.close()
+
+  const same = setup(t, hooked)
+  const auth = same.server.last().accept('42', { last: '1500' })
+  assert.deepEqual([auth['since'], auth['sinceUser']], ['1500', '42'])
+  same.client.close()
+
+  // The session now belongs to user 7: the server ignores 42's id, and so does the client.
+  const other = setup(t, hooked)
+  const ids: string[] = []
+  other.client.subscribe('msg', (m) => ids.push(m.id))
+  other.server.last().accept('7', { last: '300' })
+  other.server.last().receive(privateMessage('400'))
+  assert.deepEqual(ids, ['400'], 'an id below 42\'s is not taken as seen')
+  assert.equal(items.get(key), '7 400')
+})
+
 test('persistLastId: false keeps nothing in storage; anonymous clients keep nothing; a bad value is refused', (t) => {
   const items = tabStorage(t)
   const off = setup(t, { persistLastId: false })
