@@ -62,6 +62,10 @@ const FULL = {
   scaleMs: 3000,
   drainUsers: 500,
   drainPerUser: 100,
+  // A notification to many users: half online with two devices (one on each instance), half offline.
+  bulkOnline: 2500,
+  bulkOffline: 2500,
+  bulkRounds: 5,
   // One heartbeat period: both systems ping every socket once in it (Socket.IO 25 s after each connect, so a
   // shorter window right after connecting holds none of its pings), comet also refreshes presence.
   idleMs: 25_000
@@ -85,6 +89,9 @@ const SMOKE: typeof FULL = {
   scaleMs: 700,
   drainUsers: 10,
   drainPerUser: 10,
+  bulkOnline: 40,
+  bulkOffline: 40,
+  bulkRounds: 2,
   idleMs: 300
 }
 const cfg = argv.smoke ? SMOKE : FULL
@@ -95,7 +102,7 @@ if (argv.ramp !== undefined) cfg.ramp = list(argv.ramp)
 if (argv['profile-rate'] !== undefined) cfg.profileRate = Number(argv['profile-rate'])
 if (argv.heartbeat !== undefined && !argv.smoke) cfg.idleMs = Math.min(cfg.idleMs, Number(argv.heartbeat))
 const profileMs = Number(argv['profile-ms'] ?? cfg.fixedMs)
-const phases = new Set((argv.only ?? 'main,instances,scale,drain').split(','))
+const phases = new Set((argv.only ?? 'main,instances,bulk,scale,drain').split(','))
 // A step passes ("keeps up") when nothing is lost, the sender kept its schedule, the median stays low (an
 // overloaded system's queue grows through the step, so its median climbs) and p99 stays bounded. The p99
 // bound is loose on purpose: this 2-core machine is shared, and other processes' bursts show up in p99.
@@ -514,6 +521,93 @@ async function phaseScale (system: System): Promise<any> {
   }
 }
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+
+/**
+ * A notification to many users at once (comet `sendToUsers`, Socket.IO `io.to(rooms).emit`), and the same
+ * as one send per user: time from the call until the last device got it, the servers' and Redis' CPU.
+ * Medians of a few rounds.
+ */
+async function phaseBulk (system: System): Promise<any> {
+  const users = cfg.bulkOnline + cfg.bulkOffline
+  log(`${system}: one notification to ${users} users (${cfg.bulkOnline} online × 2 devices), ${cfg.bulkRounds} rounds`)
+  const c = await startCluster(system, 2)
+  const client = clients[0]!
+  try {
+    const online = makeUsers('b', cfg.bulkOnline, 0, c.ports, 'ab')
+    const offline = makeUsers('o', 0, cfg.bulkOffline, c.ports, 'ab')
+    await register(c.servers[0]!, [...online, ...offline])
+    const conn = await client.call('connect', { system, targets: connTargets(online) }, 600_000)
+    log(`  connected ${conn.ok}/${online.length * 2}`, JSON.stringify(conn.errors))
+    // Online and offline users alternate in the list.
+    const ids: string[] = []
+    for (let i = 0; i < Math.max(online.length, offline.length); i++) {
+      if (i < online.length) ids.push(online[i]!.id)
+      if (i < offline.length) ids.push(offline[i]!.id)
+    }
+    const expected = online.length * 2
+    const modes = system === 'comet' ? ['bulk', 'each'] : system === 'sio' ? ['bulk'] : ['each']
+    const out: Record<string, unknown> = { users, online: online.length, connections: conn.ok, expected }
+    for (const mode of modes) {
+      const rounds: any[] = []
+      for (let i = 0; i < cfg.bulkRounds; i++) {
+        const k = ++stepNo
+        await client.call('stepBegin', { k })
+        const r0 = await c.redis.snapshot()
+        const cpu0 = await cpuMs(c.servers)
+        const steal0 = stolenMs()
+        const sent = await c.servers[0]!.call('notify', { ids, step: k, each: mode === 'each' }, 120_000)
+        let last = -1
+        let lastChange = nowMs()
+        for (;;) {
+          const p = await client.call('progress')
+          if (p.received >= expected) break
+          if (p.received !== last) { last = p.received; lastChange = nowMs() }
+          if (nowMs() - lastChange > 2000) break
+          await new Promise(resolve => setTimeout(resolve, 5))
+        }
+        const end = await client.call('stepEnd')
+        const cpu1 = await cpuMs(c.servers)
+        const steal1 = stolenMs()
+        const redis = redisDelta(r0, await c.redis.snapshot(), c.redis)
+        rounds.push({
+          deliveredMs: end.latency.max,
+          p50Ms: end.latency.p50,
+          callMs: sent.callMs,
+          received: end.received,
+          queued: sent.queued,
+          serverCpuMs: cpu1.reduce((a, v, j) => a + v - cpu0[j]!, 0),
+          redisCpuMs: redis.cpuMs,
+          redisCommands: redis.commands,
+          redisNetIn: redis.netIn,
+          byCommand: redis.byCommand,
+          loadAvg1: os.loadavg()[0]!,
+          stealMs: steal0 === null || steal1 === null ? null : steal1 - steal0
+        })
+        await new Promise(resolve => setTimeout(resolve, 300))
+      }
+      const med = (f: (x: any) => number): number => median(rounds.map(f))
+      const summary = {
+        rounds,
+        lost: rounds.reduce((a, x) => a + expected - x.received, 0),
+        deliveredMs: med(x => x.deliveredMs),
+        callMs: med(x => x.callMs),
+        serverCpuMs: med(x => x.serverCpuMs),
+        redisCpuMs: med(x => x.redisCpuMs),
+        redisCommands: med(x => x.redisCommands),
+        redisNetIn: med(x => x.redisNetIn)
+      }
+      log(`  ${mode}: all ${expected} delivered after ${summary.deliveredMs.toFixed(1)} ms (call ${summary.callMs.toFixed(1)} ms), servers ${summary.serverCpuMs.toFixed(0)} ms CPU, ` +
+        `Redis ${summary.redisCpuMs.toFixed(1)} ms CPU, ${summary.redisCommands} commands; lost ${summary.lost}`)
+      out[mode] = summary
+    }
+    return out
+  } finally {
+    await client.call('closeAll').catch(() => {})
+    await stopCluster(c)
+  }
+}
+
 async function phaseDrain (): Promise<any> {
   log(`comet: offline queue drain, ${cfg.drainUsers} users × ${cfg.drainPerUser} queued messages`)
   const c = await startCluster('comet', 2)
@@ -560,6 +654,7 @@ async function main (): Promise<number> {
     main: {},
     instances: { comet: [], sio: [], bare: [] },
     scale: {},
+    bulk: {},
     drain: undefined
   }
   try {
@@ -567,6 +662,7 @@ async function main (): Promise<number> {
     if (phases.has('instances')) {
       for (const n of cfg.instances) for (const s of SYSTEMS) results.instances[s].push(await phaseInstances(s, n))
     }
+    if (phases.has('bulk')) for (const s of SYSTEMS) results.bulk[s] = await phaseBulk(s)
     if (phases.has('scale')) for (const s of SYSTEMS) results.scale[s] = await phaseScale(s)
     if (phases.has('drain')) results.drain = await phaseDrain()
   } finally {

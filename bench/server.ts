@@ -33,6 +33,11 @@ interface Backend {
   registerAuth (userId: string, hash: string): Promise<void>
   /** Fire one message; `done` is called with whether it was queued (comet) or not. */
   send (userId: string, data: unknown, done: (err: Error | null, queued: boolean) => void): void
+  /**
+   * One notification to many users at once, the way the system offers it (comet `sendToUsers`, Socket.IO
+   * `io.to(rooms).emit`), or with `each`, one send per user. Resolves to how many were queued.
+   */
+  sendMany (userIds: string[], data: unknown, each: boolean): Promise<number>
   connections (): number
   close (): Promise<void>
 }
@@ -49,6 +54,12 @@ async function startComet (): Promise<Backend> {
     registerAuth: (userId, hash) => api.registerAuth(userId, hash),
     send (userId, data, done) {
       api.sendToUser(userId, 'e', data).then((r: { queued: boolean }) => done(null, r.queued), (err: Error) => done(err, false))
+    },
+    async sendMany (userIds, data, each) {
+      const results: Array<{ queued: boolean }> = each
+        ? await Promise.all(userIds.map(id => api.sendToUser(id, 'e', data)))
+        : await api.sendToUsers(userIds, 'e', data)
+      return results.filter(r => r.queued).length
     },
     connections: () => openSockets(app.server),
     close: () => app.close()
@@ -96,6 +107,11 @@ async function startSocketIo (): Promise<Backend> {
     send (userId, data, done) {
       io.to(userId).emit('e', data)
       done(null, false)
+    },
+    async sendMany (userIds, data, each) {
+      if (each) for (const id of userIds) io.to(id).emit('e', data)
+      else io.to(userIds).emit('e', data)
+      return 0
     },
     connections: () => openSockets(http),
     async close () {
@@ -161,6 +177,12 @@ async function startBare (): Promise<Backend> {
     send (userId, data, done) {
       const frame = JSON.stringify({ type: 'message', channel: 'msg', event: 'e', data, id: String(++seq) })
       cmd.publish('bare:u:' + userId, frame).then(() => done(null, false), (err: Error) => done(err, false))
+    },
+    async sendMany (userIds, data) {
+      // The floor has no bulk send: the frame is serialized once, one PUBLISH per user, auto-pipelined.
+      const frame = JSON.stringify({ type: 'message', channel: 'msg', event: 'e', data, id: String(++seq) })
+      await Promise.all(userIds.map(id => cmd.publish('bare:u:' + id, frame)))
+      return 0
     },
     connections: () => openSockets(http),
     async close () {
@@ -252,6 +274,14 @@ serve({
       }
       setTimeout(tick, 5)
     })
+  },
+  // One notification to all given users (bulk phase); the payload's t is when it was sent.
+  async notify ({ ids, step, each }: { ids: string[], step: number, each: boolean }) {
+    const t = nowMs()
+    const cpu0 = process.cpuUsage()
+    const queued = await backend.sendMany(ids, { t, s: 0, k: step, b: BODY }, each)
+    const cpu = process.cpuUsage(cpu0)
+    return { t, callMs: nowMs() - t, queued, callCpuMs: (cpu.user + cpu.system) / 1000 }
   },
   // Send `perUser` messages to each given user as fast as possible (offline queue fill).
   async burst ({ ids, perUser }: { ids: string[], perUser: number }) {
