@@ -19,7 +19,9 @@ export async function useWebsocket (routes: FastifyInstance, app: FastifyInstanc
   }
   const before = new Set(routes.server.listeners('upgrade'))
   await routes.register(websocket, {
-    options: { maxPayload },
+    // The plugin keeps its own set of connections: ws' client tracking would add a close listener and a
+    // set entry to every socket, memory per idle connection for nothing.
+    options: { maxPayload, clientTracking: false },
     preClose: async function () {
       await shutdown()
       wss.close()

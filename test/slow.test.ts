@@ -8,7 +8,7 @@ import { eventually, TestClient } from './helpers/client.ts'
 for (const backend of BACKENDS) {
   test(`${backend}: a client that stops reading is cut at maxBufferedBytes with 4413, and resumes without loss`, async (t) => {
     const maxBufferedBytes = 256 * 1024
-    const { app, url, wss } = await appOn(t, backend, { maxBufferedBytes, resume: { size: 1000 } })
+    const { app, url, sockets } = await appOn(t, backend, { maxBufferedBytes, resume: { size: 1000 } })
     await app.comet.registerAuth('slow', HASH)
     const client = await TestClient.open(url)
     await client.auth('slow', HASH)
@@ -18,10 +18,10 @@ for (const backend of BACKENDS) {
     const payload = 'x'.repeat(32 * 1024)
     const sent: string[] = []
     let maxBuffered = 0
-    const cut = (): boolean => [...wss.clients].every((ws) => ws.readyState !== ws.OPEN)
+    const cut = (): boolean => [...sockets].every((ws) => ws.readyState !== ws.OPEN)
     for (let i = 0; i < 600; i++) {
       sent.push((await app.comet.sendToUser('slow', 'big', { i, payload })).id)
-      for (const ws of wss.clients) maxBuffered = Math.max(maxBuffered, ws.bufferedAmount)
+      for (const ws of sockets) maxBuffered = Math.max(maxBuffered, ws.bufferedAmount)
       // Reading again at once: a client that reads nothing for a second after the cut is destroyed (below).
       if (socket.isPaused() && cut()) socket.resume()
     }
@@ -42,7 +42,7 @@ for (const backend of BACKENDS) {
 }
 
 test('a client cut for being slow that never reads again is destroyed, not left to the close handshake', async (t) => {
-  const { app, url, wss } = await appOn(t, 'memory', { maxBufferedBytes: 64 * 1024 })
+  const { app, url, sockets } = await appOn(t, 'memory', { maxBufferedBytes: 64 * 1024 })
   await app.comet.registerAuth('stuck', HASH)
   const client = await TestClient.open(url)
   t.after(() => client.ws.terminate())
@@ -50,7 +50,7 @@ test('a client cut for being slow that never reads again is destroyed, not left 
   const socket = (client.ws as unknown as { _socket: Socket })._socket
   socket.pause()
   const payload = 'x'.repeat(32 * 1024)
-  const server = [...wss.clients][0]!
+  const server = [...sockets][0]!
   for (let i = 0; server.readyState === server.OPEN; i++) {
     assert.ok(i < 2000, 'the server never cut the client')
     await app.comet.sendToUser('stuck', 'big', { i, payload })

@@ -46,6 +46,9 @@ export interface ConnectionContext {
 }
 
 let nextSlice = 0
+/** The connection a socket belongs to, for the shared listeners. */
+const kConnection = Symbol('comet connection')
+type Owned = WebSocket & { [kConnection]: Connection }
 const OPEN = 1
 const CLOSED = 3
 const TEXT = { binary: false }
@@ -112,15 +115,22 @@ export class Connection implements DeviceSink {
     this.#stamp = Date.now()
     ctx.anonymous.add(address)
     this.#vouched = vouched
-    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
-    ws.on('pong', () => { this.alive = true })
-    ws.on('close', (code) => this.#onClose(code))
+    // Shared listeners that find the connection on the socket, not closures per socket: memory per idle
+    // connection is what scales.
+    ;(ws as Owned)[kConnection] = this
+    ws.on('message', Connection.#message)
+    ws.on('pong', Connection.#pong)
+    ws.on('close', Connection.#close)
     ws.on('error', terminate)
     this.#authTimer = setTimeout(() => {
       this.#ctx.metrics?.auth('timeout', this.#address)
       this.close(CLOSE.AUTH_TIMEOUT, 'no auth frame in time')
     }, ctx.settings.authTimeout)
   }
+
+  static #message (this: WebSocket, data: RawData, isBinary: boolean): void { (this as Owned)[kConnection].#onMessage(data, isBinary) }
+  static #pong (this: WebSocket): void { (this as Owned)[kConnection].alive = true }
+  static #close (this: WebSocket, code: number): void { (this as Owned)[kConnection].#onClose(code) }
 
   get closed (): boolean { return this.#state === 'closed' }
   /** The verified token's claims, for the app's hooks; null unless the socket logged in with a token. */

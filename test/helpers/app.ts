@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { WebSocketServer } from 'ws'
+import type { WebSocket, WebSocketServer } from 'ws'
 import comet from '../../lib/index.ts'
 import type { CometOptions } from '../../lib/index.ts'
 
@@ -11,6 +11,8 @@ export interface TestApp {
   url: string
   /** The WebSocket server behind the plugin's route (the plugin keeps its own off `app.websocketServer`). */
   wss: WebSocketServer
+  /** The server side of every open socket (the plugin's server does not track its clients). */
+  sockets: Set<WebSocket>
 }
 
 /** A real Fastify instance with the plugin, listening on a free loopback port. */
@@ -18,13 +20,19 @@ export async function startApp (options: CometOptions = {}, listen = true): Prom
   const app = Fastify({ logger: false })
   const wss = cometServer(app)
   await app.register(comet, options)
+  const server = wss()
+  const sockets = new Set<WebSocket>()
+  server.on('connection', (ws: WebSocket) => {
+    sockets.add(ws)
+    ws.once('close', () => sockets.delete(ws))
+  })
   if (!listen) {
     await app.ready()
-    return { app, url: '', wss: wss() }
+    return { app, url: '', wss: server, sockets }
   }
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
-  return { app, url: `ws://127.0.0.1:${port}/comet`, wss: wss() }
+  return { app, url: `ws://127.0.0.1:${port}/comet`, wss: server, sockets }
 }
 
 /**
