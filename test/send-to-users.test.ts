@@ -1,11 +1,26 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { Redis } from 'ioredis'
 import { CometEmitter } from '../lib/emitter/index.ts'
 import { HASH } from './helpers/app.ts'
 import { appOn, BACKENDS, sharedCluster, testPrefix } from './helpers/backends.ts'
 import { TestClient } from './helpers/client.ts'
 import type { Frame } from './helpers/client.ts'
 import { startPair, PAIR_BACKENDS } from './helpers/pair.ts'
+import { slotOf } from './helpers/cluster.ts'
+import { commandCalls, startRedis } from './helpers/redis.ts'
+import { startApp } from './helpers/app.ts'
+import type { TestApp } from './helpers/app.ts'
+
+async function redisApp (t: { after (fn: () => unknown): void }): Promise<TestApp & { redis: string }> {
+  const redis = await startRedis()
+  const started = await startApp({ redis: redis.url, heartbeatInterval: 600_000 })
+  t.after(async () => {
+    await started.app.close()
+    await redis.stop()
+  })
+  return { ...started, redis: redis.url }
+}
 
 async function device (t: { after (fn: () => unknown): void }, url: string, userId: string): Promise<TestClient> {
   const client = await TestClient.open(url)
@@ -115,4 +130,45 @@ test('sendToUsers over the HTTP API: the same results and errors', async (t) => 
   assert.deepEqual(sent.body.result.map((r: any) => [r.userId, r.queued]), [['h1', false], ['2', true]])
   assert.equal((await online.type('message')).id, sent.body.result[0].id)
   assert.deepEqual(await call({ userIds: 'h1', event: 'note', data: 1 }), { status: 400, body: { error: { code: 'FST_ERR_COMET_USER_IDS', message: 'Invalid user id list: expected an array, got "h1"' } } })
+})
+
+test('sendToUsers on Redis: one script call per 64 users, the frame sent once per call; two lists in one turn keep their own data', async (t) => {
+  // No heartbeat (its scripts and probes) inside the counted window.
+  const { app, url, redis } = await redisApp(t)
+  const admin = new Redis(redis)
+  t.after(() => admin.disconnect())
+  const ids = Array.from({ length: 200 }, (_, i) => `w${i}`)
+  await app.comet.sendToUsers(['warm'], 'warm', 0)
+  await admin.config('RESETSTAT')
+  const data = 'd'.repeat(2000)
+  await app.comet.sendToUsers(ids, 'note', data)
+  const calls = await commandCalls(admin)
+  assert.equal(calls('evalsha') + calls('eval'), 4, '200 users: four script calls of at most 64')
+  assert.equal(calls('publish'), 200)
+  const bytes = Number(/total_net_input_bytes:(\d+)/.exec(await admin.info('stats'))![1])
+  assert.ok(bytes < 4 * 2 * data.length + 200 * 400, `the frame travelled once per script call (${bytes} bytes in)`)
+
+  await Promise.all(['x1', 'x2'].map((id) => app.comet.registerAuth(id, HASH)))
+  const x1 = await device(t, url, 'x1')
+  const x2 = await device(t, url, 'x2')
+  const [first, second] = await Promise.all([app.comet.sendToUsers(['x1', 'x2'], 'one', 1), app.comet.sendToUsers(['x2', 'x1'], 'two', 2)])
+  for (const [client, i] of [[x1, 0], [x2, 1]] as const) {
+    const got = await Promise.all([client.next((f) => f.event === 'one'), client.next((f) => f.event === 'two')])
+    assert.deepEqual(got.map((m) => [m.id, m.data]), [[first[i]!.id, 1], [second[1 - i]!.id, 2]])
+  }
+})
+
+test('sendToUsers on a Redis Cluster: one script call per slot', async (t) => {
+  const cluster = await sharedCluster()
+  const { app } = await appOn(t, 'cluster', { heartbeatInterval: 600_000 })
+  const ids = Array.from({ length: 40 }, (_, i) => `c${i}`)
+  await app.comet.sendToUsers(ids, 'warm', 0)
+  const masters = cluster.masters().map((m) => m.port)
+  for (const port of masters) cluster.cli(port, 'CONFIG', 'RESETSTAT')
+  await app.comet.sendToUsers(ids, 'note', 1)
+  const scripts = masters.reduce((n, port) => {
+    const stats = cluster.cli(port, 'INFO', 'commandstats')
+    return n + ['evalsha', 'eval'].reduce((m, c) => m + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0), 0)
+  }, 0)
+  assert.equal(scripts, new Set(ids.map((id) => slotOf(`{u:${id}}`))).size)
 })

@@ -24,6 +24,9 @@ export interface StoreLog {
 /** [subscribe (true) or unsubscribe, channel] */
 type SubscriptionOp = [boolean, string]
 
+/** What the send scripts take for one user. */
+type SendCall = Parameters<Scripts<typeof userScripts>['send']>[0]
+
 /** The single shard of a standalone Redis, for the probe bookkeeping. */
 const ONE = 'one'
 
@@ -297,15 +300,16 @@ export class RedisStore implements Store {
     return await this.#run.authSettle({ attempts: this.#keys.authAttempts(address), failed: failed ? 1 : 0 })
   }
 
-  async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
+  /** The send script's arguments for one user. */
+  #send (userId: string, head: string, now: number): SendCall {
     const k = this.#keys
     const { queue, resume } = this.#settings
-    const call = {
+    return {
       meta: k.meta(userId),
       queue: k.queue(userId),
       devices: k.devices(userId),
       log: k.log(userId),
-      now: Date.now(),
+      now,
       queue_max: queue.maxMessages,
       queue_ttl: queue.ttl,
       meta_ttl: this.#metaTtl,
@@ -314,15 +318,20 @@ export class RedisStore implements Store {
       route: k.userRoute(userId),
       head
     }
+  }
+
+  async sendToUser (userId: string, head: string, once?: Once): Promise<SendResult> {
+    const call = this.#send(userId, head, Date.now())
     const [id, queued] = once === undefined
       ? await this.#run.send(call)
-      : await this.#run.sendOnce({ ...call, once: k.once(userId, once.key), once_ttl: once.ttl })
+      : await this.#run.sendOnce({ ...call, once: this.#keys.once(userId, once.key), once_ttl: once.ttl })
     return { id, queued: queued === 1 }
   }
 
   async sendToUsers (userIds: string[], head: string): Promise<SendResult[]> {
-    // Called in one turn, the sends share batched script calls per slot (defineScripts).
-    return await Promise.all(userIds.map((userId) => this.sendToUser(userId, head)))
+    const now = Date.now()
+    const replies = await this.#run.sendMany.many(userIds.map((userId) => this.#send(userId, head, now)))
+    return replies.map(([id, queued]) => ({ id, queued: queued === 1 }))
   }
 
   async requeue (userId: string, messages: Routed[]): Promise<void> {

@@ -62,9 +62,19 @@ export function script<Reply> () {
 
 type AnyScript = Script<any, any>
 
+/** A loaded script: called with its named arguments; the calls of one event-loop turn share a batch. */
+export interface Run<Call, Reply> {
+  (call: Call): Promise<Reply>
+  /**
+   * Many calls at once, as batches of their own (per slot on a Cluster): their shared ARGV are taken from
+   * the first call, so these must be the same for all of them (a bulk send's frame travels once a batch).
+   */
+  many (calls: Call[]): Promise<Reply[]>
+}
+
 /** The loaded scripts: one function per script, taking its named arguments. */
 export type Scripts<T extends Record<string, AnyScript>> = {
-  [N in keyof T]: T[N] extends Script<infer C, infer R> ? (call: C) => Promise<R> : never
+  [N in keyof T]: T[N] extends Script<infer C, infer R> ? Run<C, R> : never
 }
 
 const LUA = new URL('./lua/', import.meta.url)
@@ -109,17 +119,20 @@ function header ({ keys, shared, argv, list }: AnyScript): string {
  */
 export function loadScripts<T extends Record<string, AnyScript>> (client: Client, scripts: T, sharded: boolean): Scripts<T> {
   const cluster = client instanceof Cluster
-  const run: Record<string, (call: Record<string, Arg | Arg[]>) => Promise<unknown>> = {}
+  const run: Record<string, Run<Record<string, Arg | Arg[]>, unknown>> = {}
   for (const [name, s] of Object.entries(scripts)) {
     const order = [...s.keys, ...s.shared, ...s.argv]
     const list = s.list
     const command = define(client, name, { keys: s.keys.length, shared: s.shared.length },
       prelude(s.libs, sharded, cluster), header(s) + s.body.map(lua).join('\n'), s.buffers)
-    run[name] = (call) => {
-      const args = order.map((n) => call[n] as Arg)
-      if (list !== undefined) for (const item of call[list] as Arg[]) args.push(item)
-      return command(args)
+    const args = (call: Record<string, Arg | Arg[]>): Arg[] => {
+      const out = order.map((n) => call[n] as Arg)
+      if (list !== undefined) for (const item of call[list] as Arg[]) out.push(item)
+      return out
     }
+    run[name] = Object.assign((call: Record<string, Arg | Arg[]>) => command.one(args(call)), {
+      many: async (calls: Array<Record<string, Arg | Arg[]>>) => await command.many(calls.map(args))
+    })
   }
   return run as Scripts<T>
 }
@@ -135,12 +148,19 @@ export function defineScripts<T> (client: Client, list: Array<[keyof T, LegacySc
   for (const [name, s] of list) {
     const lua = client instanceof Cluster ? s.lua.replaceAll(EVENTS_ON, EVENTS_OFF) : s.lua
     const command = define(client, String(name), { keys: s.numberOfKeys, shared: s.shared ?? 0 }, prelude([], sharded, false), lua, false)
-    run[String(name)] = (...call: Arg[]) => command(call)
+    run[String(name)] = (...call: Arg[]) => command.one(call)
   }
   return run as T
 }
 
-function define (client: Client, name: string, shape: CallShape, once: string, perCall: string, buffers: boolean): (call: Arg[]) => Promise<unknown> {
+interface Defined {
+  /** One call, batched with the other calls of this turn. */
+  one (call: Arg[]): Promise<unknown>
+  /** Many calls, batched among themselves only. */
+  many (calls: Arg[][]): Promise<unknown[]>
+}
+
+function define (client: Client, name: string, shape: CallShape, once: string, perCall: string, buffers: boolean): Defined {
   const text = batchedLua(shape, once, perCall)
   const command = `comet_${name}_${createHash('sha1').update(text).digest('hex').slice(0, 12)}`
   // ioredis flattens an array argument: a batch's arguments go as one array, never spread.
@@ -150,9 +170,16 @@ function define (client: Client, name: string, shape: CallShape, once: string, p
   const direct = named[command + (buffers ? 'Buffer' : '')]!.bind(client)
   const cluster = client instanceof Cluster
   const send = cluster ? async (args: Arg[]) => await redirected(direct, args) : direct
-  const batcher = new TickBatcher<Arg[], unknown>(async (calls) => await send(packCalls(shape, calls)) as unknown[],
-    cluster ? (call) => slotOf(String(call[0])) : () => 0)
-  return (call) => batcher.add(call)
+  const batch = async (calls: Arg[][]): Promise<unknown[]> => await send(packCalls(shape, calls)) as unknown[]
+  const groupOf = cluster ? (call: Arg[]) => slotOf(String(call[0])) : () => 0
+  const turn = new TickBatcher<Arg[], unknown>(batch, groupOf)
+  return {
+    one: (call) => turn.add(call),
+    many: async (calls) => {
+      const own = new TickBatcher<Arg[], unknown>(batch, groupOf)
+      return await Promise.all(calls.map((call) => own.add(call)))
+    }
+  }
 }
 
 /** Replies that mean a slot is moving or changing hands: the script did not run, so it can run again. */

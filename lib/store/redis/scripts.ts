@@ -18,6 +18,8 @@ const send = {
 export const userScripts = {
   /** Returns [id, queued (1|0)]. */
   send: script<[string, number]>()({ ...send, argv: ['route', 'head'], body: 'send' }),
+  /** send to many users (sendToUsers): the frame's head is shared, so it travels once per batch. */
+  sendMany: script<[string, number]>()({ ...send, shared: [...send.shared, 'head'], argv: ['route'], body: 'send' }),
   /** send, once per idempotency key: `once` is the key's record, kept `once_ttl` ms. */
   sendOnce: script<[string, number]>()({ ...send, keys: [...send.keys, 'once'], argv: ['route', 'head', 'once_ttl'], body: 'send-once' }),
   /** entries: id, `<id>|<frame>` pairs. */
