@@ -362,8 +362,6 @@ export class Connection implements DeviceSink {
     let proof: AuthProof
     /** The hash's stored record, for its expiry (hash logins only). */
     let record: string | null = null
-    /** Set when the user is listened for already (hash logins). */
-    let listening: Promise<void> | undefined
     if (this.#vouched !== null) {
       this.#state = 'syncing'
       userId = this.#vouched.userId
@@ -391,34 +389,22 @@ export class Connection implements DeviceSink {
         return
       }
       this.#state = 'syncing'
-      // The user is listened for while the credentials are checked, not after: one round trip less per
-      // login. A failed or abandoned login leaves at once; the failed-auth limits bound how often.
-      const claimed = userId
-      const stream = new DeviceStream(this)
-      listening = hub.joinUser(stream, claimed)
-      listening.catch(() => {})
-      let judged
-      try {
-        // Unknown users are compared against a dummy digest: the answer takes as long.
-        judged = await this.#attempt(store.getAuth(claimed).then((stored) => ({ stored, ok: matches(hash, stored) })), (j) => j.ok)
-      } catch (err) {
-        hub.leaveUser(stream, claimed)
-        throw err
-      }
-      const digest = judged?.stored ?? null
-      if (judged === undefined || this.closed || !judged.ok || digest === null) hub.leaveUser(stream, claimed)
+      // Unknown users are compared against a dummy digest: the answer takes as long.
+      const judged = await this.#attempt(store.getAuth(userId).then((stored) => ({ stored, ok: matches(hash, stored) })), (j) => j.ok)
       if (judged === undefined || this.closed) return
-      if (!judged.ok || digest === null) return await this.#failed(claimed, 'authentication failed', 'bad_credentials')
-      this.#stream = stream
+      const digest = judged.stored
+      if (!judged.ok || digest === null) return await this.#failed(userId, 'authentication failed', 'bad_credentials')
       proof = { digest }
       record = digest
     }
     // Another user's last id (a page that kept it before its session changed) says nothing about this one.
     const since = sinceUser === null || sinceUser === userId ? given : null
-    // Listen first, then read the queue: a message sent in between is either queued or routed here.
+    // Listen first, then read the queue: a message sent in between is either queued or routed here. Only
+    // once the credentials are good: a login that fails after listening would hold messages it cannot tell
+    // from those it owes, and giving them all back would queue copies of messages already delivered.
     this.userId = userId
-    const stream = this.#stream ??= new DeviceStream(this)
-    await (listening ?? hub.joinUser(stream, userId))
+    const stream = this.#stream = new DeviceStream(this)
+    await hub.joinUser(stream, userId)
     if (this.closed) return
     const device = this.#ctx.nextDevice()
     const marked = stream.expect(device)
