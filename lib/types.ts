@@ -7,11 +7,15 @@ import type { OperationOptions } from './operations/options.ts'
 import type { Health } from './operations/health.ts'
 import type { ServerEventListener, ServerEventType, WebhookOptions } from './events/types.ts'
 import type { EventData } from './client/events.ts'
+import type { SendResult } from './store/types.ts'
+import type { UserId } from './validate.ts'
 
 export type * from './channels/types.ts'
 export type * from './events/types.ts'
 export type { AdminOptions, MetricsOptions, MetricsRegistry, OperationOptions } from './operations/options.ts'
 export type { Health } from './operations/health.ts'
+export type { SendResult } from './store/types.ts'
+export type { UserId } from './validate.ts'
 export type { RedisSetting } from './store/redis/client.ts'
 export type { CometEvents, EventData } from './client/events.ts'
 export type { Authenticate } from './auth/hook.ts'
@@ -177,13 +181,6 @@ export interface RegisterAuthOptions {
   ttl?: number
 }
 
-export interface SendResult {
-  /** The message id: a decimal string, increasing per user. */
-  id: string
-  /** True when no device of the user was online: the message waits in the offline queue. */
-  queued: boolean
-}
-
 /** One user's part of a `sendToUsers` call. */
 export interface UserSendResult extends SendResult {
   /** The user id, normalized to a string. */
@@ -201,8 +198,6 @@ export interface Presence {
   /** When the user's last device left; null when never seen (or forgotten after `lastSeenTtl`). */
   lastSeen: Date | null
 }
-
-export type UserId = string | number
 
 export interface CometApi extends ChannelApi {
   /**

@@ -1,10 +1,8 @@
 import { errors } from './errors.ts'
+import { isChannelName, NAME } from './protocol/names.ts'
 
-/** User ids, event and channel names share one charset, safe in Redis keys and JSON without escaping. */
-export const NAME = /^[A-Za-z0-9_-]{1,64}$/
-
-/** The channel name private messages arrive on; no public channel may use it. */
-export const PRIVATE_CHANNEL = 'msg'
+/** How an app names a user: a string, or a number that is kept as its decimal string. */
+export type UserId = string | number
 
 export function userId (value: unknown): string {
   const id = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value
@@ -30,10 +28,6 @@ export function eventName (value: unknown): string {
 export function channelName (value: unknown): string {
   if (!isChannelName(value)) throw new errors.CHANNEL(describe(value))
   return value
-}
-
-export function isChannelName (value: unknown): value is string {
-  return typeof value === 'string' && value !== PRIVATE_CHANNEL && NAME.test(value)
 }
 
 export function ttl (value: unknown): number | undefined {

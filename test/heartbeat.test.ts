@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import { setImmediate as immediate } from 'node:timers/promises'
 import assert from 'node:assert/strict'
-import { PING_CHUNK, Slices, SLICES, sliceOf, SOCKET_SLICES, spread, startHeartbeat } from '../lib/connections/heartbeat.ts'
+import { PING_CHUNK, SOCKET_SLICES, spread, startHeartbeat } from '../lib/connections/heartbeat.ts'
+import { Slices, SLICES, sliceOf } from '../lib/routing/slices.ts'
 
 test('Slices keeps members per slice: a tick sees its own slice only, shutdown sees them all', () => {
   const slices = new Slices<string>()

@@ -5,13 +5,14 @@ import { historyOf } from '../channels/policy.ts'
 import type { ChannelInfo, HistoryResult } from '../channels/types.ts'
 import { errors } from '../errors.ts'
 import type { Settings } from '../options.ts'
-import { messageHead } from '../protocol/frames.ts'
+import { ID_AND_TAIL, messageHead } from '../protocol/frames.ts'
 import type { Once, Store } from '../store/types.ts'
 import type { CometApi, CreateAuthOptions, Presence, RegisterAuthOptions, SendOptions, UserId } from '../types.ts'
 
 /** The server API that sends and reads: all of `app.comet` but what needs an instance (server events, health). */
 export type ServerApi = Omit<CometApi, 'on' | 'off' | 'health'>
 import * as validate from '../validate.ts'
+import { PRIVATE_CHANNEL } from '../protocol/names.ts'
 
 export interface ApiContext {
   settings: Settings
@@ -24,9 +25,6 @@ export interface ApiContext {
    */
   call: <T>(work: () => Promise<T>) => Promise<T>
 }
-
-/** Longest id (16 digits) plus the closing `"}`: what a frame adds to its head. */
-const ID_AND_TAIL = 18
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/
 
@@ -83,13 +81,13 @@ export function createApi ({ settings, store, instance, call }: ApiContext): Ser
     },
     async sendToUser (userId: UserId, event: string, data: unknown, options?: SendOptions) {
       const id = validate.userId(userId)
-      const head = frameHead(validate.PRIVATE_CHANNEL, event, data)
+      const head = frameHead(PRIVATE_CHANNEL, event, data)
       const repeat = once(options)
       return await call(() => store.sendToUser(id, head, repeat))
     },
     async sendToUsers (userIds: readonly UserId[], event: string, data: unknown) {
       const ids = validate.userIds(userIds)
-      const head = frameHead(validate.PRIVATE_CHANNEL, event, data)
+      const head = frameHead(PRIVATE_CHANNEL, event, data)
       if (ids.length === 0) return []
       const sent = await call(() => store.sendToUsers(ids, head))
       return sent.map((result, i) => ({ userId: ids[i]!, ...result }))

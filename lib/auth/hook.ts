@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import { NAME } from '../validate.ts'
-import type { UserId } from '../types.ts'
+import { NAME } from '../protocol/names.ts'
+import type { UserId } from '../validate.ts'
 
 /** The app's own authentication, run on the upgrade request: a user id, or null to let the auth frame decide. */
 export type Authenticate = (request: FastifyRequest) => UserId | null | undefined | Promise<UserId | null | undefined>

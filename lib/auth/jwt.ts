@@ -2,7 +2,7 @@ import { createPublicKey, KeyObject } from 'node:crypto'
 import { createDecoder, createVerifier } from 'fast-jwt'
 import type { Algorithm } from 'fast-jwt'
 import { errors } from '../errors.ts'
-import { NAME } from '../validate.ts'
+import { NAME } from '../protocol/names.ts'
 
 /** A token's verified payload, as `canSubscribe` and `onClientPublish` receive it. */
 export type Claims = Record<string, unknown>

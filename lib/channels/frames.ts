@@ -1,33 +1,5 @@
-import { FrameError } from '../protocol/frames.ts'
 import type { Ref } from '../protocol/frames.ts'
-import { isChannelName, NAME } from '../validate.ts'
-import { USER_STATUS } from './policy.ts'
-
-export type ChannelFrame =
-  | { type: 'publish', channel: string, event: string, data: unknown, ref?: Ref }
-  | { type: 'members', channel: string, after: string | null, ref?: Ref }
-  | { type: 'history', channel: string, since: string | null, ref?: Ref }
-
-/** Parses the channel frames (publish, members, history) once lib/protocol/frames.ts has checked type and ref. */
-export function parseChannelFrame (f: Record<string, unknown>, ref: Ref | undefined): ChannelFrame {
-  if (!isChannelName(f.channel)) throw new FrameError('bad_channel', 'channel must match [A-Za-z0-9_-]{1,64} and not be "msg"', ref)
-  const channel = f.channel
-  switch (f.type) {
-    case 'publish':
-      if (typeof f.event !== 'string' || !NAME.test(f.event)) throw new FrameError('bad_frame', 'event must match [A-Za-z0-9_-]{1,64}', ref)
-      return { type: 'publish', channel, event: f.event, data: f.data === undefined ? null : f.data, ref }
-    case 'members': {
-      const after = f.after ?? null
-      if (after !== null && (typeof after !== 'string' || !NAME.test(after))) throw new FrameError('bad_frame', 'after must be a user id', ref)
-      return { type: 'members', channel, after, ref }
-    }
-    default: {
-      const since = f.since ?? null
-      if (since !== null && (typeof since !== 'string' || since.length > 64)) throw new FrameError('bad_frame', 'since must be a message id', ref)
-      return { type: 'history', channel, since, ref }
-    }
-  }
-}
+import { USER_STATUS } from '../protocol/names.ts'
 
 /** A client-published `message` frame without its id: like messageHead(), with the sender's userId. */
 export function clientMessageHead (channel: string, event: string, dataJson: string, userId: string | null): string {

@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection } from '../connections/connection.ts'
-import { errorFrame, reply } from '../protocol/frames.ts'
+import type { Subscriber } from './subscriber.ts'
+import { errorFrame, ID_AND_TAIL, reply } from '../protocol/frames.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { Store } from '../store/types.ts'
 import * as validate from '../validate.ts'
 import { clientMessageHead, historyReply, membersReply } from './frames.ts'
-import type { ChannelFrame } from './frames.ts'
+import type { ChannelFrame } from '../protocol/frames.ts'
 import type { ChannelSettings } from './options.ts'
 import { historyOf, kindOf, mayPublish, subscribeRule } from './policy.ts'
 import { Presence } from './presence.ts'
@@ -15,16 +15,13 @@ import { TokenBucket } from './rate-limit.ts'
 export interface ChannelsContext {
   settings: ChannelSettings
   store: Store
-  hub: Hub<Connection>
+  hub: Hub<Subscriber>
   log: FastifyBaseLogger
   /** This instance's id: connection ids and client message ids start with it. */
   instance: string
   heartbeatInterval: number
   maxPayload: number
 }
-
-/** Longest id plus the closing `"}` (see lib/api/index.ts). */
-const ID_AND_TAIL = 48
 
 /**
  * Everything channels add to a connection: who may subscribe, client publishing (policy, rate limit, hook,
@@ -34,10 +31,10 @@ const ID_AND_TAIL = 48
 export class Channels {
   readonly presence: Presence
   #ctx: ChannelsContext
-  #ids = new WeakMap<Connection, string>()
+  #ids = new WeakMap<Subscriber, string>()
   /** Local connections that published, by id: the bus names the sender, and it gets no copy. */
-  #senders = new Map<string, Connection>()
-  #buckets = new WeakMap<Connection, TokenBucket>()
+  #senders = new Map<string, Subscriber>()
+  #buckets = new WeakMap<Subscriber, TokenBucket>()
   #n = 0
 
   constructor (ctx: ChannelsContext) {
@@ -46,7 +43,7 @@ export class Channels {
   }
 
   /** A connection's id, unique across instances: its presence entry and its sender mark. */
-  id (conn: Connection): string {
+  id (conn: Subscriber): string {
     let id = this.#ids.get(conn)
     if (id === undefined) {
       id = `${this.#ctx.instance}.${(++this.#n).toString(36)}`
@@ -56,11 +53,11 @@ export class Channels {
   }
 
   /** The local connection that published a message, if it is on this instance. */
-  sender (id: string | undefined): Connection | undefined {
+  sender (id: string | undefined): Subscriber | undefined {
     return id === undefined ? undefined : this.#senders.get(id)
   }
 
-  async canSubscribe (conn: Connection, channel: string): Promise<boolean> {
+  async canSubscribe (conn: Subscriber, channel: string): Promise<boolean> {
     const kind = kindOf(channel)
     const hook = this.#ctx.settings.canSubscribe
     const rule = subscribeRule(channel, kind, conn.userId, hook !== undefined)
@@ -74,7 +71,7 @@ export class Channels {
   }
 
   /** After the hub routes the channel here: the connection enters the channel's presence set. */
-  async subscribed (conn: Connection, channel: string): Promise<void> {
+  async subscribed (conn: Subscriber, channel: string): Promise<void> {
     try {
       await Promise.all([
         this.presence.enter(this.presence.subs(channel), [conn.userId, this.id(conn)]),
@@ -86,19 +83,19 @@ export class Channels {
     }
   }
 
-  unsubscribed (conn: Connection, channel: string): void {
+  unsubscribed (conn: Subscriber, channel: string): void {
     this.presence.exit(this.presence.subs(channel), [conn.userId, this.id(conn)])
   }
 
   /** The connection closed: it leaves every channel's presence. */
-  closed (conn: Connection, channels: Iterable<string>): void {
+  closed (conn: Subscriber, channels: Iterable<string>): void {
     for (const channel of channels) this.unsubscribed(conn, channel)
     const id = this.#ids.get(conn)
     if (id !== undefined) this.#senders.delete(id)
   }
 
   /** A channel frame from a client. Never rejects: failures become `error` frames. */
-  async handle (conn: Connection, frame: ChannelFrame, send: (text: string) => void): Promise<void> {
+  async handle (conn: Subscriber, frame: ChannelFrame, send: (text: string) => void): Promise<void> {
     try {
       if (frame.type === 'publish') return await this.#publish(conn, frame, send)
       if (!(await this.canSubscribe(conn, frame.channel))) {
@@ -120,7 +117,7 @@ export class Channels {
     }
   }
 
-  async #publish (conn: Connection, frame: ChannelFrame & { type: 'publish' }, send: (text: string) => void): Promise<void> {
+  async #publish (conn: Subscriber, frame: ChannelFrame & { type: 'publish' }, send: (text: string) => void): Promise<void> {
     const { settings, log } = this.#ctx
     const { channel, ref } = frame
     const kind = kindOf(channel)

@@ -1,8 +1,6 @@
 import type { ChannelSettings, HistorySettings } from './options.ts'
 import type { ChannelKind } from './types.ts'
-
-/** `user_status_<id>`: the watched user's id. */
-export const USER_STATUS = 'user_status_'
+import { USER_STATUS } from '../protocol/names.ts'
 
 /** The kind a channel's prefix gives it. Names are already valid ([A-Za-z0-9_-]{1,64}). */
 export function kindOf (channel: string): ChannelKind {

@@ -1,11 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Connection } from '../connections/connection.ts'
+import type { Subscriber } from './subscriber.ts'
 import type { Hub } from '../routing/hub.ts'
 import type { PresenceEntry, PresenceSet } from '../store/channels.ts'
 import type { Store } from '../store/types.ts'
 import { paced } from '../paced.ts'
 import { presenceFrames } from './frames.ts'
-import { kindOf, USER_STATUS } from './policy.ts'
+import { kindOf } from './policy.ts'
+import { USER_STATUS } from '../protocol/names.ts'
 
 /** The set of a channel's subscribers: entries lapse after two heartbeats; `track_*` ones emit join / leave. */
 export function subscriberSet (channel: string, heartbeatInterval: number, grace: number): PresenceSet {
@@ -30,16 +31,16 @@ export function subscriberSet (channel: string, heartbeatInterval: number, grace
  */
 export class Presence {
   #store: Store
-  #hub: Hub<Connection>
+  #hub: Hub<Subscriber>
   #log: FastifyBaseLogger
   #grace: number
   #interval: number
-  #entryOf: (conn: Connection) => string
+  #entryOf: (conn: Subscriber) => string
   /** Grace-period timers, one per set or user: when it fires, the set or the user's status is swept. */
   #timers = new Map<string, { at: number, timer: NodeJS.Timeout }>()
   #stopped = false
 
-  constructor (store: Store, hub: Hub<Connection>, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Connection) => string) {
+  constructor (store: Store, hub: Hub<Subscriber>, log: FastifyBaseLogger, grace: number, interval: number, entryOf: (conn: Subscriber) => string) {
     this.#store = store
     this.#hub = hub
     this.#log = log

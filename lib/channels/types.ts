@@ -1,4 +1,4 @@
-import type { UserId } from '../types.ts'
+import type { UserId } from '../validate.ts'
 
 /** What a channel's name says about it; see docs/protocol.md "Channel kinds". */
 export type ChannelKind = 'public' | 'web' | 'webauth' | 'track' | 'user_status' | 'private'

@@ -3,7 +3,8 @@ import { CometClientError } from './errors.ts'
 import { defaultSessionStorage, defaultSharing, defaultWebSocket, defaultWindow, pageLocation, reportError } from './env.ts'
 import type { StorageLike } from './env.ts'
 import { SharedLink } from './shared.ts'
-import { checkName, parseTopic, PRIVATE, privateId } from './topics.ts'
+import { checkName, parseTopic, privateId } from './topics.ts'
+import { PRIVATE_CHANNEL } from '../protocol/names.ts'
 import type { CometEvents, EventData, TopicData } from './events.ts'
 import type { CometClientOptions, CometClientEvents, CometHistory, CometMessage, CometStatus, MessageFrame, RequestFrame, ServerFrame } from './types.ts'
 
@@ -217,13 +218,13 @@ export class CometClient<Events extends object = CometEvents> {
   #syncChannels (): void {
     const channels = new Set<string>()
     for (const sub of this.#subs) {
-      if (sub.channel !== PRIVATE) channels.add(sub.channel)
+      if (sub.channel !== PRIVATE_CHANNEL) channels.add(sub.channel)
     }
     this.#link.setChannels(channels)
   }
 
   #dispatch (frame: MessageFrame): void {
-    if (frame.channel === PRIVATE) {
+    if (frame.channel === PRIVATE_CHANNEL) {
       const id = privateId(frame.id)
       if (id !== undefined) {
         const syncing = this.#syncing

@@ -2,13 +2,11 @@ import { pending } from './pending.ts'
 import type { Pending } from './pending.ts'
 import { backoffDelay } from './backoff.ts'
 import { CometClientError } from './errors.ts'
-import { PROTOCOL } from './version.ts'
+import { PROTOCOL } from '../protocol/names.ts'
+import { CLOSE } from '../protocol/close-codes.ts'
 import type { CloseEventLike, EventTargetLike, MessageEventLike, WebSocketConstructorLike, WebSocketLike } from './env.ts'
 import type { CometStatus, MessageFrame, ReadyInfo, RequestFrame, ServerError, ServerFrame, StatusInfo } from './types.ts'
 
-/** Close codes after which trying again cannot help. */
-const AUTH_FAILED = 4401
-const REPLACED = 4409
 /** After a 4401, how long a client with a credential function waits before asking it again. */
 const AUTH_RETRY_DELAY = 1000
 /** The code this client closes a socket with when it gives up on it (connect or ping timeout). */
@@ -393,13 +391,13 @@ export class Connection {
     if (this.#stopped) return
     // Refused with a credential function: ask it once more (a fresh token, a rotated hash) and retry, a
     // second later: a token issued in the second of a revocation has an `iat` before it.
-    if (code === AUTH_FAILED && typeof (this.#opts.token ?? this.#opts.hash) === 'function' && this.#refusals++ === 0) {
+    if (code === CLOSE.AUTH_FAILED && typeof (this.#opts.token ?? this.#opts.hash) === 'function' && this.#refusals++ === 0) {
       this.#retryTimer = setTimeout(() => this.#open(), AUTH_RETRY_DELAY)
       this.#setStatus('connecting', { code, retryIn: AUTH_RETRY_DELAY })
       return
     }
-    if (code === AUTH_FAILED || code === REPLACED) {
-      const status = code === AUTH_FAILED ? 'auth-failed' : 'closed'
+    if (code === CLOSE.AUTH_FAILED || code === CLOSE.REPLACED) {
+      const status = code === CLOSE.AUTH_FAILED ? 'auth-failed' : 'closed'
       this.#shutDown(status)
       this.#setStatus(status, { code })
       return

@@ -1,6 +1,6 @@
 export { CometClient } from './client.ts'
 export { CometClientError } from './errors.ts'
-export { PROTOCOL } from './version.ts'
+export { PROTOCOL } from '../protocol/names.ts'
 export type { CometEvents, EventData, TopicData } from './events.ts'
 export type {
   CometClientEvents,

@@ -1,8 +1,6 @@
-/** Names of users, channels and events: the server's rule, checked early so mistakes surface at the call. */
-export const NAME = /^[A-Za-z0-9_-]{1,64}$/
-
-/** The reserved channel of the signed-in user's private messages. */
-export const PRIVATE = 'msg'
+// Names of users, channels and events follow the server's rule (lib/protocol/names.ts), checked early so
+// mistakes surface at the call.
+import { NAME } from '../protocol/names.ts'
 
 export interface Topic {
   channel: string

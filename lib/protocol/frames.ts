@@ -1,6 +1,4 @@
-import { isChannelName, NAME } from '../validate.ts'
-import { parseChannelFrame } from '../channels/frames.ts'
-import type { ChannelFrame } from '../channels/frames.ts'
+import { isChannelName, NAME } from './names.ts'
 
 export type Ref = string | number
 
@@ -86,6 +84,32 @@ export function parseFrame (text: string): ClientFrame {
   }
 }
 
+export type ChannelFrame =
+  | { type: 'publish', channel: string, event: string, data: unknown, ref?: Ref }
+  | { type: 'members', channel: string, after: string | null, ref?: Ref }
+  | { type: 'history', channel: string, since: string | null, ref?: Ref }
+
+/** Parses the channel frames (publish, members, history) once parseFrame has checked type and ref. */
+function parseChannelFrame (f: Record<string, unknown>, ref: Ref | undefined): ChannelFrame {
+  if (!isChannelName(f.channel)) throw new FrameError('bad_channel', 'channel must match [A-Za-z0-9_-]{1,64} and not be "msg"', ref)
+  const channel = f.channel
+  switch (f.type) {
+    case 'publish':
+      if (typeof f.event !== 'string' || !NAME.test(f.event)) throw new FrameError('bad_frame', 'event must match [A-Za-z0-9_-]{1,64}', ref)
+      return { type: 'publish', channel, event: f.event, data: f.data === undefined ? null : f.data, ref }
+    case 'members': {
+      const after = f.after ?? null
+      if (after !== null && (typeof after !== 'string' || !NAME.test(after))) throw new FrameError('bad_frame', 'after must be a user id', ref)
+      return { type: 'members', channel, after, ref }
+    }
+    default: {
+      const since = f.since ?? null
+      if (since !== null && (typeof since !== 'string' || since.length > 64)) throw new FrameError('bad_frame', 'since must be a message id', ref)
+      return { type: 'history', channel, since, ref }
+    }
+  }
+}
+
 function tokenOf (token: unknown, ref: Ref | undefined): string {
   if (typeof token !== 'string' || token.length === 0) throw new FrameError('bad_frame', 'token must be a non-empty string (a JWT)', ref)
   return token
@@ -109,3 +133,9 @@ export function messageHead (channel: string, event: string, dataJson: string): 
 }
 
 export const MESSAGE_TAIL = '"}'
+
+/**
+ * What a message frame adds to its head, at most: the longest id of any kind (a channel history id,
+ * `<ms>-<seq>`, has up to 41 characters) and MESSAGE_TAIL.
+ */
+export const ID_AND_TAIL = 41 + MESSAGE_TAIL.length

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { PROTOCOL } from '../client/version.ts'
+import { PROTOCOL } from './names.ts'
 
 export { PROTOCOL }
 

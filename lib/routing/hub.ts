@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { CatchUp, Control, Routed, Store } from '../store/types.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { textFrame } from '../protocol/wire.ts'
-import { sliceOf, Slices } from '../connections/heartbeat.ts'
+import { sliceOf, Slices } from './slices.ts'
 import { written } from './device-stream.ts'
 import type { DeviceStream } from './device-stream.ts'
 
@@ -155,7 +155,7 @@ export class Hub<C extends ChannelMember = ChannelMember> {
   }
 
   /** `except`: the local connection that published the message, which does not get its own copy. */
-  deliverChannel (channel: string, frame: Buffer, except?: C): void {
+  deliverChannel (channel: string, frame: Buffer, except?: ChannelMember): void {
     const route = this.channels.get(channel)
     if (route === undefined) return
     const wire = textFrame(frame)

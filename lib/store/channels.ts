@@ -1,9 +1,9 @@
 import type { HistorySettings } from '../channels/options.ts'
 import type { PresenceFrames } from '../channels/frames.ts'
 import { statusFrame } from '../channels/frames.ts'
-import { USER_STATUS } from '../channels/policy.ts'
+import { USER_STATUS } from '../protocol/names.ts'
 import type { ChannelStats } from '../channels/types.ts'
-import type { BusHandlers, Once } from './types.ts'
+import type { BusHandlers, Once } from './bus.ts'
 
 /**
  * A channel's presence set: who is subscribed, across instances, crash-safe. Each entry (a subscribed

@@ -1,4 +1,5 @@
-import { kindOf, USER_STATUS } from '../../channels/policy.ts'
+import { kindOf } from '../../channels/policy.ts'
+import { USER_STATUS } from '../../protocol/names.ts'
 
 /**
  * Key and channel names. Every key of one user carries the hash tag `{u:<id>}`, so they share a Redis
