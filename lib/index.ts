@@ -1,14 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import type { ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import type { WebSocket } from 'ws'
 import fp from 'fastify-plugin'
 import { createApi } from './api/index.ts'
 import { apiRoutes } from './api/http.ts'
 import { AuthLimits } from './auth/limits.ts'
-import { runAuthenticate, vouchedFor } from './auth/hook.ts'
+import { vouchedFor } from './auth/hook.ts'
 import { Channels } from './channels/index.ts'
 import { AddressCounts } from './connections/addresses.ts'
 import { Connection } from './connections/connection.ts'
@@ -21,13 +17,17 @@ import { normalize, storeSettings } from './options.ts'
 import { Operations } from './operations/index.ts'
 import { storeKind } from './operations/health.ts'
 import { CLOSE } from './protocol/close-codes.ts'
-import { negotiate, PROTOCOL } from './protocol/version.ts'
 import { Hub } from './routing/hub.ts'
-import { MemoryStore } from './store/memory.ts'
+import { MemoryStore } from './store/memory/index.ts'
 import { RedisStore } from './store/redis/index.ts'
 import type { Store } from './store/types.ts'
 import type { CometApi, CometOptions } from './types.ts'
 import { useWebsocket } from './websocket.ts'
+import { upgradeChecks } from './upgrade.ts'
+import { serveClient } from './client-bundle.ts'
+import { releaseUpgrade } from './internals.ts'
+import { statusFrame } from './channels/frames.ts'
+import { USER_STATUS } from './protocol/names.ts'
 
 export type * from './types.ts'
 export { errors } from './errors.ts'
@@ -63,6 +63,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
       user: (userId, message) => hub.deliverUser(userId, message),
       control: (userId, control) => hub.control(userId, control),
       channel: (channel, frame, sender) => hub.deliverChannel(channel, frame, channels.sender(sender)),
+      status: (userId, online) => hub.deliverChannel(USER_STATUS + userId, statusFrame(userId, online)),
       resync: (ready) => hub.resync(ready)
     })
   } catch (err) {
@@ -152,30 +153,10 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
 
     routes.get(settings.path, {
       websocket: true,
-      // Refused before the WebSocket opens: a page from another site (cross-site WebSocket hijacking), an
-      // address that keeps failing to authenticate or holds too many unauthenticated sockets, and a client
-      // that speaks none of our protocol versions.
-      onRequest: async (request, reply) => {
-        if (!originAllowed(request.headers.origin, `${request.protocol}://${request.host}`, settings.allowedOrigins)) {
-          log.info({ origin: request.headers.origin }, 'comet: upgrade refused: origin not allowed')
-          return await reply.code(403).send({ error: 'origin not allowed' })
-        }
-        if (limits?.blocked(request.ip) === true) {
-          ops.metrics?.auth('rate_limited', request.ip)
-          return await reply.code(429).send({ error: 'too many failed authentications; retry later' })
-        }
-        if (settings.maxAnonymousPerAddress > 0 && anonymous.count(request.ip) >= settings.maxAnonymousPerAddress) {
-          log.info({ address: request.ip }, 'comet: upgrade refused: too many unauthenticated sockets from the address')
-          return await reply.code(429).send({ error: 'too many unauthenticated connections from this address' })
-        }
-        if (!negotiate(request.raw.headers)) {
-          return await reply.code(400).send({ error: `unsupported WebSocket subprotocol: this server speaks ${PROTOCOL}` })
-        }
-        if (settings.authenticate !== undefined && !(await runAuthenticate(settings.authenticate, request, reply, log))) return reply
-      }
+      onRequest: upgradeChecks({ settings, log, limits, anonymous, metrics: ops.metrics })
     }, (socket, request) => {
       if (state !== 'open') return socket.close(CLOSE.GOING_AWAY, 'server shutting down')
-      release(socket)
+      releaseUpgrade(socket)
       const conn = new Connection(socket, ctx, request.ip, vouchedFor(request))
       conns.add(conn.slice, conn)
     })
@@ -186,52 +167,6 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
   }, settings.register)
 
   app.decorate('comet', api)
-}
-
-/**
- * Lets the upgrade's request and reply be collected once the socket is ours: @fastify/websocket's error
- * listener closes over them, and the raw socket still points at the HTTP response it was assigned to.
- * About 4 KiB per idle connection. The Connection adds its own error listener.
- */
-function release (socket: WebSocket): void {
-  socket.removeAllListeners('error')
-  const raw = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
-  // detachSocket also takes the response's close listener off the socket.
-  if (raw?._httpMessage != null) raw._httpMessage.detachSocket(raw)
-}
-
-/**
- * By default a page may open the socket only from the request's own origin: scheme, host and port, as
- * the request shows them (behind a trusted proxy, its X-Forwarded-Proto and X-Forwarded-Host).
- */
-function originAllowed (origin: string | undefined, own: string, allowed: Set<string> | '*' | null): boolean {
-  if (origin === undefined || allowed === '*') return true
-  if (allowed !== null) return allowed.has(origin.toLowerCase())
-  try {
-    return new URL(origin).origin === new URL(own).origin
-  } catch {
-    return false
-  }
-}
-
-/** Serves the browser client bundle, built to dist/client.js, next to the socket route. */
-function serveClient (app: FastifyInstance, route: string): void {
-  const candidates = [new URL('./client.js', import.meta.url), new URL('../dist/client.js', import.meta.url)]
-  let bundle: Promise<string | null> | undefined
-  async function load (): Promise<string | null> {
-    for (const file of candidates) {
-      try {
-        return await readFile(file, 'utf8')
-      } catch {}
-    }
-    return null
-  }
-  app.get(route, async (_request, reply) => {
-    bundle ??= load()
-    const code = await bundle
-    if (code === null) return await reply.code(404).send({ error: 'client bundle not built: run npm run build' })
-    return await reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(code)
-  })
 }
 
 const plugin = fp(comet, { fastify: '5.x', name: 'fastify-comet' })

@@ -14,6 +14,8 @@ import { normalizeOperations, OPERATION_OPTIONS } from './operations/options.ts'
 import type { OperationSettings } from './operations/options.ts'
 import { normalizeWebhooks } from './events/options.ts'
 import type { WebhookSettings } from './events/webhooks.ts'
+import { MESSAGE_TAIL } from './protocol/frames.ts'
+import { USER_STATUS } from './protocol/names.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -155,6 +157,8 @@ export function normalize (options: CometOptions = {}): Settings {
 export function storeSettings (settings: Settings): StoreSettings {
   return {
     keyPrefix: settings.keyPrefix,
+    messageTail: MESSAGE_TAIL,
+    statusChannel: USER_STATUS,
     maxDevices: settings.maxDevices,
     evictOldest: settings.onDeviceLimit === 'evict-oldest',
     queue: settings.offlineQueue,

@@ -12,7 +12,7 @@ import { HASH } from './helpers/app.ts'
 import { TestClient, upgrade } from './helpers/client.ts'
 import { startPair } from './helpers/pair.ts'
 import { STORE_SETTINGS } from './helpers/store.ts'
-import { MemoryStore } from '../lib/store/memory.ts'
+import { MemoryStore } from '../lib/store/memory/index.ts'
 
 /** How an auth attempt ended: 'ready' or the close code. */
 async function login (client: TestClient, userId: string, hash: string): Promise<'ready' | number> {

@@ -6,7 +6,7 @@ import { payloadOf } from '../lib/protocol/wire.ts'
 import { Hub } from '../lib/routing/hub.ts'
 import { DeviceStream } from '../lib/routing/device-stream.ts'
 import type { DeviceSink } from '../lib/routing/device-stream.ts'
-import { MemoryStore } from '../lib/store/memory.ts'
+import { MemoryStore } from '../lib/store/memory/index.ts'
 import type { AttachResult, BusHandlers, CatchUp, Routed, Store } from '../lib/store/types.ts'
 import { STORE_SETTINGS } from './helpers/store.ts'
 
@@ -228,6 +228,7 @@ class World {
         user: (userId, message) => hub.deliverUser(userId, message),
         control: (userId, control) => hub.control(userId, control),
         channel () {},
+        status () {},
         resync: (ready) => hub.resync(ready)
       })
       return { hub, store }

@@ -12,7 +12,7 @@ import { HASH, startApp } from './helpers/app.ts'
 import { startRedis } from './helpers/redis.ts'
 import { eventually, TestClient } from './helpers/client.ts'
 import { request } from './helpers/channels.ts'
-import { MemoryChannels } from '../lib/store/memory-channels.ts'
+import { MemoryChannels } from '../lib/store/memory/channels.ts'
 import { MAX_ACTIVE_CHANNELS } from '../lib/store/channels.ts'
 import type { CometOptions } from '../lib/index.ts'
 
@@ -199,7 +199,7 @@ test('channels() bookkeeping is pruned in the heartbeat and bounded, in Redis an
   await eventually(async () => await redis.zcard(`${prefix}channels`) === 1, 'the registry keeps only the subscribed channel', 10_000)
   assert.deepEqual((await app.comet.channels()).map((c) => c.channel), ['kept'])
 
-  const memory = new MemoryChannels(() => {})
+  const memory = new MemoryChannels('"}', () => {})
   await memory.markActive(Array.from({ length: MAX_ACTIVE_CHANNELS + 10 }, (_, i) => `c${i}`), 600_000)
   assert.equal((await memory.active()).length, MAX_ACTIVE_CHANNELS)
   await memory.markActive(['brief'], 1)

@@ -9,6 +9,7 @@ import { slotOf } from './helpers/cluster.ts'
 import type { RedisCluster } from './helpers/cluster.ts'
 import { startPair } from './helpers/pair.ts'
 import { DeafeningProxy } from './helpers/proxy.ts'
+import { shardSubscriber } from '../lib/internals.ts'
 
 /** The port of the master serving `slot`. */
 function ownerOf (cluster: RedisCluster, slot: number): number {
@@ -246,4 +247,17 @@ test('a shard subscriber that silently stops receiving is found by its shard\'s 
   await eventually(() => client.messages().some((m) => m.id === after.id), 'live delivery again')
   assert.deepEqual(client.messages().map((m) => m.data), ['before', 'during', 'after'])
   assert.equal(client.closeCode, null, 'the socket stayed open throughout')
+})
+
+test('ioredis keeps a Cluster\'s sharded subscribers where lib/internals.ts finds them', async (t) => {
+  const cluster = await sharedCluster()
+  const sub = new Cluster(cluster.startup, { shardedSubscribers: true })
+  t.after(() => sub.disconnect())
+  const channel = `${testPrefix()}{internals}`
+  await sub.ssubscribe(channel)
+  const node = sub.slots[slotOf(channel)]?.[0]
+  assert.ok(node !== undefined, 'the slot map names the master')
+  const conn = shardSubscriber(sub, node)
+  assert.ok(conn instanceof Redis, 'the group keeps a connection per master')
+  assert.equal(conn.status, 'ready')
 })

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MemoryStore } from '../lib/store/memory.ts'
+import { MemoryStore } from '../lib/store/memory/index.ts'
 import type { BusHandlers, Store, StoreSettings } from '../lib/store/types.ts'
 import { NO_HANDLERS, redisStore, STORE_SETTINGS } from './helpers/store.ts'
 
@@ -12,10 +12,10 @@ const GRACE = 200
 const TTL = 1200
 const SETTINGS: StoreSettings = { ...STORE_SETTINGS, presenceTtl: TTL, presenceGrace: GRACE }
 
-/** A started store listening on user_status_u; `frames` collects what reaches that channel. */
+/** A started store listening on user_status_u; `frames` collects the status changes it reports. */
 async function storeOf (t: TestContext, kind: 'memory' | 'redis'): Promise<{ store: Store, frames: string[] }> {
   const frames: string[] = []
-  const handlers: BusHandlers = { ...NO_HANDLERS, channel: (_channel, frame) => frames.push(JSON.parse(frame.toString()).type) }
+  const handlers: BusHandlers = { ...NO_HANDLERS, status: (_userId, online) => frames.push(online ? 'online' : 'offline') }
   let store: Store
   if (kind === 'memory') {
     store = new MemoryStore(SETTINGS)

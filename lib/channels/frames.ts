@@ -1,5 +1,6 @@
 import type { Ref } from '../protocol/frames.ts'
 import { USER_STATUS } from '../protocol/names.ts'
+import type { PresenceFrames } from '../store/channels.ts'
 
 /** A client-published `message` frame without its id: like messageHead(), with the sender's userId. */
 export function clientMessageHead (channel: string, event: string, dataJson: string, userId: string | null): string {
@@ -7,12 +8,6 @@ export function clientMessageHead (channel: string, event: string, dataJson: str
 }
 
 /** A `<type>` presence frame is `head + userId + tail`; user ids need no escaping. */
-export interface PresenceFrames {
-  joinHead: string
-  leaveHead: string
-  tail: string
-}
-
 export function presenceFrames (channel: string, join: string, leave: string): PresenceFrames {
   return { joinHead: `{"type":"${join}","channel":"${channel}","userId":"`, leaveHead: `{"type":"${leave}","channel":"${channel}","userId":"`, tail: '"}' }
 }

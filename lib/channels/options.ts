@@ -1,10 +1,8 @@
 import { errors } from '../errors.ts'
 import type { ChannelOptions, ClientPublishContext, ClientPublishDecision, SubscribeContext } from './types.ts'
+import type { HistorySettings } from '../store/channels.ts'
 
-export interface HistorySettings {
-  size: number
-  ttl: number
-}
+export type { HistorySettings }
 
 export interface ChannelSettings {
   presenceGrace: number

@@ -1,4 +1,3 @@
-import { MESSAGE_TAIL } from '../protocol/frames.ts'
 import { HISTORY_ENVELOPE } from './frames.ts'
 import type { Once, Store } from '../store/types.ts'
 import type { ChannelSettings } from './options.ts'
@@ -25,17 +24,13 @@ export async function members ({ store, settings, heartbeatInterval }: ChannelSc
 }
 
 export async function stats ({ store, settings, heartbeatInterval }: ChannelScope, channel: string): Promise<ChannelStats> {
-  return (await store.channels.read(subscriberSet(channel, heartbeatInterval, settings.presenceGrace))).stats
+  const { members, subscribers } = await store.channels.read(subscriberSet(channel, heartbeatInterval, settings.presenceGrace))
+  return { subscribers, users: members.length }
 }
 
 /** Publishes a message head; on a channel with history the store assigns (and returns) the id. */
 export async function publish ({ store, settings }: ChannelScope, channel: string, head: string, id: string, sender?: string, once?: Once): Promise<string> {
-  const history = historyOf(settings, channel)
-  if (history === undefined && sender === undefined && once === undefined) {
-    await store.publish(channel, head + id + MESSAGE_TAIL)
-    return id
-  }
-  return await store.channels.publish(channel, head, id, history, sender, once)
+  return await store.channels.publish(channel, head, id, historyOf(settings, channel), sender, once)
 }
 
 /** Bytes a message on the channel leaves free in maxPayload: room for a history reply's fields. */

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import { expiresOf, matches } from '../auth/hash.ts'
@@ -7,6 +6,7 @@ import type { Vouched } from '../auth/hook.ts'
 import { TokenRejected } from '../auth/jwt.ts'
 import type { Claims, JwtSettings } from '../auth/jwt.ts'
 import { TokenSession } from '../auth/session.ts'
+import { rawSocket } from '../internals.ts'
 import { CLOSE } from '../protocol/close-codes.ts'
 import { errorFrame, FrameError, parseFrame, reply } from '../protocol/frames.ts'
 import { payloadOf } from '../protocol/wire.ts'
@@ -582,9 +582,4 @@ export class Connection implements DeviceSink {
 /** A socket that errs is cut; one function for all sockets, not a closure each. */
 function terminate (this: WebSocket): void {
   this.terminate()
-}
-
-/** The TCP socket under a WebSocket (ws keeps it as `_socket` while open). */
-function rawSocket (ws: WebSocket): Socket {
-  return (ws as unknown as { _socket: Socket })._socket
 }

@@ -15,7 +15,7 @@ export interface Gauges {
 }
 
 /** Store calls that are timed, labelled `op` by their name. */
-const STORE_OPS = ['setAuth', 'getAuth', 'revokeAuth', 'sendToUser', 'sendToUsers', 'requeue', 'publish', 'listenUser', 'unlistenUser',
+const STORE_OPS = ['setAuth', 'getAuth', 'revokeAuth', 'sendToUser', 'sendToUsers', 'requeue', 'listenUser', 'unlistenUser',
   'listenChannel', 'unlistenChannel', 'attach', 'detach', 'catchUp', 'refresh', 'maintain', 'status', 'ping', 'inspect',
   'report', 'reports'] as const satisfies ReadonlyArray<keyof Store>
 
@@ -164,14 +164,18 @@ export class Prometheus {
   }
 
   /**
-   * The store, with each call timed and its failures counted. A proxy, so everything else (accessors,
-   * other methods) reaches the store itself, with its private fields.
+   * The store, with each call timed and its failures counted (channel publishes as `publish`). A proxy,
+   * so everything else (accessors, other methods) reaches the store itself, with its private fields.
    */
   timed<S extends Store> (store: S): S {
-    const own = new Map<PropertyKey, unknown>()
+    const channels = this.#time(store.channels, ['publish'])
+    return this.#time(store, STORE_OPS, new Map([['channels', channels]]))
+  }
+
+  #time<T extends object> (target: T, ops: ReadonlyArray<keyof T & string>, own = new Map<PropertyKey, unknown>()): T {
     const errors = this.#storeErrors
-    for (const op of STORE_OPS) {
-      const call = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store)
+    for (const op of ops) {
+      const call = (target[op] as (...args: unknown[]) => Promise<unknown>).bind(target)
       const series = this.#storeDuration.series({ op })
       own.set(op, (...args: unknown[]) => {
         const start = performance.now()
@@ -185,7 +189,7 @@ export class Prometheus {
         })
       })
     }
-    return new Proxy(store, {
+    return new Proxy(target, {
       get (target, prop) {
         let value = own.get(prop)
         if (value !== undefined) return value

@@ -1,9 +1,17 @@
-import type { HistorySettings } from '../channels/options.ts'
-import type { PresenceFrames } from '../channels/frames.ts'
-import { statusFrame } from '../channels/frames.ts'
-import { USER_STATUS } from '../protocol/names.ts'
-import type { ChannelStats } from '../channels/types.ts'
 import type { BusHandlers, Once } from './bus.ts'
+
+/** A channel's history: the newest `size` messages, each kept `ttl` ms. */
+export interface HistorySettings {
+  size: number
+  ttl: number
+}
+
+/** What a presence set publishes on join / leave: `joinHead + userId + tail`, `leaveHead + userId + tail`. */
+export interface PresenceFrames {
+  joinHead: string
+  leaveHead: string
+  tail: string
+}
 
 /**
  * A channel's presence set: who is subscribed, across instances, crash-safe. Each entry (a subscribed
@@ -49,7 +57,7 @@ export interface ChannelStore {
   /** Heartbeat: refreshes (or re-adds) this instance's entries and sweeps lapsed ones and ended grace periods. */
   beat (set: PresenceSet, entries: PresenceEntry[]): Promise<number | null>
   /** Members (user ids) and counts, after a sweep. */
-  read (set: PresenceSet): Promise<{ members: string[], stats: ChannelStats }>
+  read (set: PresenceSet): Promise<{ members: string[], subscribers: number }>
 
   /** Marks channels as having subscribers on this instance, for `ttl` ms. */
   markActive (channels: string[], ttl: number): Promise<void>
@@ -65,11 +73,10 @@ export const MAX_ACTIVE_CHANNELS = 100_000
 export const HISTORY_ID = /^\d{1,20}-\d{1,20}$/
 
 /**
- * Channel traffic as the bus carries it: a frame; `~<sender>|<frame>` from a client (split without parsing
- * JSON); or `!online` / `!offline` on a `user_status_<id>` channel, from the user's scripts.
+ * Channel traffic as the bus carries it: a frame, or `~<sender>|<frame>` from a client (split without
+ * parsing JSON).
  */
 export function routeChannel (handlers: BusHandlers, channel: string, message: Buffer): void {
-  if (message[0] === 33 /* ! */) return handlers.channel(channel, statusFrame(channel.slice(USER_STATUS.length), message[2] === 110 /* n */))
   if (message[0] !== 126 /* ~ */) return handlers.channel(channel, message)
   const bar = message.indexOf(124)
   handlers.channel(channel, message.subarray(bar + 1), message.toString('latin1', 1, bar))

@@ -1,9 +1,6 @@
 import type { Client } from './client.ts'
-import type { HistorySettings } from '../../channels/options.ts'
-import { MESSAGE_TAIL } from '../../protocol/frames.ts'
-import type { ChannelStats } from '../../channels/types.ts'
 import { HISTORY_ID, MAX_ACTIVE_CHANNELS, withSender } from '../channels.ts'
-import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
+import type { ChannelStore, HistoryRead, HistorySettings, PresenceEntry, PresenceSet } from '../channels.ts'
 import type { Once } from '../types.ts'
 import type { Keys } from './keys.ts'
 import { channelScripts } from './channel-scripts.ts'
@@ -15,18 +12,21 @@ export class RedisChannels implements ChannelStore {
   #cmd: Client
   #run: Scripts<typeof channelScripts>
   #keys: Keys
-  #sharded: boolean
+  #tail: string
+  /** PUBLISH or SPUBLISH, as the store routes. */
+  #publish: (route: string, message: string) => Promise<unknown>
 
-  constructor (cmd: Client, keys: Keys, sharded: boolean) {
+  constructor (cmd: Client, keys: Keys, sharded: boolean, tail: string, publish: (route: string, message: string) => Promise<unknown>) {
+    this.#tail = tail
+    this.#publish = publish
     this.#cmd = cmd
     this.#run = loadScripts(cmd, channelScripts, sharded)
     this.#keys = keys
-    this.#sharded = sharded
   }
 
   async publish (channel: string, head: string, id: string, history: HistorySettings | undefined, sender: string | undefined, once?: Once): Promise<string> {
     const route = this.#keys.channelRoute(channel)
-    const publish = { route, head, tail: MESSAGE_TAIL, sender: withSender('', sender) }
+    const publish = { route, head, tail: this.#tail, sender: withSender('', sender) }
     if (once !== undefined) {
       return await this.#run.publishOnce({
         once: this.#keys.channel(channel, `once:${once.key}`),
@@ -39,9 +39,7 @@ export class RedisChannels implements ChannelStore {
       })
     }
     if (history === undefined) {
-      const message = withSender(head + id + MESSAGE_TAIL, sender)
-      if (this.#sharded) await this.#cmd.spublish(route, message)
-      else await this.#cmd.publish(route, message)
+      await this.#publish(route, withSender(head + id + this.#tail, sender))
       return id
     }
     return await this.#run.publish({ stream: this.#keys.channel(channel, 'history'), ...publish, size: history.size, ttl: history.ttl })
@@ -50,7 +48,7 @@ export class RedisChannels implements ChannelStore {
   async history (channel: string, since: string | null): Promise<HistoryRead> {
     if (since !== null && !HISTORY_ID.test(since)) return { recovered: false, frames: [] }
     const [recovered, entries = []] = await this.#run.history({ stream: this.#keys.channel(channel, 'history'), since: since ?? '' })
-    return { recovered: recovered === 1, frames: entries.map(([id, fields]) => (fields[1] as string) + id + MESSAGE_TAIL) }
+    return { recovered: recovered === 1, frames: entries.map(([id, fields]) => (fields[1] as string) + id + this.#tail) }
   }
 
   #set (set: PresenceSet) {
@@ -84,9 +82,9 @@ export class RedisChannels implements ChannelStore {
     return due(await this.#run.beat({ ...this.#set(set), present }))
   }
 
-  async read (set: PresenceSet): Promise<{ members: string[], stats: ChannelStats }> {
+  async read (set: PresenceSet): Promise<{ members: string[], subscribers: number }> {
     const [members, subscribers] = await this.#run.read(this.#set(set))
-    return { members, stats: { subscribers, users: members.length } }
+    return { members, subscribers }
   }
 
   async markActive (channels: string[], ttl: number): Promise<void> {

@@ -35,12 +35,6 @@ export function connect (redis: RedisSetting): Client {
   return new Redis({ ...CLIENT_DEFAULTS, ...redis })
 }
 
-/** A live subscriber connection of a Cluster's sharded subscriber group (ioredis keeps them private). */
-export function shardSubscriber (sub: Cluster, nodeKey: string): Redis | null {
-  const group = (sub as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance?: () => Redis | null }> } }).shardedSubscribers
-  return group?.shardedSubscribers?.get(nodeKey)?.getInstance?.() ?? null
-}
-
 /** QUIT with a bound, then cut the connection: shutdown must not hang on an unreachable Redis. */
 export async function quit (client: Client): Promise<void> {
   if (client.status === 'end') return

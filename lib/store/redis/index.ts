@@ -8,7 +8,8 @@ import { userScripts } from './scripts.ts'
 import { RedisChannels } from './channels.ts'
 import { routeChannel } from '../channels.ts'
 import { slotOf } from './slots.ts'
-import { whenReady, connect, quit, shardSubscriber } from './client.ts'
+import { whenReady, connect, quit } from './client.ts'
+import { shardSubscriber } from '../../internals.ts'
 import type { Client, RedisSetting } from './client.ts'
 import { TickBatcher } from './batch.ts'
 import { paced } from '../../paced.ts'
@@ -54,7 +55,7 @@ export class RedisStore implements Store {
 
   constructor (redis: RedisSetting, settings: StoreSettings, log: StoreLog, shardedPubSub?: boolean) {
     this.#settings = settings
-    this.#keys = new Keys(settings.keyPrefix)
+    this.#keys = new Keys(settings.keyPrefix, settings.statusChannel)
     this.#log = log
     this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, settings.resume.ttl)
     this.#ownsCmd = !(redis instanceof Redis || redis instanceof Cluster)
@@ -66,7 +67,7 @@ export class RedisStore implements Store {
     this.#authReads = new TickBatcher(async (keys) => await cmd.mget(...keys), cmd instanceof Cluster ? slotOf : () => 0)
     // SSUBSCRIBE takes the channels of one slot.
     this.#subscriptions = new TickBatcher(async (ops) => await this.#subscribeInOrder(ops), this.#sharded ? ([, channel]) => slotOf(channel) : () => 0)
-    this.channels = new RedisChannels(cmd, this.#keys, this.#sharded)
+    this.channels = new RedisChannels(cmd, this.#keys, this.#sharded, settings.messageTail, async (route, message) => await this.#publish(route, message))
     if (this.#ownsCmd) cmd.on('error', (err: Error) => log.warn({ err, role: 'commands' }, 'comet: redis connection error'))
   }
 
@@ -240,6 +241,8 @@ export class RedisStore implements Store {
         return
       }
       if (kind === 'c') return routeChannel(handlers, name, message)
+      // A status route carries `!online` / `!offline` from the user's scripts, and the channel's own traffic.
+      if (kind === 's') return message[0] === 33 /* ! */ ? handlers.status(name, message[2] === 110 /* n */) : routeChannel(handlers, keys.statusChannel(name), message)
       if (message[0] !== 33 /* ! */) return handlers.user(name, parseRouted(message))
       const control = message.toString()
       if (control === '!revoke') handlers.control(name, { kind: 'revoke' })
@@ -314,6 +317,7 @@ export class RedisStore implements Store {
       meta_ttl: this.#metaTtl,
       log_size: resume.size,
       log_ttl: resume.ttl,
+      tail: this.#settings.messageTail,
       route: k.userRoute(userId),
       head
     }
@@ -339,10 +343,6 @@ export class RedisStore implements Store {
     const entries: Array<number | Buffer> = []
     for (const m of messages) entries.push(m.id, Buffer.concat([Buffer.from(`${m.id}|`), m.frame]))
     await this.#run.requeue({ meta: this.#keys.meta(userId), queue: this.#keys.queue(userId), queue_max: maxMessages, queue_ttl: ttl, entries })
-  }
-
-  async publish (channel: string, frame: string): Promise<void> {
-    await this.#publish(this.#keys.channelRoute(channel), frame)
   }
 
   async listenUser (userId: string): Promise<void> { await this.#subscribe(this.#keys.userRoute(userId)) }

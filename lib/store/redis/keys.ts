@@ -1,14 +1,14 @@
-import { kindOf } from '../../channels/policy.ts'
-import { USER_STATUS } from '../../protocol/names.ts'
-
 /**
  * Key and channel names. Every key of one user carries the hash tag `{u:<id>}`, so they share a Redis
  * Cluster slot and one script can touch them all; the user's routing channel carries the same tag.
  */
 export class Keys {
   readonly prefix: string
-  constructor (prefix: string) {
+  /** Channels named `<statusChannel><user id>` are the user's status channel (StoreSettings). */
+  readonly #statusChannel: string | undefined
+  constructor (prefix: string, statusChannel?: string) {
     this.prefix = prefix
+    this.#statusChannel = statusChannel
   }
 
   auth (userId: string): string { return `${this.prefix}{u:${userId}}:auth` }
@@ -31,7 +31,9 @@ export class Keys {
   /** Where the user's scripts publish `user_status_<id>` events: the status channel's route. */
   statusRoute (userId: string): string { return `${this.prefix}{u:${userId}}s` }
   channelRoute (channel: string): string {
-    return kindOf(channel) === 'user_status' ? this.statusRoute(channel.slice(USER_STATUS.length)) : `${this.prefix}{c:${channel}}`
+    const status = this.#statusChannel
+    const isStatus = status !== undefined && channel.length > status.length && channel.startsWith(status)
+    return isStatus ? this.statusRoute(channel.slice(status.length)) : `${this.prefix}{c:${channel}}`
   }
 
   /** A key of a channel's (history, presence); a `user_status_` channel's share its route's hash tag. */
@@ -42,9 +44,12 @@ export class Keys {
   /** Hash: instance id → its latest report, for the admin page. */
   instances (): string { return `${this.prefix}{admin}:instances` }
 
-  /** Reads a routing channel name back: ['u', user], ['c', channel] or ['i', instance]. */
+  /** Reads a routing channel name back: ['u', user], ['s', user] (status), ['c', channel] or ['i', instance]. */
   parseRoute (route: string): [string, string] {
     const name = route.slice(this.prefix.length + 3, route.indexOf('}', this.prefix.length))
-    return route.endsWith('}s') ? ['c', USER_STATUS + name] : [route.charAt(this.prefix.length + 1), name]
+    return route.endsWith('}s') ? ['s', name] : [route.charAt(this.prefix.length + 1), name]
   }
+
+  /** The status channel of a user. */
+  statusChannel (userId: string): string { return `${this.#statusChannel ?? ''}${userId}` }
 }

@@ -8,10 +8,10 @@ import { script } from './script.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
 
-/** The message for the user's route and resume log: `head .. id .. '"}'`, stored as `<id>|<frame>`. */
+/** The message for the user's route and resume log: `head .. id .. tail`, stored as `<id>|<frame>`. */
 const send = {
   keys: ['meta', 'queue', 'devices', 'log'],
-  shared: ['now', 'queue_max', 'queue_ttl', 'meta_ttl', 'log_size', 'log_ttl'],
+  shared: ['now', 'queue_max', 'queue_ttl', 'meta_ttl', 'log_size', 'log_ttl', 'tail'],
   libs: ['events', 'trim', 'deliver']
 } as const
 

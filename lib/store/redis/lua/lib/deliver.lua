@@ -1,4 +1,4 @@
--- One message to one user: returns { id, queued (1|0) }.
+-- One message to one user, `head .. id .. tail`: returns { id, queued (1|0) }.
 --
 -- The message is queued unless an instance received it AND the user has a device whose instance is alive:
 -- a crashed instance's subscriber is gone at once when the kernel closes its socket, and a frozen or
@@ -8,7 +8,7 @@
 -- nodes (MAXLEN ~): cheap, and a device still gets at most the newest `log_size`. The first message of a
 -- user's meta starts a new chain (its predecessor is itself minus one, and it is `born`): a log left from
 -- before the meta expired is dropped, as nothing could tell its gap.
-local function deliver (meta, queue, devices, log, now, queue_max, queue_ttl, meta_ttl, log_size, log_ttl, route, head)
+local function deliver (meta, queue, devices, log, now, queue_max, queue_ttl, meta_ttl, log_size, log_ttl, tail, route, head)
   local last = tonumber(redis.call('HGET', meta, 'seq') or '0')
   local id = math.max(last + 1, tonumber(now) * 1000)
   local sid = string.format('%.0f', id)
@@ -19,7 +19,7 @@ local function deliver (meta, queue, devices, log, now, queue_max, queue_ttl, me
   else
     redis.call('HSET', meta, 'seq', sid)
   end
-  local entry = sid .. '|' .. head .. sid .. '"}'
+  local entry = sid .. '|' .. head .. sid .. tail
 
   if log_size ~= '0' then
     local xid = string.format('%.0f-%.0f', math.floor(id / 1000), id % 1000)

@@ -1,10 +1,8 @@
-import type { HistorySettings } from '../channels/options.ts'
-import { MESSAGE_TAIL } from '../protocol/frames.ts'
-import { HISTORY_ID, MAX_ACTIVE_CHANNELS } from './channels.ts'
-import type { ChannelStore, HistoryRead, PresenceEntry, PresenceSet } from './channels.ts'
+import { HISTORY_ID, MAX_ACTIVE_CHANNELS } from '../channels.ts'
+import type { ChannelStore, HistorySettings, HistoryRead, PresenceEntry, PresenceSet } from '../channels.ts'
 import { OnceRecord } from './once.ts'
-import type { Once } from './types.ts'
-import type { EventSink, StoreEvent } from '../events/types.ts'
+import type { Once } from '../types.ts'
+import type { EventSink, StoreEvent } from '../../events/types.ts'
 
 interface SetState {
   /** `<user>|<entry>` → lapse time */
@@ -36,7 +34,10 @@ export class MemoryChannels implements ChannelStore {
   /** Server events (lib/events), decided with the transitions as the Redis scripts do. */
   events: EventSink | null = null
 
-  constructor (deliver: Deliver) {
+  #tail: string
+
+  constructor (tail: string, deliver: Deliver) {
+    this.#tail = tail
     this.#deliver = deliver
   }
 
@@ -66,11 +67,11 @@ export class MemoryChannels implements ChannelStore {
         kept = { messages: [], expires: 0 }
         this.#history.set(channel, kept)
       }
-      kept.messages.push({ id, frame: head + id + MESSAGE_TAIL })
+      kept.messages.push({ id, frame: head + id + this.#tail })
       if (kept.messages.length > history.size) kept.messages.splice(0, kept.messages.length - history.size)
       kept.expires = now + history.ttl
     }
-    this.#deliver(channel, head + id + MESSAGE_TAIL, sender)
+    this.#deliver(channel, head + id + this.#tail, sender)
     return id
   }
 
@@ -166,10 +167,10 @@ export class MemoryChannels implements ChannelStore {
     return this.#sweep(set, state, now)
   }
 
-  async read (set: PresenceSet): Promise<{ members: string[], stats: { subscribers: number, users: number } }> {
+  async read (set: PresenceSet): Promise<{ members: string[], subscribers: number }> {
     const state = this.#state(set)
     this.#sweep(set, state, Date.now())
-    return { members: [...state.members.keys()], stats: { subscribers: state.entries.size, users: state.members.size } }
+    return { members: [...state.members.keys()], subscribers: state.entries.size }
   }
 
   async markActive (channels: string[], ttl: number): Promise<void> {

@@ -1,11 +1,8 @@
-import { statusFrame } from '../channels/frames.ts'
-import { USER_STATUS } from '../protocol/names.ts'
-import { MESSAGE_TAIL } from '../protocol/frames.ts'
-import { deviceAge, freshAfter, nextId } from './types.ts'
-import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, SendResult, Store, StoreSettings, UserStatus } from './types.ts'
-import { MemoryChannels } from './memory-channels.ts'
+import { deviceAge, freshAfter, nextId } from '../types.ts'
+import type { AttachResult, AuthProof, BusHandlers, CatchUp, Once, Routed, SendResult, Store, StoreSettings, UserStatus } from '../types.ts'
+import { MemoryChannels } from './channels.ts'
 import { OnceRecord } from './once.ts'
-import type { EventSink } from '../events/types.ts'
+import type { EventSink } from '../../events/types.ts'
 
 interface UserState {
   auth: { digest: string, expires: number } | null
@@ -41,9 +38,7 @@ export class MemoryStore implements Store {
   #handlers: BusHandlers | null = null
   /** `<user>|<idempotency key>` → the first send's result. */
   #sent = new OnceRecord<SendResult>()
-  readonly channels = new MemoryChannels((channel, frame, sender) => {
-    if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame), sender)
-  })
+  readonly channels: MemoryChannels
 
   /** Server events, decided with the transitions as the Redis scripts do (lib/events). */
   #events: EventSink | null = null
@@ -55,6 +50,9 @@ export class MemoryStore implements Store {
 
   constructor (settings: StoreSettings) {
     this.#settings = settings
+    this.channels = new MemoryChannels(settings.messageTail, (channel, frame, sender) => {
+      if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame), sender)
+    })
   }
 
   async start (handlers: BusHandlers): Promise<void> {
@@ -165,7 +163,7 @@ export class MemoryStore implements Store {
     const last = user.lastId
     user.lastId = nextId(last, now)
     if (last === 0) user.floor = user.lastId - 1
-    const message = { id: user.lastId, frame: Buffer.from(head + user.lastId + MESSAGE_TAIL) }
+    const message = { id: user.lastId, frame: Buffer.from(head + user.lastId + this.#settings.messageTail) }
     const id = String(user.lastId)
     if (this.#settings.resume.size > 0) {
       user.log.push(message)
@@ -204,10 +202,6 @@ export class MemoryStore implements Store {
 
   async requeue (userId: string, messages: Routed[]): Promise<void> {
     if (this.#settings.queue.maxMessages > 0) this.#enqueue(userId, this.#user(userId), messages, Date.now())
-  }
-
-  async publish (channel: string, frame: string): Promise<void> {
-    if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, Buffer.from(frame))
   }
 
   async listenUser (userId: string): Promise<void> { this.#listeningUsers.add(userId) }
@@ -278,7 +272,7 @@ export class MemoryStore implements Store {
     user.off = 0
     if (user.on) return
     user.on = true
-    this.#sendStatus(userId, true)
+    this.#handlers?.status(userId, true)
     this.#events?.({ type: 'online', key: `u:${userId}`, at: Date.now(), userId })
   }
 
@@ -294,14 +288,9 @@ export class MemoryStore implements Store {
     if (user.off > now) return user.off
     user.on = false
     user.off = 0
-    this.#sendStatus(userId, false)
+    this.#handlers?.status(userId, false)
     this.#events?.({ type: 'offline', key: `u:${userId}`, at: now, userId, lastSeen: user.seen === 0 ? null : user.seen })
     return null
-  }
-
-  #sendStatus (userId: string, online: boolean): void {
-    const channel = USER_STATUS + userId
-    if (this.#listeningChannels.has(channel)) this.#handlers?.channel(channel, statusFrame(userId, online))
   }
 
   /** The sweep that bounds memory for users who never come back (and ends grace periods nobody timed). */
