@@ -7,12 +7,22 @@ import { startCluster } from './cluster.ts'
 import type { RedisCluster } from './cluster.ts'
 import { startRedis } from './redis.ts'
 
+export type Backend = 'memory' | 'redis' | 'cluster'
+
+/**
+ * The backends a run covers: all of them, or those COMET_TEST_BACKENDS lists (`npm test` leaves the Redis
+ * Cluster to `npm run test:all`).
+ */
+export function chosen<B extends Backend> (backends: readonly B[]): readonly B[] {
+  const only = process.env['COMET_TEST_BACKENDS']?.split(',')
+  return only === undefined ? backends : backends.filter((backend) => only.includes(backend))
+}
+
 /**
  * The behaviour suite runs once per store: the same promises hold in memory, on one Redis and on a Redis
  * Cluster (3 masters + 3 replicas, sharded pub/sub).
  */
-export const BACKENDS = ['memory', 'redis', 'cluster'] as const
-export type Backend = typeof BACKENDS[number]
+export const BACKENDS = chosen<Backend>(['memory', 'redis', 'cluster'])
 
 let shared: Promise<RedisCluster> | undefined
 

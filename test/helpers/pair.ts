@@ -2,13 +2,13 @@ import type { TestContext } from 'node:test'
 import type { CometOptions } from '../../lib/index.ts'
 import { startApp } from './app.ts'
 import type { TestApp } from './app.ts'
-import { dropPrefix, sharedCluster, testPrefix } from './backends.ts'
+import { chosen, dropPrefix, sharedCluster, testPrefix } from './backends.ts'
 import { startRedis } from './redis.ts'
 import type { RedisServer } from './redis.ts'
 
 /** Where a pair of instances share state: one fresh redis-server, or the file's Redis Cluster. */
-export const PAIR_BACKENDS = ['redis', 'cluster'] as const
-export type PairBackend = typeof PAIR_BACKENDS[number]
+export type PairBackend = 'redis' | 'cluster'
+export const PAIR_BACKENDS = chosen<PairBackend>(['redis', 'cluster'])
 
 /**
  * Two real Fastify instances sharing one fresh redis-server (the smallest deployment of several
