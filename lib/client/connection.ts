@@ -1,4 +1,4 @@
-import { pending } from './pending.ts'
+import { Requests } from './pending.ts'
 import type { Pending } from './pending.ts'
 import { backoffDelay } from './backoff.ts'
 import { CometClientError } from './errors.ts'
@@ -68,10 +68,8 @@ export class Connection {
   #wanted = new Set<string>()
   /** subscribe ref → channel, to name the channel in an error reply. */
   readonly #subscribeRefs = new Map<number, string>()
-  /** Requests sent on the current socket, by ref. */
-  readonly #inFlight = new Map<number, Pending>()
-  /** Requests waiting for the connection to be ready. */
-  #queue: Pending[] = []
+  /** Requests waiting for the connection to be ready, and those sent on the current socket, by ref. */
+  readonly #requests = new Requests()
   readonly #onOnline = (): void => {
     if (this.#retryTimer === undefined || this.#stopped) return
     clearTimeout(this.#retryTimer)
@@ -107,20 +105,8 @@ export class Connection {
 
   /** Send a request once the connection is ready, and resolve with the reply carrying its ref. */
   request (frame: RequestFrame): Promise<ServerFrame> {
-    return new Promise((resolve, reject) => {
-      if (this.#stopped) {
-        reject(new CometClientError('closed', `the client is ${this.#status}`))
-        return
-      }
-      const request = pending(frame, resolve, reject, this.#opts.requestTimeout, (p) => {
-        this.#queue = this.#queue.filter((q) => q !== p)
-        for (const [ref, q] of this.#inFlight) {
-          if (q === p) this.#inFlight.delete(ref)
-        }
-      })
-      if (this.#ready) this.#sendRequest(request)
-      else this.#queue.push(request)
-    })
+    return this.#requests.add(frame, this.#opts.requestTimeout, this.#stopped ? `the client is ${this.#status}` : null,
+      this.#ready ? (p) => this.#sendRequest(p) : null)
   }
 
   close (): void {
@@ -235,11 +221,7 @@ export class Connection {
       case 'refreshed':
         return
       default: {
-        const pending = this.#inFlight.get(ref)
-        if (pending === undefined) return
-        this.#inFlight.delete(ref)
-        clearTimeout(pending.timer)
-        pending.resolve(frame)
+        this.#requests.settle(ref)?.resolve(frame)
       }
     }
   }
@@ -252,9 +234,7 @@ export class Connection {
     // Subscriptions go first: the server answers frames in order, so a request made now or from a
     // listener below (members of a track_ channel, say) is answered with the subscriptions in place.
     for (const channel of this.#wanted) this.#subscribe(channel)
-    const queue = this.#queue
-    this.#queue = []
-    for (const pending of queue) this.#sendRequest(pending)
+    for (const pending of this.#requests.takeQueued()) this.#sendRequest(pending)
     if (this.#opts.pingInterval > 0) {
       this.#pingTimer = setInterval(() => {
         // Nothing at all came back since the last ping: the socket is dead even if the browser has not noticed.
@@ -293,10 +273,8 @@ export class Connection {
       this.#setStatus('auth-failed', {})
       return
     }
-    const pending = this.#inFlight.get(ref)
+    const pending = this.#requests.settle(ref)
     if (pending !== undefined) {
-      this.#inFlight.delete(ref)
-      clearTimeout(pending.timer)
       pending.reject(new CometClientError(code, message))
       return
     }
@@ -315,7 +293,7 @@ export class Connection {
 
   #sendRequest (pending: Pending): void {
     const ref = ++this.#ref
-    this.#inFlight.set(ref, pending)
+    this.#requests.sent.set(ref, pending)
     this.#send({ ...pending.frame, ref })
   }
 
@@ -382,11 +360,7 @@ export class Connection {
     clearTimeout(this.#connectTimer)
     clearInterval(this.#pingTimer)
     this.#subscribeRefs.clear()
-    for (const pending of this.#inFlight.values()) {
-      clearTimeout(pending.timer)
-      pending.reject(new CometClientError('disconnected', `the connection dropped before the reply to ${pending.frame.type}; it may or may not have been done`))
-    }
-    this.#inFlight.clear()
+    this.#requests.rejectAll((p) => new CometClientError('disconnected', `the connection dropped before the reply to ${p.frame.type}; it may or may not have been done`), false)
     clearTimeout(this.#refreshTimer)
     if (this.#stopped) return
     // Refused with a credential function: ask it once more (a fresh token, a rotated hash) and retry, a
@@ -422,12 +396,7 @@ export class Connection {
       socket?.close(1000, 'client closed')
     } catch {}
     const error = new CometClientError('closed', why === 'closed' ? 'the client was closed' : 'authentication failed')
-    for (const pending of [...this.#inFlight.values(), ...this.#queue]) {
-      clearTimeout(pending.timer)
-      pending.reject(error)
-    }
-    this.#inFlight.clear()
-    this.#queue = []
+    this.#requests.rejectAll(() => error, true)
   }
 
   #setStatus (status: CometStatus, info: StatusInfo): void {

@@ -1,4 +1,4 @@
-import { pending } from './pending.ts'
+import { Requests } from './pending.ts'
 import type { Pending } from './pending.ts'
 import { Connection, type ConnectionHost, type ConnectionOptions } from './connection.ts'
 import { CometClientError } from './errors.ts'
@@ -52,8 +52,7 @@ export class SharedLink {
   /** As follower: the leader's tab id, and requests waiting for or sent to it. */
   #leader: string | null = null
   #rid = 0
-  readonly #sent = new Map<number, Pending>()
-  #queue: Pending[] = []
+  readonly #requests = new Requests()
   readonly #onPageHide = (): void => { this.#post({ t: 'bye', from: this.#tab }) }
 
   constructor (opts: ConnectionOptions, host: ConnectionHost, sharing: Sharing) {
@@ -91,20 +90,9 @@ export class SharedLink {
 
   request (frame: RequestFrame): Promise<ServerFrame> {
     if (this.#connection !== null) return this.#connection.request(frame)
-    return new Promise((resolve, reject) => {
-      if (this.#closed) {
-        reject(new CometClientError('closed', 'the client was closed'))
-        return
-      }
-      const request = pending(frame, resolve, reject, this.#opts.requestTimeout, (p) => {
-        this.#queue = this.#queue.filter((q) => q !== p)
-        for (const [rid, q] of this.#sent) {
-          if (q === p) this.#sent.delete(rid)
-        }
-      })
-      if (this.#leader !== null) this.#forward(request, this.#leader)
-      else this.#queue.push(request)
-    })
+    const leader = this.#leader
+    return this.#requests.add(frame, this.#opts.requestTimeout, this.#closed ? 'the client was closed' : null,
+      leader !== null ? (p) => this.#forward(p, leader) : null)
   }
 
   close (): void {
@@ -122,12 +110,7 @@ export class SharedLink {
     this.#opts.window?.removeEventListener('pagehide', this.#onPageHide)
     this.#abort?.abort()
     const error = new CometClientError('closed', `the client is ${this.#status === 'auth-failed' ? 'auth-failed' : 'closed'}`)
-    for (const pending of [...this.#sent.values(), ...this.#queue]) {
-      clearTimeout(pending.timer)
-      pending.reject(error)
-    }
-    this.#sent.clear()
-    this.#queue = []
+    this.#requests.rejectAll(() => error, true)
     // Releasing the lock lets the next tab in line take over.
     this.#release?.()
     this.#channel?.close()
@@ -170,9 +153,7 @@ export class SharedLink {
     connection.setChannels(this.#union())
     this.#post({ t: 'leader', from: this.#tab })
     connection.start()
-    const queue = this.#queue
-    this.#queue = []
-    for (const pending of queue) {
+    for (const pending of this.#requests.takeQueued()) {
       clearTimeout(pending.timer)
       connection.request(pending.frame).then(pending.resolve, pending.reject)
     }
@@ -220,9 +201,7 @@ export class SharedLink {
           this.#leader = note.from
           // A new leader does not know what this tab listens to yet.
           if (note.t === 'leader') this.#post({ t: 'channels', from: this.#tab, channels: this.#own })
-          const queue = this.#queue
-          this.#queue = []
-          for (const pending of queue) this.#forward(pending, note.from)
+          for (const pending of this.#requests.takeQueued()) this.#forward(pending, note.from)
         }
         if (note.t === 'state') {
           this.#setStatus(note.status, {})
@@ -251,10 +230,8 @@ export class SharedLink {
         return
       case 'res': {
         if (note.to !== this.#tab) return
-        const pending = this.#sent.get(note.rid)
+        const pending = this.#requests.settle(note.rid)
         if (pending === undefined) return
-        this.#sent.delete(note.rid)
-        clearTimeout(pending.timer)
         if (note.frame !== undefined) pending.resolve(note.frame)
         else pending.reject(new CometClientError(note.code ?? 'unknown', note.message ?? 'request failed'))
       }
@@ -263,16 +240,12 @@ export class SharedLink {
 
   #forward (pending: Pending, leader: string): void {
     const rid = ++this.#rid
-    this.#sent.set(rid, pending)
+    this.#requests.sent.set(rid, pending)
     this.#post({ t: 'req', from: this.#tab, to: leader, rid, frame: pending.frame })
   }
 
   #failSent (): void {
-    for (const pending of this.#sent.values()) {
-      clearTimeout(pending.timer)
-      pending.reject(new CometClientError('disconnected', `the tab holding the connection went away before the reply to ${pending.frame.type}; it may or may not have been done`))
-    }
-    this.#sent.clear()
+    this.#requests.rejectAll((p) => new CometClientError('disconnected', `the tab holding the connection went away before the reply to ${p.frame.type}; it may or may not have been done`), false)
   }
 
   #union (): Set<string> {
