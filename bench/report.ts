@@ -55,6 +55,8 @@ export function renderMarkdown (r: R): string {
   goal(`server CPU per delivery at ${cpuRate} msg/s (µs)`, s => fixedAt(r, s, cpuRate)?.serverCpuUsPerDelivery, 'bare', 1.05, true)
   goal(`Redis CPU per message at ${rr} msg/s (µs)`, s => fixedAt(r, s, rr)?.redisPerMsg.cpuUs, 'sio', 1.3, true)
   goal('connect + auth on two instances (conn/s)', s => r.main?.[s]?.connectPerSec, 'bare', 1.0, false)
+  const cc = (s: string): number | undefined => r.main?.[s]?.connectCpuUs
+  if (cc('comet') !== undefined) out.push(row(['… the servers\' CPU per connect + auth (µs)', fmt(cc('comet')), fmt(cc('sio')), fmt(cc('bare')), fmt(ratio(cc('comet'), cc('bare'))), '(what bounds the rate)', '']))
   goal(`RSS per idle authenticated connection, ${fmt(sc?.connections ?? ss?.connections, 0)} on one instance`, s => r.scale?.[s]?.memory?.rssPerConn, null, 4096, true, bytes)
   goal(`p99 latency at ${rr} msg/s (ms; issue 6)`, s => fixedAt(r, s, rr)?.latency.p99, 'sio', 0.5, true)
   const rt = mc?.roundTrips

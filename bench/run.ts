@@ -364,8 +364,11 @@ async function phaseMain (system: System): Promise<any> {
       await mkdir(argv.out!, { recursive: true })
       await c.servers[0]!.call('heapSnapshot', { file: heapFiles[0] }, 300_000)
     }
+    const connCpu0 = await cpuMs(c.servers)
     const conn = await client.call('connect', { system, targets }, 600_000)
-    log(`  connected ${conn.ok}/${targets.length} in ${conn.ms.toFixed(0)} ms (${(conn.ok / conn.ms * 1000).toFixed(0)}/s)`, JSON.stringify(conn.errors))
+    // The servers' CPU per connect + auth: less at the mercy of the machine's other load than the rate.
+    const connectCpuUs = (await cpuMs(c.servers)).reduce((a, v, i) => a + v - connCpu0[i]!, 0) * 1000 / conn.ok
+    log(`  connected ${conn.ok}/${targets.length} in ${conn.ms.toFixed(0)} ms (${(conn.ok / conn.ms * 1000).toFixed(0)}/s, ${connectCpuUs.toFixed(0)} µs of server CPU each)`, JSON.stringify(conn.errors))
     await new Promise(resolve => setTimeout(resolve, 1000))
     const after = await memAll(c.servers)
     const mem = perConn(before, after)
@@ -450,6 +453,7 @@ async function phaseMain (system: System): Promise<any> {
       connectFailed: conn.failed,
       connectMs: conn.ms,
       connectPerSec: conn.ok / conn.ms * 1000,
+      connectCpuUs,
       memory: mem,
       fixed,
       discarded,
