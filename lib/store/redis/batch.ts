@@ -55,6 +55,36 @@ export function packCalls ({ keys, shared }: CallShape, calls: Arg[][]): Arg[] {
   return args
 }
 
+/**
+ * Runs a list of items as TickBatcher runs a turn's (one command per group, at most MAX_BATCH items each),
+ * without a promise per item. Resolves to their results in order; rejects with the first item's Error.
+ */
+export async function runBatched<T, R> (items: T[], groupOf: (item: T) => number, run: (items: T[]) => Promise<Array<R | Error>>): Promise<R[]> {
+  const groups = new Map<number, number[]>()
+  for (let i = 0; i < items.length; i++) {
+    const group = groupOf(items[i]!)
+    let indexes = groups.get(group)
+    if (indexes === undefined) groups.set(group, (indexes = []))
+    indexes.push(i)
+  }
+  const out = new Array<R>(items.length)
+  const runs: Array<Promise<void>> = []
+  for (const indexes of groups.values()) {
+    for (let i = 0; i < indexes.length; i += MAX_BATCH) {
+      const chunk = indexes.slice(i, i + MAX_BATCH)
+      runs.push(run(chunk.map((k) => items[k]!)).then((results) => {
+        for (let j = 0; j < chunk.length; j++) {
+          const result = results[j]
+          if (result instanceof Error) throw result
+          out[chunk[j]!] = result as R
+        }
+      }))
+    }
+  }
+  await Promise.all(runs)
+  return out
+}
+
 interface Pending<T, R> {
   item: T
   resolve: (result: R) => void

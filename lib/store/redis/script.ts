@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Cluster } from 'ioredis'
 import { EVENTS_OFF, EVENTS_ON, eventsLua } from '../../events/lua.ts'
-import { batchedLua, packCalls, TickBatcher } from './batch.ts'
+import { batchedLua, packCalls, runBatched, TickBatcher } from './batch.ts'
 import type { Arg, CallShape } from './batch.ts'
 import type { Client } from './client.ts'
 import { slotOf } from './slots.ts'
@@ -175,10 +175,7 @@ function define (client: Client, name: string, shape: CallShape, once: string, p
   const turn = new TickBatcher<Arg[], unknown>(batch, groupOf)
   return {
     one: (call) => turn.add(call),
-    many: async (calls) => {
-      const own = new TickBatcher<Arg[], unknown>(batch, groupOf)
-      return await Promise.all(calls.map((call) => own.add(call)))
-    }
+    many: async (calls) => await runBatched(calls, groupOf, batch)
   }
 }
 
