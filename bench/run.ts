@@ -34,7 +34,9 @@ const { values: argv } = parseArgs({
     fixed: { type: 'string' },
     ramp: { type: 'string' },
     'profile-rate': { type: 'string' },
-    'profile-ms': { type: 'string' }
+    'profile-ms': { type: 'string' },
+    // A V8 CPU profile of the scale phase's connects (its memory numbers then include the profiler's).
+    'profile-connect': { type: 'boolean', default: false }
   }
 })
 
@@ -499,14 +501,26 @@ async function phaseScale (system: System): Promise<any> {
     const before = await memAll(c.servers)
     // Each client process holds at most half: a process cannot hold 20,000 sockets under a 20,000 fd limit.
     const half = Math.ceil(users.length / clients.length)
+    if (argv['profile-connect']) {
+      await mkdir(argv.out!, { recursive: true })
+      await c.servers[0]!.call('profileStart')
+    }
+    const cpu0 = await cpuMs(c.servers)
     const t0 = nowMs()
     const results = await Promise.all(clients.map((cl, i) => cl.call('connect', {
       system, targets: connTargets(users.slice(i * half, (i + 1) * half)), concurrency: 100
     }, 600_000)))
     const ms = nowMs() - t0
+    const connectCpuUs = ((await cpuMs(c.servers))[0]! - cpu0[0]!) * 1000 / total
+    let connectProfile: unknown
+    if (argv['profile-connect']) {
+      const file = `${argv.out}/${system}-connect.cpuprofile`
+      await c.servers[0]!.call('profileStop', { file })
+      connectProfile = { file, ...(await summarizeProfile(file, 15)) }
+    }
     const ok = results.reduce((a, r) => a + r.ok, 0)
     const errors = results.map(r => r.errors)
-    log(`  connected ${ok}/${total} in ${ms.toFixed(0)} ms (${(ok / ms * 1000).toFixed(0)}/s)`, JSON.stringify(errors))
+    log(`  connected ${ok}/${total} in ${ms.toFixed(0)} ms (${(ok / ms * 1000).toFixed(0)}/s, ${connectCpuUs.toFixed(0)} µs of server CPU each)`, JSON.stringify(errors))
     await new Promise(resolve => setTimeout(resolve, 2000))
     const after = await memAll(c.servers)
     const mem = perConn(before, after)
@@ -518,7 +532,7 @@ async function phaseScale (system: System): Promise<any> {
     }
     const r = await step(c, clients[0]!, cfg.scaleRate, cfg.scaleMs)
     if (argv.profile) await c.servers[0]!.call('profileStop', { file: `${argv.out}/${system}-scale.cpuprofile` })
-    return { target: total, connections: ok, heldByServer: after[0]!.connections, connectMs: ms, connectPerSec: ok / ms * 1000, errors, memory: mem, delivery: r, fdLimit }
+    return { target: total, connections: ok, heldByServer: after[0]!.connections, connectMs: ms, connectPerSec: ok / ms * 1000, connectCpuUs, connectProfile, errors, memory: mem, delivery: r, fdLimit }
   } finally {
     await Promise.all(clients.map(cl => cl.call('closeAll').catch(() => {})))
     await stopCluster(c)
