@@ -76,8 +76,12 @@ export class Connection implements DeviceSink {
   device: string | null = null
   /** The heartbeat slice that pings this socket. */
   readonly slice = nextSlice++ % SOCKET_SLICES
-  /** Cleared by each heartbeat's ping, set by the pong. */
-  alive = true
+  /**
+   * The socket's bytes read at the last heartbeat: a client that sent nothing since, not even the pong to
+   * that ping, is gone. Read off the socket rather than a pong listener: a fourth listener grows every
+   * socket's listener table.
+   */
+  #read = -1
   #ws: WebSocket
   #ctx: ConnectionContext
   /** The client's address, for the failed-authentication limit. */
@@ -119,7 +123,6 @@ export class Connection implements DeviceSink {
     // connection is what scales.
     ;(ws as Owned)[kConnection] = this
     ws.on('message', Connection.#message)
-    ws.on('pong', Connection.#pong)
     ws.on('close', Connection.#close)
     ws.on('error', terminate)
     this.#authTimer = setTimeout(() => {
@@ -129,7 +132,6 @@ export class Connection implements DeviceSink {
   }
 
   static #message (this: WebSocket, data: RawData, isBinary: boolean): void { (this as Owned)[kConnection].#onMessage(data, isBinary) }
-  static #pong (this: WebSocket): void { (this as Owned)[kConnection].alive = true }
   static #close (this: WebSocket, code: number): void { (this as Owned)[kConnection].#onClose(code) }
 
   get closed (): boolean { return this.#state === 'closed' }
@@ -230,10 +232,11 @@ export class Connection implements DeviceSink {
     check()
   }
 
-  /** Heartbeat: cut a socket that did not answer the previous ping, ping the others. */
+  /** Heartbeat: cut a socket that sent nothing since the previous ping, not even its pong; ping the others. */
   heartbeat (): void {
-    if (!this.alive) return this.#ws.terminate()
-    this.alive = false
+    const read = rawSocket(this.#ws)?.bytesRead ?? this.#read
+    if (read === this.#read) return this.#ws.terminate()
+    this.#read = read
     this.#ws.ping()
   }
 
