@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createApi } from './api/index.ts'
@@ -28,6 +27,7 @@ import { serveClient } from './client-bundle.ts'
 import { releaseUpgrade } from './internals.ts'
 import { statusFrame } from './channels/frames.ts'
 import { USER_STATUS } from './protocol/names.ts'
+import { LocalIds } from './ids.ts'
 
 export type * from './types.ts'
 export { errors } from './errors.ts'
@@ -53,8 +53,9 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     : new RedisStore(settings.redis, storeSettings(settings), log, settings.shardedPubSub))
   const hub = new Hub<Connection>(store, log)
   const conns = new Slices<Connection>(SOCKET_SLICES)
-  const instance = randomBytes(6).toString('hex')
-  const channels = new Channels({ settings: settings.channels, store, hub, log, instance, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
+  const ids = new LocalIds()
+  const instance = ids.instance
+  const channels = new Channels({ settings: settings.channels, store, hub, log, ids, heartbeatInterval: settings.heartbeatInterval, maxPayload: settings.maxPayload })
   let devices = 0
   let state: 'open' | 'closing' | 'closed' = 'open'
 
@@ -137,7 +138,7 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     }
   }
   const api: CometApi = ops.api({
-    ...createApi({ settings, store, instance, call }),
+    ...createApi({ settings, store, ids, call }),
     health: async () => await ops.health(),
     on: (type, listener) => events.on(type, listener),
     off: (type, listener) => events.off(type, listener)

@@ -13,12 +13,13 @@ import type { CometApi, CreateAuthOptions, Presence, RegisterAuthOptions, SendOp
 export type ServerApi = Omit<CometApi, 'on' | 'off' | 'health'>
 import * as validate from '../validate.ts'
 import { PRIVATE_CHANNEL } from '../protocol/names.ts'
+import type { LocalIds } from '../ids.ts'
 
 export interface ApiContext {
   settings: Settings
   store: Store
-  /** Starts the ids of messages published without history. */
-  instance: string
+  /** Ids of messages published without history. */
+  ids: LocalIds
   /**
    * Runs each store call: refuses once closed (FST_ERR_COMET_CLOSED) and turns store failures into
    * FST_ERR_COMET_UNAVAILABLE.
@@ -32,9 +33,8 @@ const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/
  * The server API, one implementation: `app.comet` on every instance, the CometEmitter in other processes,
  * and the HTTP API on top of either (lib/api/http.ts).
  */
-export function createApi ({ settings, store, instance, call }: ApiContext): ServerApi {
+export function createApi ({ settings, store, ids, call }: ApiContext): ServerApi {
   const scope: ChannelScope = { store, settings: settings.channels, heartbeatInterval: settings.heartbeatInterval }
-  let published = 0
 
   function frameHead (channel: string, event: unknown, data: unknown): string {
     const head = messageHead(channel, validate.eventName(event), validate.json(data))
@@ -96,7 +96,7 @@ export function createApi ({ settings, store, instance, call }: ApiContext): Ser
       const name = validate.channelName(channel)
       const head = frameHead(name, event, data)
       const repeat = once(options)
-      const id = `${instance}-${(++published).toString(36)}`
+      const id = ids.next()
       return { id: await call(() => queries.publish(scope, name, head, id, undefined, repeat)) }
     },
     async isOnline (userId: UserId): Promise<boolean> {

@@ -8,17 +8,18 @@ import { clientMessageHead, historyReply, membersReply } from './frames.ts'
 import type { ChannelFrame } from '../protocol/frames.ts'
 import type { ChannelSettings } from './options.ts'
 import { historyOf, kindOf, mayPublish, subscribeRule } from './policy.ts'
-import { Presence } from './presence.ts'
+import { ChannelPresence } from './presence.ts'
 import * as queries from './queries.ts'
 import { TokenBucket } from './rate-limit.ts'
+import type { LocalIds } from '../ids.ts'
 
 export interface ChannelsContext {
   settings: ChannelSettings
   store: Store
   hub: Hub<Subscriber>
   log: FastifyBaseLogger
-  /** This instance's id: connection ids and client message ids start with it. */
-  instance: string
+  /** Connection ids and the ids of client messages published without history. */
+  ids: LocalIds
   heartbeatInterval: number
   maxPayload: number
 }
@@ -29,24 +30,23 @@ export interface ChannelsContext {
  * (subscribe, unsubscribe, close, device attached) and hand over the channel frames.
  */
 export class Channels {
-  readonly presence: Presence
+  readonly presence: ChannelPresence
   #ctx: ChannelsContext
   #ids = new WeakMap<Subscriber, string>()
   /** Local connections that published, by id: the bus names the sender, and it gets no copy. */
   #senders = new Map<string, Subscriber>()
   #buckets = new WeakMap<Subscriber, TokenBucket>()
-  #n = 0
 
   constructor (ctx: ChannelsContext) {
     this.#ctx = ctx
-    this.presence = new Presence(ctx.store, ctx.hub, ctx.log, ctx.settings.presenceGrace, ctx.heartbeatInterval, (conn) => this.id(conn))
+    this.presence = new ChannelPresence(ctx.store, ctx.hub, ctx.log, ctx.settings.presenceGrace, ctx.heartbeatInterval, (conn) => this.id(conn))
   }
 
   /** A connection's id, unique across instances: its presence entry and its sender mark. */
   id (conn: Subscriber): string {
     let id = this.#ids.get(conn)
     if (id === undefined) {
-      id = `${this.#ctx.instance}.${(++this.#n).toString(36)}`
+      id = this.#ctx.ids.next()
       this.#ids.set(conn, id)
     }
     return id
@@ -156,7 +156,7 @@ export class Channels {
     if (Buffer.byteLength(head) + ID_AND_TAIL + queries.reserve(this.#ctx.settings, channel) > this.#ctx.maxPayload) return send(errorFrame('too_large', 'the message would exceed maxPayload', ref))
     const sender = this.id(conn)
     this.#senders.set(sender, conn)
-    const id = await queries.publish(this.#ctx, channel, head, `${this.#ctx.instance}.${(++this.#n).toString(36)}`, sender)
+    const id = await queries.publish(this.#ctx, channel, head, this.#ctx.ids.next(), sender)
     send(reply('published', { id }, ref))
   }
 

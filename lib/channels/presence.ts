@@ -29,7 +29,7 @@ export function subscriberSet (channel: string, heartbeatInterval: number, grace
  *   UserStatus): the store sends `online` as a device arrives; `offline` comes from a sweep once the grace
  *   period is over, run by the instance that started it and, every heartbeat, by the instances with watchers.
  */
-export class Presence {
+export class ChannelPresence {
   #store: Store
   #hub: Hub<Subscriber>
   #log: FastifyBaseLogger

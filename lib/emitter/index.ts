@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { createApi } from '../api/index.ts'
 import type { ServerApi } from '../api/index.ts'
 import { errors } from '../errors.ts'
@@ -8,6 +7,7 @@ import type { ChannelInfo, ChannelStats, HistoryResult } from '../channels/types
 import type { CreateAuthOptions, EventData, Presence, PublishResult, RegisterAuthOptions, SendOptions, SendResult, UserId, UserSendResult } from '../types.ts'
 import { normalizeEmitter } from './options.ts'
 import type { EmitterOptions } from './types.ts'
+import { LocalIds } from '../ids.ts'
 
 export type { EmitterLogger, EmitterOptions } from './types.ts'
 export type { ServerApi } from '../api/index.ts'
@@ -40,7 +40,7 @@ export class CometEmitter implements ServerApi {
         throw new errors.UNAVAILABLE((err as Error).message, { cause: err })
       }
     }
-    this.#api = createApi({ settings, store: this.#store, instance: randomBytes(6).toString('hex'), call })
+    this.#api = createApi({ settings, store: this.#store, ids: new LocalIds(), call })
   }
 
   /** The first call waits for the connection; after a failed attempt the next call tries again. */

@@ -22,7 +22,7 @@ export interface ChannelMember {
 }
 
 /**
- * A user's device streams on this instance: a few at most, so an array (a Set costs ~200 bytes more per
+ * A user's device streams on this instance: a few at most, so an array (a Set costs more memory per
  * user, and memory per idle connection is what scales). A channel may have thousands: a Set.
  */
 type UserRoute = Route<DeviceStream[]>

@@ -28,7 +28,7 @@ type SubscriptionOp = [boolean, string]
 type SendCall = Parameters<Scripts<typeof userScripts>['send']>[0]
 
 /** The single shard of a standalone Redis, for the probe bookkeeping. */
-const ONE = 'one'
+const STANDALONE = 'standalone'
 
 export class RedisStore implements Store {
   #settings: StoreSettings
@@ -42,7 +42,7 @@ export class RedisStore implements Store {
   #log: StoreLog
   #metaTtl: number
   #instance: string
-  /** Probe channel per shard (master node key, or ONE), and the shards with a probe out since (ms). */
+  /** Probe channel per shard (master node key, or STANDALONE), and the shards with a probe out since (ms). */
   #probes = new Map<string, string>()
   #probeShards = new Map<string, string>()
   #probeOut = new Map<string, number>()
@@ -162,7 +162,7 @@ export class RedisStore implements Store {
         wanted.set(master, `${this.#keys.prefix}{i:${n}}${this.#instance}`)
       }
     } else {
-      wanted.set(ONE, this.#keys.probeRoute(this.#instance))
+      wanted.set(STANDALONE, this.#keys.probeRoute(this.#instance))
     }
     for (const [shard, channel] of this.#probes) {
       if (wanted.get(shard) === channel) continue
