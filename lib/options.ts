@@ -16,6 +16,7 @@ import { normalizeWebhooks } from './events/options.ts'
 import type { WebhookSettings } from './events/webhooks.ts'
 import { MESSAGE_TAIL } from './protocol/frames.ts'
 import { USER_STATUS } from './protocol/names.ts'
+import { intOption } from './validate.ts'
 
 export interface Settings {
   redis: RedisSetting | undefined
@@ -115,40 +116,40 @@ export function normalize (options: CometOptions = {}): Settings {
     path: path.length > 1 ? path.replace(/\/$/, '') : path,
     keyPrefix,
     register: registerOptions(options),
-    maxDevices: int('maxDevices', options.maxDevices, 16, 1),
+    maxDevices: intOption('maxDevices', options.maxDevices, 16, 1),
     onDeviceLimit,
     offlineQueue: {
-      maxMessages: options.offlineQueue === false ? 0 : int('offlineQueue.maxMessages', queue.maxMessages, 100, 1),
-      ttl: int('offlineQueue.ttl', queue.ttl, 86_400_000, 1)
+      maxMessages: options.offlineQueue === false ? 0 : intOption('offlineQueue.maxMessages', queue.maxMessages, 100, 1),
+      ttl: intOption('offlineQueue.ttl', queue.ttl, 86_400_000, 1)
     },
     resume: {
-      size: options.resume === false ? 0 : int('resume.size', resume.size, 100, 1),
-      ttl: int('resume.ttl', resume.ttl, 300_000, 1)
+      size: options.resume === false ? 0 : intOption('resume.size', resume.size, 100, 1),
+      ttl: intOption('resume.ttl', resume.ttl, 300_000, 1)
     },
-    maxPayload: int('maxPayload', options.maxPayload, 65_536, 256),
-    maxBufferedBytes: int('maxBufferedBytes', options.maxBufferedBytes, 1_048_576, 1024),
-    heartbeatInterval: int('heartbeatInterval', options.heartbeatInterval, 25_000, 50),
-    authTimeout: int('authTimeout', options.authTimeout, 10_000, 1),
-    maxSubscriptions: int('maxSubscriptions', options.maxSubscriptions, 64, 0),
-    lastSeenTtl: int('lastSeenTtl', options.lastSeenTtl, 2_592_000_000, 1),
+    maxPayload: intOption('maxPayload', options.maxPayload, 65_536, 256),
+    maxBufferedBytes: intOption('maxBufferedBytes', options.maxBufferedBytes, 1_048_576, 1024),
+    heartbeatInterval: intOption('heartbeatInterval', options.heartbeatInterval, 25_000, 50),
+    authTimeout: intOption('authTimeout', options.authTimeout, 10_000, 1),
+    maxSubscriptions: intOption('maxSubscriptions', options.maxSubscriptions, 64, 0),
+    lastSeenTtl: intOption('lastSeenTtl', options.lastSeenTtl, 2_592_000_000, 1),
     serveClient: bool('serveClient', options.serveClient, true),
-    minHashLength: int('minHashLength', options.minHashLength, 16, 1),
+    minHashLength: intOption('minHashLength', options.minHashLength, 16, 1),
     allowedOrigins: origins === undefined ? null : origins === '*' ? '*' : new Set(origins.map((o) => o.replace(/\/$/, '').toLowerCase())),
     authRateLimit: {
-      max: options.authRateLimit === false ? 0 : int('authRateLimit.max', rate.max, 10, 1),
-      window: int('authRateLimit.window', rate.window, 60_000, 1)
+      max: options.authRateLimit === false ? 0 : intOption('authRateLimit.max', rate.max, 10, 1),
+      window: intOption('authRateLimit.window', rate.window, 60_000, 1)
     },
     frameRate: {
-      rate: options.frameRate === false ? 0 : int('frameRate.rate', frameRate.rate, 50, 1),
-      burst: int('frameRate.burst', frameRate.burst, 100, 1)
+      rate: options.frameRate === false ? 0 : intOption('frameRate.rate', frameRate.rate, 50, 1),
+      burst: intOption('frameRate.burst', frameRate.burst, 100, 1)
     },
-    maxAnonymousPerAddress: options.maxAnonymousPerAddress === false ? 0 : int('maxAnonymousPerAddress', options.maxAnonymousPerAddress, 100, 1),
+    maxAnonymousPerAddress: options.maxAnonymousPerAddress === false ? 0 : intOption('maxAnonymousPerAddress', options.maxAnonymousPerAddress, 100, 1),
     allowAnonymous: bool('allowAnonymous', options.allowAnonymous, true),
     authenticate: options.authenticate,
     jwt: normalizeJwt(options.jwt),
     operations: normalizeOperations(options),
     webhooks: normalizeWebhooks(options.webhooks, cluster),
-    idempotencyTtl: int('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
+    idempotencyTtl: intOption('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
     api: normalizeApi(options.api)
   }
 }
@@ -191,14 +192,6 @@ function registerOptions (options: CometOptions): CometRegisterOptions {
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-
-function int (name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new errors.OPTIONS(`${name} must be an integer ≥ ${min}, got ${String(value)}`)
-  }
-  return value
-}
 
 function bool (name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback

@@ -1,12 +1,12 @@
 import { errors } from './errors.ts'
-import { isChannelName, NAME } from './protocol/names.ts'
+import { asUserId, isChannelName, NAME } from './protocol/names.ts'
 
 /** How an app names a user: a string, or a number that is kept as its decimal string. */
 export type UserId = string | number
 
 export function userId (value: unknown): string {
-  const id = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value
-  if (typeof id !== 'string' || !NAME.test(id)) throw new errors.USER_ID(describe(value))
+  const id = asUserId(value)
+  if (id === null) throw new errors.USER_ID(describe(value))
   return id
 }
 
@@ -18,6 +18,15 @@ export function userIds (value: unknown): string[] {
   if (!Array.isArray(value)) throw new errors.USER_IDS(`expected an array, got ${describe(value)}`)
   if (value.length > MAX_USERS) throw new errors.USER_IDS(`${value.length} ids, over ${MAX_USERS}: split the list`)
   return [...new Set(value.map(userId))]
+}
+
+/** An integer option ≥ min, or `fallback` when not given (required when there is none). */
+export function intOption (name: string, value: unknown, fallback: number | undefined, min: number): number {
+  if (value === undefined && fallback !== undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new errors.OPTIONS(`${name} must be an integer ≥ ${min}, got ${String(value)}`)
+  }
+  return value
 }
 
 export function eventName (value: unknown): string {

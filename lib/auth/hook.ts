@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import { NAME } from '../protocol/names.ts'
+import { asUserId } from '../protocol/names.ts'
 import type { UserId } from '../validate.ts'
 
 /** The app's own authentication, run on the upgrade request: a user id, or null to let the auth frame decide. */
@@ -37,8 +37,8 @@ export async function runAuthenticate (hook: Authenticate, request: FastifyReque
     return false
   }
   if (result === null || result === undefined) return true
-  const id = typeof result === 'number' && Number.isSafeInteger(result) ? String(result) : result
-  if (typeof id !== 'string' || !NAME.test(id)) {
+  const id = asUserId(result)
+  if (id === null) {
     // What it returned may be a secret (a token, a session): its type and size only.
     const what = typeof result === 'string' ? `a string of ${result.length} characters` : typeof result === 'number' ? `the number ${result}` : `a ${typeof result}`
     log.error(`comet: upgrade refused: authenticate must return a user id matching [A-Za-z0-9_-]{1,64} (or null), got ${what}`)

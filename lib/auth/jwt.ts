@@ -2,7 +2,7 @@ import { createPublicKey, KeyObject } from 'node:crypto'
 import { createDecoder, createVerifier } from 'fast-jwt'
 import type { Algorithm } from 'fast-jwt'
 import { errors } from '../errors.ts'
-import { NAME } from '../protocol/names.ts'
+import { asUserId, NAME } from '../protocol/names.ts'
 
 /** A token's verified payload, as `canSubscribe` and `onClientPublish` receive it. */
 export type Claims = Record<string, unknown>
@@ -128,8 +128,8 @@ export function normalizeJwt (value: unknown): JwtSettings | null {
         throw new TokenRejected(code === 'FAST_JWT_EXPIRED' ? 'token expired' : 'invalid token', code === 'FAST_JWT_EXPIRED', unverifiedSub(token))
       }
       const claims = payload as Claims
-      const sub = typeof claims.sub === 'number' && Number.isSafeInteger(claims.sub) ? String(claims.sub) : claims.sub
-      if (typeof sub !== 'string' || !NAME.test(sub)) throw new TokenRejected('sub must be a user id matching [A-Za-z0-9_-]{1,64}', false, '')
+      const sub = asUserId(claims.sub)
+      if (sub === null) throw new TokenRejected('sub must be a user id matching [A-Za-z0-9_-]{1,64}', false, '')
       return {
         userId: sub,
         claims,

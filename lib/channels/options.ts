@@ -1,6 +1,7 @@
 import { errors } from '../errors.ts'
 import type { ChannelOptions, ClientPublishContext, ClientPublishDecision, SubscribeContext } from './types.ts'
 import type { HistorySettings } from '../store/channels.ts'
+import { intOption } from '../validate.ts'
 
 export type { HistorySettings }
 
@@ -28,26 +29,18 @@ export function normalizeChannels (options: ChannelOptions): ChannelSettings {
     if (typeof value !== 'object' || value === null) throw new errors.OPTIONS(`history.${pattern} must be { size, ttl }`)
     compiled.push({
       pattern: new RegExp('^' + pattern.replaceAll('*', '.*') + '$'),
-      settings: { size: int(`history.${pattern}.size`, value.size, undefined, 1), ttl: int(`history.${pattern}.ttl`, value.ttl, 86_400_000, 1) }
+      settings: { size: intOption(`history.${pattern}.size`, value.size, undefined, 1), ttl: intOption(`history.${pattern}.ttl`, value.ttl, 86_400_000, 1) }
     })
   }
   for (const hook of ['canSubscribe', 'onClientPublish'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') throw new errors.OPTIONS(`${hook} must be a function`)
   }
   return {
-    presenceGrace: int('presenceGrace', options.presenceGrace, 2000, 0),
-    publishRate: int('publishRate', options.publishRate, 20, 1),
-    publishBurst: int('publishBurst', options.publishBurst, 10, 1),
+    presenceGrace: intOption('presenceGrace', options.presenceGrace, 2000, 0),
+    publishRate: intOption('publishRate', options.publishRate, 20, 1),
+    publishBurst: intOption('publishBurst', options.publishBurst, 10, 1),
     history: compiled,
     canSubscribe: options.canSubscribe,
     onClientPublish: options.onClientPublish
   }
-}
-
-function int (name: string, value: unknown, fallback: number | undefined, min: number): number {
-  if (value === undefined && fallback !== undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new errors.OPTIONS(`${name} must be an integer ≥ ${min}, got ${String(value)}`)
-  }
-  return value
 }

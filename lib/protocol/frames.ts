@@ -1,4 +1,4 @@
-import { isChannelName, NAME } from './names.ts'
+import { asUserId, isChannelName, NAME } from './names.ts'
 
 export type Ref = string | number
 
@@ -62,8 +62,8 @@ export function parseFrame (text: string): ClientFrame {
         return { ...auth, token: tokenOf(token, r) }
       }
       if (userId === undefined && hash === undefined) return auth
-      const id = typeof userId === 'number' && Number.isSafeInteger(userId) ? String(userId) : userId
-      if (typeof id !== 'string' || !NAME.test(id)) throw new FrameError('bad_frame', 'userId must match [A-Za-z0-9_-]{1,64}', r)
+      const id = asUserId(userId)
+      if (id === null) throw new FrameError('bad_frame', 'userId must match [A-Za-z0-9_-]{1,64}', r)
       if (typeof hash !== 'string' || hash.length === 0 || hash.length > 1024) throw new FrameError('bad_frame', 'hash must be a non-empty string', r)
       return { ...auth, userId: id, hash }
     }

@@ -16,6 +16,12 @@ export const PRIVATE_CHANNEL = 'msg'
 /** `user_status_<id>`: the channel that reports whether user `<id>` is online. */
 export const USER_STATUS = 'user_status_'
 
+/** A user id as the protocol names it: a name, or a safe integer taken as its decimal string; null if neither. */
+export function asUserId (value: unknown): string | null {
+  const id = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value
+  return typeof id === 'string' && NAME.test(id) ? id : null
+}
+
 export function isChannelName (value: unknown): value is string {
   return typeof value === 'string' && value !== PRIVATE_CHANNEL && NAME.test(value)
 }
