@@ -35,3 +35,12 @@ export function shardSubscriber (sub: Cluster, nodeKey: string): Redis | null {
   const group = (sub as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance?: () => Redis | null }> } }).shardedSubscribers
   return group?.shardedSubscribers?.get(nodeKey)?.getInstance?.() ?? null
 }
+
+/**
+ * ioredis: a Cluster's slot-map refresh still in flight when it quits re-arms the `slotsRefreshInterval`
+ * timer, which then runs for good and keeps the process from exiting. Once that refresh settles (at once
+ * if none is in flight), the timer is cleared again with the Cluster's own (private) method.
+ */
+export function stopSlotRefresh (cluster: Cluster): void {
+  cluster.refreshSlotsCache(() => { (cluster as unknown as { clearNodesRefreshInterval (): void }).clearNodesRefreshInterval() })
+}

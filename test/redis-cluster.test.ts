@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,7 +10,8 @@ import { slotOf } from './helpers/cluster.ts'
 import type { RedisCluster } from './helpers/cluster.ts'
 import { startPair } from './helpers/pair.ts'
 import { DeafeningProxy } from './helpers/proxy.ts'
-import { shardSubscriber } from '../lib/internals.ts'
+import { shardSubscriber, stopSlotRefresh } from '../lib/internals.ts'
+import { quit } from '../lib/store/redis/client.ts'
 
 /** The port of the master serving `slot`. */
 function ownerOf (cluster: RedisCluster, slot: number): number {
@@ -260,4 +262,38 @@ test('ioredis keeps a Cluster\'s sharded subscribers where lib/internals.ts find
   const conn = shardSubscriber(sub, node)
   assert.ok(conn instanceof Redis, 'the group keeps a connection per master')
   assert.equal(conn.status, 'ready')
+})
+
+test('a slot-map refresh in flight at quit re-arms ioredis\' refresh timer for good; quit() clears it (lib/internals.ts)', async () => {
+  const cluster = await sharedCluster()
+  const timerOf = (c: Cluster): unknown => (c as unknown as { slotsTimer: unknown }).slotsTimer
+  /** Closes the Cluster as its timer starts a refresh, so the refresh is still asking a node when it ends. */
+  const closeDuringRefresh = async (close: (c: Cluster) => void): Promise<Cluster> => {
+    const c = new Cluster(cluster.startup, { slotsRefreshInterval: 20 })
+    await once(c, 'ready')
+    const refresh = c.refreshSlotsCache.bind(c)
+    let armed = true
+    c.refreshSlotsCache = (callback) => {
+      refresh(callback)
+      // The timer's refresh is the one with a callback (its next round).
+      if (callback !== undefined && armed) {
+        armed = false
+        close(c)
+      }
+    }
+    await eventually(() => !armed, 'a timer-driven refresh')
+    await sleep(300)
+    return c
+  }
+  // Plain ioredis: the timer is armed again after the disconnect and would keep the process alive.
+  // (If this fails, ioredis fixed it: stopSlotRefresh can go.)
+  const plain = await closeDuringRefresh((c) => c.disconnect())
+  assert.notEqual(timerOf(plain), null, 'ioredis re-armed its timer after disconnect')
+  stopSlotRefresh(plain)
+  assert.equal(timerOf(plain), null)
+  // Our quit(), as the store shuts down.
+  const ours = await closeDuringRefresh((c) => { void quit(c) })
+  const left = timerOf(ours)
+  stopSlotRefresh(ours)
+  assert.equal(left, null, 'nothing left to keep the process alive')
 })

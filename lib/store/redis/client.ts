@@ -1,4 +1,5 @@
 import { Cluster, Redis } from 'ioredis'
+import { stopSlotRefresh } from '../../internals.ts'
 import type { ClusterNode, ClusterOptions, RedisOptions } from 'ioredis'
 
 /** One Redis (possibly found through Sentinel) or a Redis Cluster: the same commands, routed by slot. */
@@ -43,6 +44,7 @@ export async function quit (client: Client): Promise<void> {
   } catch { /* already closing */ } finally {
     clearTimeout(timer)
     client.disconnect()
+    if (client instanceof Cluster) stopSlotRefresh(client)
   }
 }
 
