@@ -25,7 +25,7 @@ export function subscriberSet (channel: string, heartbeatInterval: number, grace
  *   `join` / `leave` with a grace period. This instance refreshes its own entries every heartbeat; entries
  *   of a crashed instance lapse after two, and the next beat or read of the set by any instance sweeps
  *   them and emits the leave, once.
- * - `user_status_<id>` reports the store's own record of the user's devices (lib/store/types.ts,
+ * - `user_status_<id>` reports the store's own record of the user's devices (lib/store/users.ts,
  *   UserStatus): the store sends `online` as a device arrives; `offline` comes from a sweep once the grace
  *   period is over, run by the instance that started it and, every heartbeat, by the instances with watchers.
  */

@@ -234,7 +234,7 @@ export class MemoryStore implements Store {
     return { ok: true, queued: queue, dropped, ...resumed, synced: user.lastId }
   }
 
-  /** As in Redis (resumeFrom in scripts.ts); memory never loses data under a connected socket. */
+  /** As in Redis (lib/store/redis/lua/lib/resume.lua); memory never loses data under a connected socket. */
   #resume (user: UserState, since: number): { recovered: boolean, missed: Routed[] } {
     // An empty log (expired, or resume off) recovers only a device that saw the last id.
     const recovered = user.lastId !== 0 && since >= (user.log.length === 0 ? user.lastId : user.floor)
@@ -267,7 +267,7 @@ export class MemoryStore implements Store {
     }
   }
 
-  /** The user's status, as the Redis scripts keep it (lib/store/redis/scripts.ts, status). */
+  /** The user's status, as the Redis scripts keep it (lib/store/redis/lua/lib/status.lua). */
   #online (userId: string, user: UserState): void {
     user.off = 0
     if (user.on) return

@@ -20,7 +20,7 @@ export class Keys {
   devices (userId: string): string { return `${this.prefix}{u:${userId}}:devices` }
   /** Sorted set: `<id>|<frame>` scored by id. */
   queue (userId: string): string { return `${this.prefix}{u:${userId}}:queue` }
-  /** Stream: every recent message, for devices that resume (scripts.ts, resumeFrom). */
+  /** Stream: every recent message, for devices that resume (lua/lib/resume.lua). */
   log (userId: string): string { return `${this.prefix}{u:${userId}}:rlog` }
   /** Hash: last id (seq), first id of its life (born), last seen, dropped count. */
   meta (userId: string): string { return `${this.prefix}{u:${userId}}:meta` }
