@@ -1,6 +1,7 @@
 // The test files a command runs: `fast` for `npm test` (the edit-test loop: every behaviour suite, on
-// memory and one Redis as package.json's COMET_TEST_BACKENDS says), `all` for `npm run test:all` and CI
-// (everything: the Redis Cluster backend, Sentinel, failovers, soak, storm, the browser).
+// memory and one Redis as package.json's COMET_TEST_BACKENDS says, four files at a time: they mostly
+// wait on timers and sockets), `all` for `npm run test:all` and CI (everything, one file at a time: the
+// Redis Cluster backend, Sentinel, failovers, soak, storm, the browser).
 import { readdirSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 
