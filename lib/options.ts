@@ -148,7 +148,7 @@ export function normalize (options: CometOptions = {}): Settings {
     authenticate: options.authenticate,
     jwt: normalizeJwt(options.jwt),
     operations: normalizeOperations(options),
-    webhooks: normalizeWebhooks(options.webhooks, cluster),
+    webhooks: normalizeWebhooks(options.webhooks),
     idempotencyTtl: intOption('idempotencyTtl', options.idempotencyTtl, 300_000, 1),
     api: normalizeApi(options.api)
   }

@@ -1,5 +1,6 @@
 // Server events (docs/events.md): each once across the cluster, in order per user, retried when a listener
-// throws, taken over when the handling instance dies; on memory and on two instances sharing a Redis.
+// throws, taken over when the handling instance dies; on memory, and on two instances sharing a Redis or a
+// Redis Cluster.
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -13,6 +14,8 @@ import { eventually } from './helpers/client.ts'
 import { member, request } from './helpers/channels.ts'
 import { spawnInstance } from './helpers/instance.ts'
 import { startRedis } from './helpers/redis.ts'
+import { dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
+import { PARTITION_TAGS } from '../lib/events/lua.ts'
 
 const HEARTBEAT = 500
 const GRACE = 300
@@ -31,26 +34,45 @@ function collect (apps: Array<[string, TestApp]>): Seen[] {
 
 const OPTIONS: CometOptions = { heartbeatInterval: HEARTBEAT, presenceGrace: GRACE, authRateLimit: false, offlineQueue: { maxMessages: 1 } }
 
-/** One app on memory, or two on one fresh Redis. */
-async function apps (t: TestContext, kind: 'memory' | 'redis', extra: CometOptions = {}): Promise<Array<[string, TestApp]>> {
+type Shared = 'redis' | 'cluster'
+type Kind = 'memory' | Shared
+const SHARED: Shared[] = ['redis', 'cluster']
+
+/** Where instances share their state: a fresh Redis, or a prefix of their own on the file's Cluster. */
+async function backend (kind: Shared): Promise<{ options: CometOptions, env: Record<string, string>, stop: () => Promise<void> }> {
+  if (kind === 'redis') {
+    const redis = await startRedis()
+    return { options: { redis: redis.url }, env: { REDIS_URL: redis.url }, stop: async () => await redis.stop() }
+  }
+  const cluster = await sharedCluster()
+  const keyPrefix = testPrefix()
+  return {
+    options: { redis: { cluster: cluster.startup }, keyPrefix },
+    env: { REDIS_CLUSTER: JSON.stringify(cluster.startup), KEY_PREFIX: keyPrefix },
+    stop: async () => { dropPrefix(cluster, keyPrefix) }
+  }
+}
+
+/** One app on memory, or two sharing a Redis or a Cluster. */
+async function apps (t: TestContext, kind: Kind, extra: CometOptions = {}): Promise<Array<[string, TestApp]>> {
   if (kind === 'memory') {
     const a = await startApp({ ...OPTIONS, ...extra })
     t.after(() => a.app.close())
     return [['a', a]]
   }
-  const redis = await startRedis()
-  const a = await startApp({ ...OPTIONS, ...extra, redis: redis.url })
-  const b = await startApp({ ...OPTIONS, ...extra, redis: redis.url })
+  const { options, stop } = await backend(kind)
+  const a = await startApp({ ...OPTIONS, ...extra, ...options })
+  const b = await startApp({ ...OPTIONS, ...extra, ...options })
   t.after(async () => {
     await Promise.all([a.app.close(), b.app.close()])
-    await redis.stop()
+    await stop()
   })
   return [['a', a], ['b', b]]
 }
 
 const of = (seen: Seen[], type: ServerEventType): ServerEvent[] => seen.filter((s) => s.event.type === type).map((s) => s.event)
 
-for (const kind of ['memory', 'redis'] as const) {
+for (const kind of ['memory', ...SHARED] as const) {
   test(`${kind}: each event type once across the instances, with its fields`, async (t) => {
     const all = await apps(t, kind)
     const seen = collect(all)
@@ -122,13 +144,13 @@ for (const kind of ['memory', 'redis'] as const) {
   test(`${kind}: a listener that throws gets the event again with backoff, 5 times at most, then a log line; the user's next event waits`, async (t) => {
     const lines: string[] = []
     const stream = { write: (line: string) => { lines.push(line) } }
-    const redis = kind === 'redis' ? await startRedis() : null
+    const shared = kind === 'memory' ? null : await backend(kind)
     const app = Fastify({ logger: { level: 'warn', stream } })
-    await app.register((await import('../lib/index.ts')).default, { ...OPTIONS, ...(redis === null ? {} : { redis: redis.url }) })
+    await app.register((await import('../lib/index.ts')).default, { ...OPTIONS, ...shared?.options })
     await app.listen({ port: 0, host: '127.0.0.1' })
     t.after(async () => {
       await app.close()
-      await redis?.stop()
+      await shared?.stop()
     })
     const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}/comet`
     const calls: Array<[string, number]> = []
@@ -169,64 +191,89 @@ test('on and off check their arguments; off stops the listener', async (t) => {
   assert.deepEqual(seen, ['dropped'])
 })
 
-test('redis: a SIGKILLed instance\'s users go offline once, within 3 heartbeats plus the grace', async (t) => {
-  const redis = await startRedis()
-  const a = await startApp({ ...OPTIONS, redis: redis.url })
-  const child = await spawnInstance(redis.url, HEARTBEAT, 0, { GRACE: String(GRACE) })
-  t.after(async () => {
+for (const kind of SHARED) {
+  test(`${kind}: a SIGKILLed instance's users go offline once, within 3 heartbeats plus the grace`, async (t) => {
+    const shared = await backend(kind)
+    const a = await startApp({ ...OPTIONS, ...shared.options })
+    const child = await spawnInstance('', HEARTBEAT, 0, { ...shared.env, GRACE: String(GRACE) })
+    t.after(async () => {
+      child.child.kill('SIGKILL')
+      await a.app.close()
+      await shared.stop()
+    })
+    const seen = collect([['a', a]])
+    await a.app.comet.registerAuth('fay', HASH)
+    await sleep(HEARTBEAT)
+    const device = await member(child.url, 'fay', ['track_hall'])
+    await eventually(() => of(seen, 'online').length === 1 && of(seen, 'join').length === 1, 'online and join')
+
     child.child.kill('SIGKILL')
-    await a.app.close()
-    await redis.stop()
+    await once(child.child, 'exit')
+    const killedAt = Date.now()
+    await device.closed
+    await eventually(() => of(seen, 'offline').length === 1, 'offline after the lapse', 3 * HEARTBEAT + GRACE + 3000)
+    const offlineAt = Date.now()
+    assert.ok(offlineAt - killedAt <= 3 * HEARTBEAT + GRACE + 2000, `offline ${offlineAt - killedAt} ms after the kill`)
+    await eventually(() => of(seen, 'leave').length === 1 && of(seen, 'vacated').length === 1, 'leave and vacated after the lapse', 5000)
+    await sleep(2 * HEARTBEAT)
+    assert.deepEqual(TYPES.map((type) => of(seen, type).length), [1, 1, 1, 1, 1, 1, 0])
+    const offline = of(seen, 'offline')[0] as { lastSeen: string }
+    assert.ok(Date.parse(offline.lastSeen) <= killedAt, 'last seen before the kill')
   })
-  const seen = collect([['a', a]])
-  await a.app.comet.registerAuth('fay', HASH)
-  await sleep(HEARTBEAT)
-  const device = await member(child.url, 'fay', ['track_hall'])
-  await eventually(() => of(seen, 'online').length === 1 && of(seen, 'join').length === 1, 'online and join')
 
-  child.child.kill('SIGKILL')
-  await once(child.child, 'exit')
-  const killedAt = Date.now()
-  await device.closed
-  await eventually(() => of(seen, 'offline').length === 1, 'offline after the lapse', 3 * HEARTBEAT + GRACE + 3000)
-  const offlineAt = Date.now()
-  assert.ok(offlineAt - killedAt <= 3 * HEARTBEAT + GRACE + 2000, `offline ${offlineAt - killedAt} ms after the kill`)
-  await eventually(() => of(seen, 'leave').length === 1 && of(seen, 'vacated').length === 1, 'leave and vacated after the lapse', 5000)
-  await sleep(2 * HEARTBEAT)
-  assert.deepEqual(TYPES.map((type) => of(seen, type).length), [1, 1, 1, 1, 1, 1, 0])
-  const offline = of(seen, 'offline')[0] as { lastSeen: string }
-  assert.ok(Date.parse(offline.lastSeen) <= killedAt, 'last seen before the kill')
-})
+  test(`${kind}: the instance handling an event is killed before its listener settles: another instance gets the event`, async (t) => {
+    const shared = await backend(kind)
+    // The child alone listens at first: it takes every stream, gets the online and hangs in its listener.
+    const child = await spawnInstance('', HEARTBEAT, 0, { ...shared.env, HANG_ON: 'online' })
+    const a = await startApp({ ...OPTIONS, ...shared.options })
+    t.after(async () => {
+      child.child.kill('SIGKILL')
+      await a.app.close()
+      await shared.stop()
+    })
+    const printed: ServerEvent[] = []
+    child.lines.on('line', (line) => printed.push(JSON.parse(line) as ServerEvent))
+    await a.app.comet.registerAuth('gus', HASH)
+    await sleep(HEARTBEAT)
+    const device = await member(a.url, 'gus')
+    t.after(() => device.close())
+    await eventually(() => printed.length === 1, 'the child got the online', 5000)
 
-test('redis: the instance handling an event is killed before its listener settles: another instance gets the event', async (t) => {
-  const redis = await startRedis()
-  // The child alone listens at first: it takes every stream, gets the online and hangs in its listener.
-  const child = await spawnInstance(redis.url, HEARTBEAT, 0, { HANG_ON: 'online' })
-  const a = await startApp({ ...OPTIONS, redis: redis.url })
-  t.after(async () => {
+    const got: ServerEvent[] = []
+    a.app.comet.on('online', (event) => { got.push(event) })
+    await sleep(2 * HEARTBEAT)
+    assert.deepEqual(got, [], 'not while the child handles it')
     child.child.kill('SIGKILL')
-    await a.app.close()
-    await redis.stop()
+    await once(child.child, 'exit')
+    await eventually(() => got.length === 1, 'the survivor gets the event', 3 * HEARTBEAT + 5000)
+    assert.deepEqual(got[0], printed[0], 'the same event, the same id')
+    await sleep(2 * HEARTBEAT)
+    assert.equal(got.length, 1, JSON.stringify(got))
   })
-  const printed: ServerEvent[] = []
-  child.lines.on('line', (line) => printed.push(JSON.parse(line) as ServerEvent))
-  await a.app.comet.registerAuth('gus', HASH)
-  await sleep(HEARTBEAT)
-  const device = await member(a.url, 'gus')
-  t.after(() => device.close())
-  await eventually(() => printed.length === 1, 'the child got the online', 5000)
 
-  const got: ServerEvent[] = []
-  a.app.comet.on('online', (event) => { got.push(event) })
-  await sleep(2 * HEARTBEAT)
-  assert.deepEqual(got, [], 'not while the child handles it')
-  child.child.kill('SIGKILL')
-  await once(child.child, 'exit')
-  await eventually(() => got.length === 1, 'the survivor gets the event', 3 * HEARTBEAT + 5000)
-  assert.deepEqual(got[0], printed[0], 'the same event, the same id')
-  await sleep(2 * HEARTBEAT)
-  assert.equal(got.length, 1, JSON.stringify(got))
-})
+  test(`${kind}: each event goes to an instance with a listener for its type: A listens for online only, B for offline only`, async (t) => {
+    const all = await apps(t, kind)
+    const [[, a], [, b]] = all as [[string, TestApp], [string, TestApp]]
+    const seen: Seen[] = []
+    a.app.comet.on('online', (event) => { seen.push({ on: 'a', event }) })
+    b.app.comet.on('offline', (event) => { seen.push({ on: 'b', event }) })
+    // Users enough that both instances hold partitions with events of the type they do not listen for.
+    const users = Array.from({ length: 16 }, (_, n) => `p${n}`)
+    for (const user of users) await a.app.comet.registerAuth(user, HASH)
+    await sleep(HEARTBEAT)
+    const devices = await Promise.all(users.map(async (user, n) => await member((n % 2 === 0 ? a : b).url, user)))
+    await eventually(() => of(seen, 'online').length === users.length, 'every online')
+    await Promise.all(devices.map(async (device) => await device.close()))
+    await eventually(() => of(seen, 'offline').length === users.length, 'every offline', 5000)
+    await sleep(2 * HEARTBEAT)
+    for (const [type, on] of [['online', 'a'], ['offline', 'b']] as const) {
+      const got = seen.filter((s) => s.event.type === type)
+      assert.ok(got.every((s) => s.on === on), `${type} only on ${on}`)
+      assert.deepEqual(got.map((s) => (s.event as { userId: string }).userId).sort(), [...users].sort(), `each ${type} once`)
+    }
+    assert.equal(seen.length, 2 * users.length, 'nothing else')
+  })
+}
 
 test('redis: without listeners or webhooks nothing is recorded', async (t) => {
   const redis = await startRedis()
@@ -244,7 +291,7 @@ test('redis: without listeners or webhooks nothing is recorded', async (t) => {
   const { Redis } = await import('ioredis')
   const admin = new Redis(redis.url)
   t.after(() => admin.disconnect())
-  assert.deepEqual(await admin.keys('comet:{e}*'), [])
+  assert.deepEqual(await admin.keys('comet:{e*'), [])
 })
 
 test('redis: the streams keep only events some instance has not finished with', async (t) => {
@@ -264,7 +311,7 @@ test('redis: the streams keep only events some instance has not finished with', 
   t.after(() => admin.disconnect())
   const length = async (): Promise<number> => {
     let total = 0
-    for (let p = 0; p < 16; p++) total += await admin.xlen(`comet:{e}:s${p}`)
+    for (const tag of PARTITION_TAGS) total += await admin.xlen(`comet:{${tag}}:s`)
     return total
   }
   // At most the last entry read of each stream stays.

@@ -1,4 +1,4 @@
-// Webhooks (docs/events.md): signed JSON batches, sent by one instance, retried in order after a non-2xx
+// Webhooks (docs/events.md): signed JSON batches, sent by one instance (of two on a Redis or a Cluster), retried in order after a non-2xx
 // answer or a timeout, each event answered 2xx once; and verifyWebhook for receivers.
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
@@ -12,6 +12,7 @@ import { startApp, HASH } from './helpers/app.ts'
 import { eventually } from './helpers/client.ts'
 import { member } from './helpers/channels.ts'
 import { startRedis } from './helpers/redis.ts'
+import { dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
 
 const SECRET = 'a-webhook-secret-for-tests'
 const HEARTBEAT = 200
@@ -147,31 +148,40 @@ test('memory: a batch failing for longer than retryFor is given up, logged with 
   assert.equal((hook.delivered()[0] as { userId: string }).userId, 'u2')
 })
 
-test('redis: two instances with the same webhook: one sends each batch, each event arrives once', async (t) => {
-  const hook = await receiver(t)
-  const redis = await startRedis()
-  const options: CometOptions = { ...OPTIONS, redis: redis.url, webhooks: [{ url: hook.url, secret: SECRET, types: ['online', 'offline', 'dropped'] }] }
-  const a = await startApp(options)
-  const b = await startApp(options)
-  t.after(async () => {
-    await Promise.all([a.app.close(), b.app.close()])
-    await redis.stop()
+for (const kind of ['redis', 'cluster'] as const) {
+  test(`${kind}: two instances with the same webhook: one sends each batch, each event arrives once`, async (t) => {
+    const hook = await receiver(t)
+    const redis = kind === 'redis' ? await startRedis() : null
+    const cluster = kind === 'cluster' ? await sharedCluster() : null
+    const keyPrefix = testPrefix()
+    const options: CometOptions = {
+      ...OPTIONS,
+      ...(cluster === null ? { redis: redis!.url } : { redis: { cluster: cluster.startup }, keyPrefix }),
+      webhooks: [{ url: hook.url, secret: SECRET, types: ['online', 'offline', 'dropped'] }]
+    }
+    const a = await startApp(options)
+    const b = await startApp(options)
+    t.after(async () => {
+      await Promise.all([a.app.close(), b.app.close()])
+      await redis?.stop()
+      if (cluster !== null) dropPrefix(cluster, keyPrefix)
+    })
+    await a.app.comet.registerAuth('ann', HASH)
+    await sleep(3 * HEARTBEAT)
+    const phone = await member(a.url, 'ann', ['track_room'])
+    const laptop = await member(b.url, 'ann')
+    await phone.close()
+    await laptop.close()
+    for (let n = 0; n < 10; n++) await (n % 2 === 0 ? a : b).app.comet.sendToUser(`u${n % 5}`, 'e', n)
+    await eventually(() => hook.delivered().length === 7, 'online, offline, 5 drops', 5000)
+    await sleep(1500)
+    const events = hook.delivered()
+    assert.equal(events.length, 7)
+    assert.equal(new Set(events.map((e) => e.id)).size, 7, 'each once')
+    assert.ok(hook.requests.every((r) => r.verified && r.status === 204))
+    assert.deepEqual(events.filter((e) => e.type !== 'dropped').map((e) => e.type), ['online', 'offline'])
   })
-  await a.app.comet.registerAuth('ann', HASH)
-  await sleep(3 * HEARTBEAT)
-  const phone = await member(a.url, 'ann', ['track_room'])
-  const laptop = await member(b.url, 'ann')
-  await phone.close()
-  await laptop.close()
-  for (let n = 0; n < 10; n++) await (n % 2 === 0 ? a : b).app.comet.sendToUser(`u${n % 5}`, 'e', n)
-  await eventually(() => hook.delivered().length === 7, 'online, offline, 5 drops', 5000)
-  await sleep(1500)
-  const events = hook.delivered()
-  assert.equal(events.length, 7)
-  assert.equal(new Set(events.map((e) => e.id)).size, 7, 'each once')
-  assert.ok(hook.requests.every((r) => r.verified && r.status === 204))
-  assert.deepEqual(events.filter((e) => e.type !== 'dropped').map((e) => e.type), ['online', 'offline'])
-})
+}
 
 test('the webhooks option is checked at register time', async () => {
   for (const webhooks of [{}, [{ url: 'ftp://x', secret: SECRET }], [{ url: 'http://x', secret: 'short' }], [{ url: 'http://x', secret: SECRET, types: ['nope'] }],

@@ -1,6 +1,4 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { Cluster } from 'ioredis'
-import type { Redis } from 'ioredis'
 import { errors } from '../errors.ts'
 import type { PresenceSet } from '../store/channels.ts'
 import { MemoryStore } from '../store/memory/index.ts'
@@ -33,7 +31,6 @@ export class Events {
   #listeners: Listeners
   #webhooks: Webhook[]
   #redis: RedisEvents | null = null
-  #unsupported: string | null = null
 
   constructor (ctx: EventsContext) {
     const stop = this.#abort.signal
@@ -44,23 +41,19 @@ export class Events {
       store.events = this.#memorySink()
     } else if (store instanceof RedisStore) {
       const { client, sharded } = store.link
-      if (client instanceof Cluster) {
-        this.#unsupported = 'server events are not recorded on a Redis Cluster; use a single Redis (or Sentinel)'
-      } else {
-        this.#redis = new RedisEvents({
-          client: client as Redis,
-          sharded,
-          prefix: ctx.prefix,
-          log: ctx.log,
-          heartbeatInterval: ctx.heartbeatInterval,
-          listeners: this.#listeners,
-          webhooks: this.#webhooks,
-          channelSet: ctx.channelSet,
-          channels: store.channels,
-          stop
-        })
-        if (this.#webhooks.length > 0) this.#redis.wake()
-      }
+      this.#redis = new RedisEvents({
+        client,
+        sharded,
+        prefix: ctx.prefix,
+        log: ctx.log,
+        heartbeatInterval: ctx.heartbeatInterval,
+        listeners: this.#listeners,
+        webhooks: this.#webhooks,
+        channelSet: ctx.channelSet,
+        channels: store.channels,
+        stop
+      })
+      if (this.#webhooks.length > 0) this.#redis.wake()
     }
   }
 
@@ -90,7 +83,6 @@ export class Events {
   #check (type: unknown, listener: unknown): void {
     if (!(EVENT_TYPES as readonly unknown[]).includes(type)) throw new errors.EVENTS(`unknown event type ${validate.describe(type)}; use one of ${EVENT_TYPES.join(', ')}`)
     if (typeof listener !== 'function') throw new errors.EVENTS('the listener must be a function')
-    if (this.#unsupported !== null) throw new errors.EVENTS(this.#unsupported)
   }
 
   /** Stops reading; unacknowledged events go to another instance. Call before the store closes. */

@@ -4,10 +4,9 @@ import type { ServerEventType } from './types.ts'
 import type { WebhookSettings } from './webhooks.ts'
 
 /** Validates the `webhooks` option (docs/events.md). */
-export function normalizeWebhooks (value: unknown, cluster: boolean): WebhookSettings[] {
+export function normalizeWebhooks (value: unknown): WebhookSettings[] {
   if (value === undefined) return []
   if (!Array.isArray(value)) throw new errors.OPTIONS('webhooks must be a list of { url, secret, types?, retryFor? }')
-  if (value.length > 0 && cluster) throw new errors.OPTIONS('webhooks need a single Redis (or Sentinel): server events are not recorded on a Redis Cluster')
   return value.map((hook: unknown, n) => {
     const name = `webhooks[${n}]`
     if (typeof hook !== 'object' || hook === null) throw new errors.OPTIONS(`${name} must be an object { url, secret, types?, retryFor? }`)

@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
+import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 import { quit, whenReady } from '../store/redis/client.ts'
+import type { Client } from '../store/redis/client.ts'
 import { defineScripts } from '../store/redis/script.ts'
 import { Keys } from '../store/redis/keys.ts'
 import { status } from '../store/redis/scripts.ts'
@@ -10,8 +12,8 @@ import type { PresenceSet } from '../store/channels.ts'
 import type { ChannelStore } from '../store/channels.ts'
 import type { Listeners } from './listeners.ts'
 import { Ordered } from './listeners.ts'
-import { PARTITIONS, STREAM_MAX } from './lua.ts'
-import { toEvent } from './types.ts'
+import { PARTITION_TAGS, STREAM_MAX } from './lua.ts'
+import { EVENT_TYPES, toEvent } from './types.ts'
 import type { ServerEvent, ServerEventType, StoreEvent } from './types.ts'
 import type { Webhook } from './webhooks.ts'
 
@@ -26,6 +28,8 @@ type Entry = [id: string, fields: string[]]
 
 interface Commands {
   cometEventsSweepUser (...args: Array<string | number>): Promise<null>
+  cometEventsForgetSwept (...args: Array<string | number>): Promise<null>
+  cometEventsHandOff (...args: Array<string | number>): Promise<number>
   cometEventsTrim (...args: Array<string | number>): Promise<string[]>
 }
 
@@ -69,20 +73,46 @@ return missed
 }
 
 /**
- * KEYS: devices, meta, lapse index. ARGV: now, status route, fresh, heartbeat, user. A user whose devices
- * may have lapsed (their instance died): the status sweep sends offline if so; the index then forgets the
- * user, or looks again when the grace period ends or a heartbeat later.
+ * KEYS: devices, meta. ARGV: now, status route, fresh, heartbeat, user. A user whose devices may have
+ * lapsed (their instance died): the status sweep sends offline if so; the user's lapse index then forgets
+ * the user, or looks again when the grace period ends or a heartbeat later.
  */
 const sweepUser = {
-  numberOfKeys: 3,
+  numberOfKeys: 2,
   lua: status + `
 local now = tonumber(ARGV[1])
 local due = settle(KEYS[1], KEYS[2], ARGV[2], now, ARGV[3], now)
+local base = ev_base(KEYS[2])
+if base == nil then return end
 if redis.call('HEXISTS', KEYS[2], 'on') == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[5])
+  redis.call('ZREM', base .. 'users', ARGV[5])
 else
-  redis.call('ZADD', KEYS[3], due or (now + tonumber(ARGV[4])), ARGV[5])
+  redis.call('ZADD', base .. 'users', due or (now + tonumber(ARGV[4])), ARGV[5])
 end
+`
+}
+
+/**
+ * KEYS: a lapse index. ARGV: now, members just swept. A sweep moves a member's next look to the index of
+ * the partition on its own master; one still due here moved to another master (a reshard): forget it.
+ */
+const forgetSwept = {
+  numberOfKeys: 1,
+  lua: `
+for i = 2, #ARGV do
+  local due = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if due and tonumber(due) <= tonumber(ARGV[1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+`
+}
+
+/** KEYS: a type's `on` and stream. ARGV: subject, event (JSON). Queues the event for that type's listeners, if any. */
+const handOff = {
+  numberOfKeys: 2,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ${STREAM_MAX}, '*', 'k', ARGV[1], 'e', ARGV[2])
+return 1
 `
 }
 
@@ -91,7 +121,7 @@ const RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 export interface RedisEventsContext {
-  client: Redis
+  client: Client
   sharded: boolean
   prefix: string
   log: FastifyBaseLogger
@@ -104,14 +134,19 @@ export interface RedisEventsContext {
   stop: AbortSignal
 }
 
+/** A partition's keys (lib/events/lua.ts). */
+interface Partition { on: string, stream: string, users: string, channels: string }
+
 /**
- * Server events on Redis (docs/events.md). The store's scripts append each event to one of PARTITIONS
- * streams (by user or channel) while the `on` key says someone consumes. Each consumer kind is a consumer
- * group: `listeners` (the app's listeners, on the instances that have some) and one per webhook. A group's
- * streams are split into units, each held by one instance at a time through a lease; a unit's holder
- * claims what the previous holder left unacknowledged (XAUTOCLAIM), then reads new entries. Listeners
- * get a unit per stream, so work spreads over instances while a user's events stay in one place and in
- * order; a webhook is one unit over every stream, so one instance sends its batches, in order.
+ * Server events on Redis (docs/events.md). The store's scripts append each event to the stream of one of
+ * the partitions (by user or channel) while its `on` key says someone consumes. Each consumer kind is a
+ * consumer group: `listeners` (the app's listeners, on the instances that have some) and one per webhook.
+ * A group's streams are split into units, each held by one instance at a time through a lease; a unit's
+ * holder claims what the previous holder left unacknowledged (XAUTOCLAIM), then reads new entries.
+ * Listeners get a unit per partition, so work spreads over instances while a user's events stay in one
+ * place and in order, and a unit per event type: an event whose type the partition's holder has no
+ * listener for is handed to that type's stream, read by an instance that has one. A webhook is one unit
+ * over every partition, so one instance sends its batches, in order.
  */
 export class RedisEvents {
   #ctx: RedisEventsContext
@@ -119,6 +154,7 @@ export class RedisEvents {
   #base: string
   #me = randomBytes(6).toString('hex')
   #run: Commands
+  #partitions: Partition[]
   #consumers: Consumer[] = []
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | null = null
@@ -128,9 +164,14 @@ export class RedisEvents {
     this.#ctx = ctx
     this.#keys = new Keys(ctx.prefix)
     this.#base = `${ctx.prefix}{e}:`
-    this.#run = defineScripts<Commands>(ctx.client, [['cometEventsSweepUser', sweepUser], ['cometEventsTrim', trimAcked]], ctx.sharded)
-    const streams = Array.from({ length: PARTITIONS }, (_, n) => `${this.#base}s${n}`)
-    this.#consumers.push(new ListenerConsumer(this, 'listeners', streams.map((s) => [s])))
+    this.#run = defineScripts<Commands>(ctx.client, [['cometEventsSweepUser', sweepUser], ['cometEventsForgetSwept', forgetSwept],
+      ['cometEventsHandOff', handOff], ['cometEventsTrim', trimAcked]], ctx.sharded)
+    this.#partitions = PARTITION_TAGS.map((tag) => {
+      const base = `${ctx.prefix}{${tag}}:`
+      return { on: `${base}on`, stream: `${base}s`, users: `${base}users`, channels: `${base}channels` }
+    })
+    const streams = this.#partitions.map((p) => p.stream)
+    this.#consumers.push(new ListenerConsumer(this, 'listeners', [...streams.map((s) => [s]), ...EVENT_TYPES.map((type) => [this.typeStream(type)])]))
     for (const webhook of ctx.webhooks) {
       // Named by a digest: a URL may carry a token, which has no business in Redis key names.
       const { url, types } = webhook.settings
@@ -142,6 +183,17 @@ export class RedisEvents {
   get ctx (): RedisEventsContext { return this.#ctx }
   get me (): string { return this.#me }
   get base (): string { return this.#base }
+
+  /** A partition's number from its stream key, or -1 for a type's stream. */
+  partitionOf (stream: string): number { return this.#partitions.findIndex((p) => p.stream === stream) }
+  /** Where events of a type wait for an instance with a listener for it; its `on` says one listens. */
+  typeStream (type: ServerEventType): string { return `${this.#ctx.prefix}{e:${type}}:s` }
+  #typeOn (type: ServerEventType): string { return `${this.#ctx.prefix}{e:${type}}:on` }
+
+  /** Hands an event to an instance with a listener for its type; with none, the event is dropped. */
+  async handOff (event: ServerEvent, key: string): Promise<void> {
+    await this.#run.cometEventsHandOff(this.#typeOn(event.type), this.typeStream(event.type), key, JSON.stringify(event))
+  }
 
   /** Starts (or wakes) the consumers: call when listeners or webhooks appear. */
   wake (): void {
@@ -164,31 +216,47 @@ export class RedisEvents {
   get leaseTtl (): number { return 3 * this.#ctx.heartbeatInterval }
 
   async #beat (): Promise<void> {
+    const { client, listeners } = this.#ctx
+    const ttl = this.leaseTtl
     const active = this.#consumers.filter((c) => c.active)
-    // Groups exist before the `on` key: nothing is appended that no group will see.
+    // Groups exist before the `on` keys: nothing is appended that no group will see.
     for (const consumer of active) await consumer.ensureStarted()
-    if (active.length > 0) await this.#ctx.client.set(`${this.#base}on`, '1', 'PX', this.leaseTtl)
+    if (active.length > 0) await Promise.all(this.#partitions.map(async (p) => await client.set(p.on, '1', 'PX', ttl)))
+    await Promise.all(EVENT_TYPES.filter((type) => listeners.has(type)).map(async (type) => await client.set(this.#typeOn(type), '1', 'PX', ttl)))
     for (const consumer of this.#consumers) await consumer.balance()
-    if (this.#consumers.some((c) => c.holds)) await this.#sweep()
     const streams = new Set(this.#consumers.flatMap((c) => c.streams))
+    await this.#sweep(this.#partitions.filter((p) => streams.has(p.stream)))
     await Promise.all([...streams].map(async (stream) => {
-      const missed = await this.#run.cometEventsTrim(stream, 10 * this.leaseTtl)
+      const missed = await this.#run.cometEventsTrim(stream, 10 * ttl)
       if (missed.length > 0) {
         this.#ctx.log.error({ stream, groups: missed, max: STREAM_MAX }, 'comet: server events were trimmed before they were read: the backlog passed the stream cap')
       }
     }))
   }
 
-  /** Users and channels whose last instance may have died: a sweep sends their offline / leave / vacated. */
-  async #sweep (): Promise<void> {
-    const { client, heartbeatInterval } = this.#ctx
-    const now = Date.now()
-    const users = await client.zrangebyscore(`${this.#base}users`, '-inf', now, 'LIMIT', 0, SWEEP_COUNT)
+  /**
+   * Users and channels of the partitions held here whose last instance may have died: a sweep sends their
+   * offline / leave / vacated.
+   */
+  async #sweep (partitions: Partition[]): Promise<void> {
+    const { heartbeatInterval, channels, channelSet } = this.#ctx
     const k = this.#keys
-    await Promise.all(users.map(async (user) => await this.#run.cometEventsSweepUser(k.devices(user), k.meta(user), `${this.#base}users`,
-      now, k.statusRoute(user), now + heartbeatInterval, heartbeatInterval, user)))
-    const channels = await client.zrangebyscore(`${this.#base}channels`, '-inf', now, 'LIMIT', 0, SWEEP_COUNT)
-    await Promise.all(channels.map(async (channel) => await this.#ctx.channels.beat(this.#ctx.channelSet(channel), [])))
+    const now = Date.now()
+    await Promise.all(partitions.flatMap((p) => [
+      this.#sweepIndex(p.users, now, async (user) => await this.#run.cometEventsSweepUser(k.devices(user), k.meta(user),
+        now, k.statusRoute(user), now + heartbeatInterval, heartbeatInterval, user)),
+      this.#sweepIndex(p.channels, now, async (channel) => await channels.beat(channelSet(channel), []))
+    ]))
+  }
+
+  /** Sweeps the members of a lapse index that are due, then forgets those whose sweep moved them elsewhere. */
+  async #sweepIndex (index: string, now: number, sweep: (member: string) => Promise<unknown>): Promise<void> {
+    const due = await this.#ctx.client.zrangebyscore(index, '-inf', now, 'LIMIT', 0, SWEEP_COUNT)
+    const results = await Promise.allSettled(due.map(sweep))
+    const swept = due.filter((_, n) => results[n]!.status === 'fulfilled')
+    if (swept.length > 0) await this.#run.cometEventsForgetSwept(index, now, ...swept)
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   }
 
   async close (): Promise<void> {
@@ -209,6 +277,7 @@ abstract class Consumer {
   #inFlight = new Map<number, number>()
   /** Entries (`<stream> <id>`) being handled here: a claim after a lease hiccup must not start them twice. */
   #handling = new Set<string>()
+  /** A connection for blocking reads; none on a Cluster, whose streams are read one by one. */
   #conn: Redis | null = null
   #reading: Promise<void> | null = null
   #groupsMade = false
@@ -220,10 +289,13 @@ abstract class Consumer {
   }
 
   abstract get active (): boolean
+  /** Whether this instance may hold the unit now. */
+  protected eligible (_unit: number): boolean { return true }
+  /** Whether the unit is one of those the live members share evenly; others go to any eligible member. */
+  protected shared (_unit: number): boolean { return true }
   /** `done` acknowledges the entry; `abandon` leaves it unacknowledged, for the unit's next holder. */
   protected abstract handle (event: ServerEvent, key: string, done: () => void, abandon: () => void): void
 
-  get holds (): boolean { return this.#held.size > 0 }
   /** The streams of the units held here. */
   get streams (): string[] { return [...this.#held].flatMap((unit) => this.#units[unit]!) }
   get inFlight (): number { return this.#handling.size }
@@ -243,29 +315,31 @@ abstract class Consumer {
       }
       this.#groupsMade = true
     }
-    if (this.#conn === null) {
-      // Blocking reads get a connection of their own.
-      this.#conn = client.duplicate({ enableOfflineQueue: true })
-      this.#conn.on('error', (err: Error) => this.events.ctx.log.warn({ err, role: 'events' }, 'comet: redis connection error'))
+    if (this.#reading === null) {
+      if (!(client instanceof Cluster)) {
+        // Blocking reads get a connection of their own.
+        this.#conn = client.duplicate({ enableOfflineQueue: true })
+        this.#conn.on('error', (err: Error) => this.events.ctx.log.warn({ err, role: 'events' }, 'comet: redis connection error'))
+      }
       this.#reading = this.#readLoop()
     }
   }
 
   /**
-   * Takes this instance's share of the units (all of them divided by the live members), renews what it
-   * holds, and hands back what is over its share once its work there is done.
+   * Takes this instance's share of the units (the shared ones divided by the live members, and every other
+   * one it is eligible for and nobody holds), renews what it holds, and hands back what is over its share
+   * or no longer eligible once its work there is done.
    */
   async balance (): Promise<void> {
     const { client } = this.events.ctx
     const me = this.events.me
     const ttl = this.events.leaseTtl
     const now = Date.now()
-    if (!this.active) {
-      for (const unit of this.#held) this.#releasing.add(unit)
-    } else {
+    if (this.active) {
       await client.zadd(this.#members(), now + ttl, me)
       await client.pexpire(this.#members(), ttl)
     }
+    for (const unit of this.#held) if (!this.active || !this.eligible(unit)) this.#releasing.add(unit)
     await client.zremrangebyscore(this.#members(), '-inf', now)
     for (const unit of this.#held) {
       if (Number(await client.eval(RENEW, 1, this.#lease(unit), me, ttl)) === 0) {
@@ -280,13 +354,14 @@ abstract class Consumer {
       this.#releasing.delete(unit)
     }
     if (!this.active) return
-    const share = Math.ceil(this.#units.length / Math.max(1, await client.zcard(this.#members())))
-    if (this.#held.size > share && this.#releasing.size === 0) {
-      this.#releasing.add([...this.#held].at(-1)!)
-    }
-    const free = this.#units.map((_, n) => n).filter((n) => !this.#held.has(n)).sort(() => Math.random() - 0.5)
+    const sharedUnits = this.#units.map((_, n) => n).filter((n) => this.shared(n))
+    const share = Math.ceil(sharedUnits.length / Math.max(1, await client.zcard(this.#members())))
+    const kept = (): number => [...this.#held].filter((n) => this.shared(n) && !this.#releasing.has(n)).length
+    const held = [...this.#held].filter((n) => this.shared(n))
+    if (held.length > share && !held.some((n) => this.#releasing.has(n))) this.#releasing.add(held.at(-1)!)
+    const free = this.#units.map((_, n) => n).filter((n) => !this.#held.has(n) && this.eligible(n)).sort(() => Math.random() - 0.5)
     for (const unit of free) {
-      if (this.#held.size - this.#releasing.size >= share) break
+      if (this.shared(unit) && kept() >= share) continue
       if (await client.set(this.#lease(unit), me, 'PX', ttl, 'NX') !== 'OK') continue
       await this.#claim(unit)
       this.#held.add(unit)
@@ -307,10 +382,26 @@ abstract class Consumer {
     }
   }
 
+  /**
+   * New entries of the streams held: one blocking read on a single Redis; on a Cluster, where each stream
+   * has its own slot, one read per stream, polled more slowly while nothing comes.
+   */
+  async #read (streams: string[], block: number): Promise<Array<[string, Entry[]]>> {
+    const args = ['COUNT', READ_COUNT] as const
+    if (this.#conn !== null) {
+      await whenReady(this.#conn)
+      return await this.#conn.xreadgroup('GROUP', this.group, this.events.me, ...args, 'BLOCK', block, 'STREAMS', ...streams, ...streams.map(() => '>')) as Array<[string, Entry[]]> | null ?? []
+    }
+    const { client } = this.events.ctx
+    const replies = await Promise.all(streams.map(async (stream) =>
+      await client.xreadgroup('GROUP', this.group, this.events.me, ...args, 'STREAMS', stream, '>') as Array<[string, Entry[]]> | null))
+    return replies.flatMap((reply) => reply ?? [])
+  }
+
   async #readLoop (): Promise<void> {
-    const conn = this.#conn!
     const { stop, log, heartbeatInterval } = this.events.ctx
     const block = Math.max(50, Math.min(1000, Math.floor(heartbeatInterval / 2)))
+    let idle = 0
     while (!stop.aborted) {
       const units = [...this.#held].filter((u) => !this.#releasing.has(u))
       if (units.length === 0 || this.inFlight >= MAX_IN_FLIGHT) {
@@ -326,14 +417,16 @@ abstract class Consumer {
         }
       }
       try {
-        await whenReady(conn)
-        const reply = await conn.xreadgroup('GROUP', this.group, this.events.me, 'COUNT', READ_COUNT, 'BLOCK', block,
-          'STREAMS', ...streams, ...streams.map(() => '>')) as Array<[string, Entry[]]> | null
+        const reply = await this.#read(streams, block)
         // Oldest first across the streams too: a webhook's batches follow the order events happened in.
         const read: Array<[string, Entry]> = []
-        for (const [stream, entries] of reply ?? []) for (const entry of entries) read.push([stream, entry])
+        for (const [stream, entries] of reply) for (const entry of entries) read.push([stream, entry])
         read.sort(([, [x]], [, [y]]) => compareIds(x, y))
         for (const [stream, entry] of read) this.#dispatch(stream, unitOf.get(stream)!, [entry])
+        if (this.#conn === null) {
+          idle = read.length > 0 ? 0 : Math.min(block, Math.max(25, idle * 2))
+          if (idle > 0) await sleep(idle, undefined, { signal: stop }).catch(() => {})
+        }
       } catch (err) {
         if (stop.aborted) return
         if (String((err as Error).message).startsWith('NOGROUP')) this.#groupsMade = false
@@ -358,15 +451,9 @@ abstract class Consumer {
         this.#inFlight.set(unit, this.#inFlight.get(unit)! - 1)
       }
       const ack = (): void => { this.#ack(stream, id).finally(forget) }
-      const raw = parse(fields)
-      if (raw === null) {
-        ack()
-        continue
-      }
-      raw.at = Number(id.slice(0, id.indexOf('-')))
-      // Unique across the streams, and the same for every delivery of the entry.
-      const eventId = `${id}-${stream.slice(stream.lastIndexOf('s') + 1)}`
-      this.handle(toEvent(raw, eventId), raw.key, ack, forget)
+      const read = parse(fields, id, this.events.partitionOf(stream))
+      if (read === null) ack()
+      else this.handle(read.event, read.key, ack, forget)
     }
   }
 
@@ -395,16 +482,37 @@ abstract class Consumer {
   }
 }
 
+/** Units: one per partition (shared), then one per event type (for an instance with a listener for it). */
 class ListenerConsumer extends Consumer {
   #ordered = new Ordered()
 
   get active (): boolean { return this.events.ctx.listeners.size > 0 }
 
+  #typeOf (unit: number): ServerEventType | undefined {
+    return unit < PARTITION_TAGS.length ? undefined : EVENT_TYPES[unit - PARTITION_TAGS.length]
+  }
+
+  protected override eligible (unit: number): boolean {
+    const type = this.#typeOf(unit)
+    return type === undefined || this.events.ctx.listeners.has(type)
+  }
+
+  protected override shared (unit: number): boolean { return this.#typeOf(unit) === undefined }
+
   protected handle (event: ServerEvent, key: string, done: () => void, abandon: () => void): void {
-    const { listeners } = this.events.ctx
+    const { listeners, stop, log, heartbeatInterval } = this.events.ctx
     this.#ordered.push(key, async () => {
-      // Instances are expected to register the same listeners; a type this one has none for is skipped.
-      if (listeners.has(event.type)) await listeners.run(event)
+      if (listeners.has(event.type)) return await listeners.run(event)
+      for (;;) {
+        stop.throwIfAborted()
+        try {
+          await this.events.handOff(event, key)
+          return
+        } catch (err) {
+          log.warn({ err, event: event.id, type: event.type }, 'comet: handing a server event to its type\'s listeners failed; retrying')
+          await sleep(heartbeatInterval / 2, undefined, { signal: stop })
+        }
+      }
     }).then(done, abandon)
   }
 }
@@ -431,19 +539,26 @@ function compareIds (x: string, y: string): number {
   return xm - ym || xs - ys
 }
 
-/** A stream entry's fields (lib/events/lua.ts) as a StoreEvent, or null for one this version cannot read. */
-function parse (fields: string[]): StoreEvent | null {
+/**
+ * A stream entry as its event and the subject it is ordered by (`u:<id>` / `c:<channel>`), or null for
+ * one this version cannot read. A partition's entries hold the fields lib/events/lua.ts writes, and get
+ * their id from the entry's and the partition's; a type's entries hold the event handed off, id and all.
+ */
+function parse (fields: string[], id: string, partition: number): { event: ServerEvent, key: string } | null {
   const f: Record<string, string> = {}
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
-  const type = f['t'] as ServerEventType | undefined
   const key = f['k']
-  if (type === undefined || key === undefined) return null
-  const raw: StoreEvent = { type, key, at: 0 }
+  if (key === undefined) return null
+  if (f['e'] !== undefined) return { event: JSON.parse(f['e']) as ServerEvent, key }
+  const type = f['t'] as ServerEventType | undefined
+  if (type === undefined || !EVENT_TYPES.includes(type)) return null
+  const raw: StoreEvent = { type, key, at: Number(id.slice(0, id.indexOf('-'))) }
   const subject = key.slice(2)
   if (key.startsWith('u:')) raw.userId = subject
   else raw.channel = subject
   if (f['u'] !== undefined) raw.userId = f['u']
   if (f['n'] !== undefined) raw.count = Number(f['n'])
   if (type === 'offline') raw.lastSeen = f['s'] === undefined || f['s'] === '' ? null : Number(f['s'])
-  return raw
+  // Unique across the streams, and the same for every delivery of the entry.
+  return { event: toEvent(raw, `${id}-${partition}`), key }
 }

@@ -1,6 +1,6 @@
 // The channel scripts: publishing with history, and presence sets. Their Lua is in lua/; each touches only
 // the keys of one channel (hash tag `{c:<channel>}`), so it runs on one Redis Cluster slot; PUBLISH takes
-// no key. Server events beside a presence transition: lib/events/lua.ts (skipped on a Cluster).
+// no key. Server events beside a presence transition: lib/events/lua.ts.
 import { script } from './script.ts'
 
 /** sender: '' or `~<sender>|`, in front of the published frame. size '0': no history. */

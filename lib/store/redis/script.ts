@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Cluster } from 'ioredis'
-import { EVENTS_OFF, EVENTS_ON, eventsLua } from '../../events/lua.ts'
+import { eventsLua } from '../../events/lua.ts'
 import { batchedLua, packCalls, runBatched, TickBatcher } from './batch.ts'
 import type { Arg, CallShape } from './batch.ts'
 import type { Client } from './client.ts'
@@ -90,14 +90,13 @@ function lua (file: string | URL): string {
 
 /**
  * What every script can rely on, defined once per batch. PUBLISH names the command that publishes to a
- * routing channel: SPUBLISH with sharded pub/sub. EVENTS (lib/events/lua.ts) says whether presence
- * transitions are recorded as server events: a Cluster keeps those keys in another slot, so records none.
+ * routing channel: SPUBLISH with sharded pub/sub.
  */
-function prelude (libs: readonly string[], sharded: boolean, cluster: boolean): string {
+function prelude (libs: readonly string[], sharded: boolean): string {
   let out = `local PUBLISH = '${sharded ? 'SPUBLISH' : 'PUBLISH'}'\n`
   for (const lib of libs) {
-    // Until lib/events moves to this builder, its Lua carries its own switch (issue 20).
-    out += lib === 'events' ? (cluster ? eventsLua.replace(EVENTS_ON, EVENTS_OFF) : eventsLua) : lua(`lib/${lib}`)
+    // The server events' functions, built with their partitions' hash tags.
+    out += lib === 'events' ? eventsLua : lua(`lib/${lib}`)
     out += '\n'
   }
   return out
@@ -118,13 +117,12 @@ function header ({ keys, shared, argv, list }: AnyScript): string {
  * a client shared with another registration (sharded or not, another version) never runs the other's text.
  */
 export function loadScripts<T extends Record<string, AnyScript>> (client: Client, scripts: T, sharded: boolean): Scripts<T> {
-  const cluster = client instanceof Cluster
   const run: Record<string, Run<Record<string, Arg | Arg[]>, unknown>> = {}
   for (const [name, s] of Object.entries(scripts)) {
     const order = [...s.keys, ...s.shared, ...s.argv]
     const list = s.list
     const command = define(client, name, { keys: s.keys.length, shared: s.shared.length },
-      prelude(s.libs, sharded, cluster), header(s) + s.body.map(lua).join('\n'), s.buffers)
+      prelude(s.libs, sharded), header(s) + s.body.map(lua).join('\n'), s.buffers)
     const args = (call: Record<string, Arg | Arg[]>): Arg[] => {
       const out = order.map((n) => call[n] as Arg)
       if (list !== undefined) for (const item of call[list] as Arg[]) out.push(item)
@@ -146,8 +144,7 @@ export interface LegacyScript { numberOfKeys: number, shared?: number, lua: stri
 export function defineScripts<T> (client: Client, list: Array<[keyof T, LegacyScript]>, sharded: boolean): T {
   const run: Record<string, unknown> = {}
   for (const [name, s] of list) {
-    const lua = client instanceof Cluster ? s.lua.replaceAll(EVENTS_ON, EVENTS_OFF) : s.lua
-    const command = define(client, String(name), { keys: s.numberOfKeys, shared: s.shared ?? 0 }, prelude([], sharded, false), lua, false)
+    const command = define(client, String(name), { keys: s.numberOfKeys, shared: s.shared ?? 0 }, prelude([], sharded), s.lua, false)
     run[String(name)] = (...call: Arg[]) => command.one(call)
   }
   return run as T
@@ -161,7 +158,8 @@ interface Defined {
 }
 
 function define (client: Client, name: string, shape: CallShape, once: string, perCall: string, buffers: boolean): Defined {
-  const text = batchedLua(shape, once, perCall)
+  // Server events go to a partition on the same master, in another slot (lib/events/lua.ts).
+  const text = (client instanceof Cluster ? '#!lua flags=allow-cross-slot-keys\n' : '') + batchedLua(shape, once, perCall)
   const command = `comet_${name}_${createHash('sha1').update(text).digest('hex').slice(0, 12)}`
   // ioredis flattens an array argument: a batch's arguments go as one array, never spread.
   const named = client as unknown as Record<string, (args: Arg[]) => Promise<unknown>>

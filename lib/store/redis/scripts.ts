@@ -1,7 +1,7 @@
 // The user scripts, run atomically inside Redis: each decision that must not race (deliver or queue,
 // device limit and queue take) is one script, one round trip. Their Lua is in lua/; each touches only
 // keys of one user (one cluster slot), except the server events it records beside a transition
-// (lib/events/lua.ts), which a Cluster skips.
+// (lib/events/lua.ts).
 import { readFileSync } from 'node:fs'
 import { eventsLua } from '../../events/lua.ts'
 import { script } from './script.ts'

@@ -31,6 +31,6 @@ local function settle (devices, meta, route, now, fresh, due)
   redis.call(PUBLISH, route, '!offline')
   local base = ev_base(meta)
   if ev_on(base) then ev_add(base, 'offline', 'u:' .. ev_user(meta), 's', redis.call('HGET', meta, 'seen') or '') end
-  if EVENTS then redis.call('ZREM', base .. 'users', ev_user(meta)) end
+  if base then redis.call('ZREM', base .. 'users', ev_user(meta)) end
   return false
 end
