@@ -78,7 +78,8 @@ async function comet (app: FastifyInstance, options: CometOptions): Promise<void
     webhooks: settings.webhooks,
     heartbeatInterval: settings.heartbeatInterval,
     prefix: settings.keyPrefix,
-    channelSet: (channel) => channels.presence.subs(channel)
+    channelSet: (channel) => channels.presence.subs(channel),
+    metrics: ops.metrics
   })
 
   const limits = settings.authRateLimit.max > 0 ? new AuthLimits(store, settings.authRateLimit.max, settings.authRateLimit.window) : null

@@ -12,6 +12,7 @@ import { startApp, HASH } from './helpers/app.ts'
 import { eventually } from './helpers/client.ts'
 import { member } from './helpers/channels.ts'
 import { startRedis } from './helpers/redis.ts'
+import { sample } from './operations/helpers.ts'
 import { dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
 
 const SECRET = 'a-webhook-secret-for-tests'
@@ -127,11 +128,11 @@ for (const kind of ['a 500', 'a timeout'] as const) {
   })
 }
 
-test('memory: a batch failing for longer than retryFor is given up, logged with a count, and the next one goes out', async (t) => {
+test('memory: a batch failing for longer than retryFor is given up, logged and counted (comet_webhook_given_up_total), and the next one goes out', async (t) => {
   const hook = await receiver(t, (n) => n < 2 ? 'fail' : 'ok')
   const lines: string[] = []
   const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
-  await app.register(comet, { ...OPTIONS, webhooks: [{ url: `${hook.url}?token=hidden`, secret: SECRET, retryFor: 1500 }] })
+  await app.register(comet, { ...OPTIONS, metrics: true, webhooks: [{ url: `${hook.url}?token=hidden`, secret: SECRET, retryFor: 1500 }] })
   await app.ready()
   t.after(() => app.close())
   await app.comet.sendToUser('u1', 'e', 1)
@@ -140,12 +141,15 @@ test('memory: a batch failing for longer than retryFor is given up, logged with 
   const given = JSON.parse(lines.find((l) => l.includes('given up'))!) as Record<string, unknown>
   assert.equal(given['failedSinceStart'], 1)
   assert.equal(given['level'], 50)
+  const givenUp = async (): Promise<number> => sample((await app.inject('/comet/metrics')).body, 'comet_webhook_given_up_total')
+  assert.equal(await givenUp(), 1, 'the one event of the batch')
   assert.ok(!lines.join('').includes('hidden'), 'no query string (a token) in the logs')
   assert.ok(!lines.join('').includes(SECRET), 'no secret in the logs')
   await app.comet.sendToUser('u2', 'e', 1)
   await app.comet.sendToUser('u2', 'e', 2)
   await eventually(() => hook.delivered().length === 1, 'the next batch', 5000)
   assert.equal((hook.delivered()[0] as { userId: string }).userId, 'u2')
+  assert.equal(await givenUp(), 1, 'a delivered batch is not counted')
 })
 
 for (const kind of ['redis', 'cluster'] as const) {

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
+import type { Metrics } from '../operations/metrics.ts'
 import type { PresenceSet } from '../store/channels.ts'
 import { MemoryStore } from '../store/memory/index.ts'
 import { RedisStore } from '../store/redis/index.ts'
@@ -19,6 +20,7 @@ export interface EventsContext {
   heartbeatInterval: number
   prefix: string
   channelSet: (channel: string) => PresenceSet
+  metrics: Metrics | null
 }
 
 /**
@@ -35,7 +37,7 @@ export class Events {
   constructor (ctx: EventsContext) {
     const stop = this.#abort.signal
     this.#listeners = new Listeners(ctx.log, stop)
-    this.#webhooks = ctx.webhooks.map((settings) => new Webhook(settings, ctx.log, stop))
+    this.#webhooks = ctx.webhooks.map((settings) => new Webhook(settings, ctx.log, stop, ctx.metrics))
     const { store } = ctx
     if (store instanceof MemoryStore) {
       store.events = this.#memorySink()

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Metrics } from '../operations/metrics.ts'
 import type { ServerEvent, ServerEventType } from './types.ts'
 
 /** Events per request at most. */
@@ -75,13 +76,15 @@ export class Webhook {
   #running = false
   #log: FastifyBaseLogger
   #stop: AbortSignal
+  #metrics: Metrics | null
   /** Where to, for logs: no query string, which may carry a token. */
   #where: string
 
-  constructor (settings: WebhookSettings, log: FastifyBaseLogger, stop: AbortSignal) {
+  constructor (settings: WebhookSettings, log: FastifyBaseLogger, stop: AbortSignal, metrics: Metrics | null) {
     this.settings = settings
     this.#log = log
     this.#stop = stop
+    this.#metrics = metrics
     const url = new URL(settings.url)
     this.#where = url.origin + url.pathname
   }
@@ -143,6 +146,7 @@ export class Webhook {
       const delay = Math.min(RETRY_BASE * 2 ** (attempt - 1), RETRY_MAX) * (0.5 + Math.random() / 2)
       if (Date.now() + delay - started > this.settings.retryFor) {
         this.failed += events.length
+        this.#metrics?.webhookGivenUp(events.length)
         this.#log.error({ webhook: this.#where, failure, attempts: attempt, events: events.length, first: events[0]!.id, failedSinceStart: this.failed },
           'comet: webhook batch given up after retrying for retryFor')
         return

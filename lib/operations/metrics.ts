@@ -19,6 +19,8 @@ export interface Metrics {
   auth (result: AuthResult, address: string, userId?: string | null): void
   disconnect (code: number): void
   frame (type: string): void
+  /** Events of a webhook batch given up after retrying for `retryFor` (docs/events.md). */
+  webhookGivenUp (events: number): void
 }
 
 export interface FailedAuth {
@@ -50,6 +52,7 @@ export class Recorder implements Metrics {
   readonly deliveredCount = { user: 0, channel: 0 }
   queuedCount = 0
   droppedCount = 0
+  webhookGivenUpCount = 0
   readonly authCount = new Map<AuthResult, number>(AUTH_RESULTS.map((r) => [r, 0]))
   readonly disconnects = new Map<string, number>()
   readonly frames = new Map<string, number>(CLIENT_FRAMES.map((t) => [t, 0]))
@@ -70,6 +73,8 @@ export class Recorder implements Metrics {
   delivered (kind: MessageKind): void { this.deliveredCount[kind]++ }
 
   dropped (count: number): void { this.droppedCount += count }
+
+  webhookGivenUp (events: number): void { this.webhookGivenUpCount += events }
 
   auth (result: AuthResult, address: string, userId: string | null = null): void {
     this.authCount.set(result, (this.authCount.get(result) ?? 0) + 1)
