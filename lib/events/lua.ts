@@ -1,6 +1,6 @@
-// Lua shared by the scripts that decide presence transitions (the `events` lib of lib/store/redis/script.ts):
-// each appends its event to a stream in the same atomic step as the transition, so an
-// event is recorded exactly once and never without its transition. See docs/events.md.
+// The `events` lib of the scripts that decide presence transitions (lib/store/redis/script.ts): each appends
+// its event to a stream in the same atomic step as the transition, so an event is recorded exactly once
+// and never without its transition. See docs/events.md.
 import { slotOf } from '../store/redis/slots.ts'
 
 /** Streams per Redis: a user's or channel's events all go to one, so they keep their order. */

@@ -5,9 +5,9 @@ import { Cluster } from 'ioredis'
 import type { Redis } from 'ioredis'
 import { quit, whenReady } from '../store/redis/client.ts'
 import type { Client } from '../store/redis/client.ts'
-import { defineScripts } from '../store/redis/script.ts'
+import { loadScripts, script } from '../store/redis/script.ts'
+import type { Scripts } from '../store/redis/script.ts'
 import { Keys } from '../store/redis/keys.ts'
-import { status } from '../store/redis/scripts.ts'
 import type { PresenceSet } from '../store/channels.ts'
 import type { ChannelStore } from '../store/channels.ts'
 import type { Listeners } from './listeners.ts'
@@ -26,99 +26,18 @@ const SWEEP_COUNT = 200
 
 type Entry = [id: string, fields: string[]]
 
-interface Commands {
-  cometEventsSweepUser (...args: Array<string | number>): Promise<null>
-  cometEventsForgetSwept (...args: Array<string | number>): Promise<null>
-  cometEventsHandOff (...args: Array<string | number>): Promise<number>
-  cometEventsTrim (...args: Array<string | number>): Promise<string[]>
-}
+const file = (name: string): URL => new URL(`./lua/${name}.lua`, import.meta.url)
 
-/**
- * KEYS: a stream. ARGV: idle ms after which a consumer with nothing pending is forgotten (an instance
- * gone). Drops the entries every group is done with: before the oldest unacknowledged entry of each group,
- * or up to what it last read; MAXLEN bounds the rest (a group nobody reads any more). Returns the groups
- * that MAXLEN made miss entries they had not read yet.
- */
-const trimAcked = {
-  numberOfKeys: 1,
-  lua: `
-local function older (a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
-local stream = {}
-local raw = redis.call('XINFO', 'STREAM', KEYS[1])
-for i = 1, #raw, 2 do stream[raw[i]] = raw[i + 1] end
-local floor, missed = nil, {}
-for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
-  local mark = info['last-delivered-id']
-  if older(mark, stream['max-deleted-entry-id']) then missed[#missed + 1] = info['name'] end
-  if tonumber(info['pending']) > 0 then mark = redis.call('XPENDING', KEYS[1], info['name'])[2] end
-  if floor == nil or older(mark, floor) then floor = mark end
-  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], info['name'])) do
-    local c = {}
-    for i = 1, #consumer, 2 do c[consumer[i]] = consumer[i + 1] end
-    if tonumber(c['pending']) == 0 and tonumber(c['idle']) > tonumber(ARGV[1]) then
-      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], info['name'], c['name'])
-    end
-  end
-end
-if floor ~= nil then redis.call('XTRIM', KEYS[1], 'MINID', floor) end
-return missed
-`
+/** The scripts of server events, in lua/. */
+const scripts = {
+  /** Returns the groups that missed entries to the stream cap. */
+  trimAcked: script<string[]>()({ keys: ['stream'], argv: ['idle'], body: file('trim-acked') }),
+  sweepUser: script<null>()({ keys: ['devices', 'meta'], argv: ['now', 'status_route', 'fresh', 'heartbeat', 'user'], libs: ['events', 'status'], body: file('sweep-user') }),
+  forgetSwept: script<null>()({ keys: ['index'], argv: ['now'], list: 'members', body: file('forget-swept') }),
+  handOff: script<number>()({ keys: ['on', 'stream'], argv: ['max', 'subject', 'event'], body: file('hand-off') }),
+  /** ttl 0 releases. Returns 1 while this instance holds the lease. */
+  lease: script<number>()({ keys: ['lease'], argv: ['me', 'ttl'], body: file('lease') })
 }
-
-/**
- * KEYS: devices, meta. ARGV: now, status route, fresh, heartbeat, user. A user whose devices may have
- * lapsed (their instance died): the status sweep sends offline if so; the user's lapse index then forgets
- * the user, or looks again when the grace period ends or a heartbeat later.
- */
-const sweepUser = {
-  numberOfKeys: 2,
-  lua: status + `
-local now = tonumber(ARGV[1])
-local due = settle(KEYS[1], KEYS[2], ARGV[2], now, ARGV[3], now)
-local base = ev_base(KEYS[2])
-if base == nil then return end
-if redis.call('HEXISTS', KEYS[2], 'on') == 0 then
-  redis.call('ZREM', base .. 'users', ARGV[5])
-else
-  redis.call('ZADD', base .. 'users', due or (now + tonumber(ARGV[4])), ARGV[5])
-end
-`
-}
-
-/**
- * KEYS: a lapse index. ARGV: now, members just swept. A sweep moves a member's next look to the index of
- * the partition on its own master; one still due here moved to another master (a reshard): forget it.
- */
-const forgetSwept = {
-  numberOfKeys: 1,
-  lua: `
-for i = 2, #ARGV do
-  local due = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if due and tonumber(due) <= tonumber(ARGV[1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
-end
-`
-}
-
-/** KEYS: a type's `on` and stream. ARGV: subject, event (JSON). Queues the event for that type's listeners, if any. */
-const handOff = {
-  numberOfKeys: 2,
-  lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ${STREAM_MAX}, '*', 'k', ARGV[1], 'e', ARGV[2])
-return 1
-`
-}
-
-/** Renews (PEXPIRE) or releases (DEL) a lease only while this instance holds it. */
-const RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 export interface RedisEventsContext {
   client: Client
@@ -153,7 +72,7 @@ export class RedisEvents {
   #keys: Keys
   #base: string
   #me = randomBytes(6).toString('hex')
-  #run: Commands
+  #run: Scripts<typeof scripts>
   #partitions: Partition[]
   #consumers: Consumer[] = []
   #timer: NodeJS.Timeout | undefined
@@ -164,8 +83,7 @@ export class RedisEvents {
     this.#ctx = ctx
     this.#keys = new Keys(ctx.prefix)
     this.#base = `${ctx.prefix}{e}:`
-    this.#run = defineScripts<Commands>(ctx.client, [['cometEventsSweepUser', sweepUser], ['cometEventsForgetSwept', forgetSwept],
-      ['cometEventsHandOff', handOff], ['cometEventsTrim', trimAcked]], ctx.sharded)
+    this.#run = loadScripts(ctx.client, scripts, ctx.sharded)
     this.#partitions = PARTITION_TAGS.map((tag) => {
       const base = `${ctx.prefix}{${tag}}:`
       return { on: `${base}on`, stream: `${base}s`, users: `${base}users`, channels: `${base}channels` }
@@ -192,7 +110,13 @@ export class RedisEvents {
 
   /** Hands an event to an instance with a listener for its type; with none, the event is dropped. */
   async handOff (event: ServerEvent, key: string): Promise<void> {
-    await this.#run.cometEventsHandOff(this.#typeOn(event.type), this.typeStream(event.type), key, JSON.stringify(event))
+    const { type } = event
+    await this.#run.handOff({ on: this.#typeOn(type), stream: this.typeStream(type), max: STREAM_MAX, subject: key, event: JSON.stringify(event) })
+  }
+
+  /** Renews a lease of this instance for `ttl` ms, or releases it (ttl 0); false if another holds it. */
+  async lease (key: string, ttl: number): Promise<boolean> {
+    return await this.#run.lease({ lease: key, me: this.#me, ttl }) === 1
   }
 
   /** Starts (or wakes) the consumers: call when listeners or webhooks appear. */
@@ -227,7 +151,7 @@ export class RedisEvents {
     const streams = new Set(this.#consumers.flatMap((c) => c.streams))
     await this.#sweep(this.#partitions.filter((p) => streams.has(p.stream)))
     await Promise.all([...streams].map(async (stream) => {
-      const missed = await this.#run.cometEventsTrim(stream, 10 * ttl)
+      const missed = await this.#run.trimAcked({ stream, idle: 10 * ttl })
       if (missed.length > 0) {
         this.#ctx.log.error({ stream, groups: missed, max: STREAM_MAX }, 'comet: server events were trimmed before they were read: the backlog passed the stream cap')
       }
@@ -243,8 +167,9 @@ export class RedisEvents {
     const k = this.#keys
     const now = Date.now()
     await Promise.all(partitions.flatMap((p) => [
-      this.#sweepIndex(p.users, now, async (user) => await this.#run.cometEventsSweepUser(k.devices(user), k.meta(user),
-        now, k.statusRoute(user), now + heartbeatInterval, heartbeatInterval, user)),
+      this.#sweepIndex(p.users, now, async (user) => await this.#run.sweepUser({
+        devices: k.devices(user), meta: k.meta(user), now, status_route: k.statusRoute(user), fresh: now + heartbeatInterval, heartbeat: heartbeatInterval, user
+      })),
       this.#sweepIndex(p.channels, now, async (channel) => await channels.beat(channelSet(channel), []))
     ]))
   }
@@ -254,7 +179,7 @@ export class RedisEvents {
     const due = await this.#ctx.client.zrangebyscore(index, '-inf', now, 'LIMIT', 0, SWEEP_COUNT)
     const results = await Promise.allSettled(due.map(sweep))
     const swept = due.filter((_, n) => results[n]!.status === 'fulfilled')
-    if (swept.length > 0) await this.#run.cometEventsForgetSwept(index, now, ...swept)
+    if (swept.length > 0) await this.#run.forgetSwept({ index, now, members: swept })
     const failed = results.find((r) => r.status === 'rejected')
     if (failed !== undefined) throw failed.reason
   }
@@ -342,14 +267,14 @@ abstract class Consumer {
     for (const unit of this.#held) if (!this.active || !this.eligible(unit)) this.#releasing.add(unit)
     await client.zremrangebyscore(this.#members(), '-inf', now)
     for (const unit of this.#held) {
-      if (Number(await client.eval(RENEW, 1, this.#lease(unit), me, ttl)) === 0) {
+      if (!await this.events.lease(this.#lease(unit), ttl)) {
         this.#held.delete(unit)
         this.#releasing.delete(unit)
       }
     }
     for (const unit of this.#releasing) {
       if ((this.#inFlight.get(unit) ?? 0) > 0) continue
-      await client.eval(RELEASE, 1, this.#lease(unit), me)
+      await this.events.lease(this.#lease(unit), 0)
       this.#held.delete(unit)
       this.#releasing.delete(unit)
     }
@@ -474,7 +399,7 @@ abstract class Consumer {
     while (this.inFlight > 0 && Date.now() < deadline) await sleep(10)
     const { client } = this.events.ctx
     try {
-      for (const unit of this.#held) await client.eval(RELEASE, 1, this.#lease(unit), this.events.me)
+      for (const unit of this.#held) await this.events.lease(this.#lease(unit), 0)
       await client.zrem(this.#members(), this.events.me)
     } catch { /* the leases lapse */ }
     this.#held.clear()

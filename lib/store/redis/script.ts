@@ -135,21 +135,6 @@ export function loadScripts<T extends Record<string, AnyScript>> (client: Client
   return run as Scripts<T>
 }
 
-/**
- * The old form, for lib/events/redis.ts until it moves to script(): `lua` is written for one call with
- * positional KEYS and ARGV, and sees PUBLISH as above.
- */
-export interface LegacyScript { numberOfKeys: number, shared?: number, lua: string }
-
-export function defineScripts<T> (client: Client, list: Array<[keyof T, LegacyScript]>, sharded: boolean): T {
-  const run: Record<string, unknown> = {}
-  for (const [name, s] of list) {
-    const command = define(client, String(name), { keys: s.numberOfKeys, shared: s.shared ?? 0 }, prelude([], sharded), s.lua, false)
-    run[String(name)] = (...call: Arg[]) => command.one(call)
-  }
-  return run as T
-}
-
 interface Defined {
   /** One call, batched with the other calls of this turn. */
   one (call: Arg[]): Promise<unknown>

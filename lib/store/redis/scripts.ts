@@ -2,8 +2,6 @@
 // device limit and queue take) is one script, one round trip. Their Lua is in lua/; each touches only
 // keys of one user (one cluster slot), except the server events it records beside a transition
 // (lib/events/lua.ts).
-import { readFileSync } from 'node:fs'
-import { eventsLua } from '../../events/lua.ts'
 import { script } from './script.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
@@ -102,6 +100,3 @@ export const userScripts = {
   /** failed: 1|0. Returns [failures, ms left in the window]. */
   authSettle: script<[number, number]>()({ keys: ['attempts'], argv: ['failed'], body: 'auth-settle' })
 }
-
-/** The status functions as one text, for lib/events/redis.ts until it moves to script() (issue 20). */
-export const status = eventsLua + readFileSync(new URL('./lua/lib/status.lua', import.meta.url), 'utf8')
