@@ -130,11 +130,13 @@ for (const kind of ['memory', ...SHARED] as const) {
     await sleep(HEARTBEAT)
     const before = await member(first.url, 'cat')
     await eventually(() => of(seen, 'online').length === 1, 'online')
+    const left = Date.now()
     await before.close()
     const after = await member(other.url, 'cat')
+    const reload = Date.now() - left
     // Well past the grace period and three heartbeats: nothing more comes.
     await sleep(GRACE + 3 * HEARTBEAT)
-    assert.deepEqual(seen.map((s) => s.event.type), ['online'])
+    assert.deepEqual(seen.map((s) => s.event.type), ['online'], JSON.stringify({ reload, after: after.closeCode, seen }))
     await after.close()
     await eventually(() => of(seen, 'offline').length === 1, 'offline once the last device left for good')
     await sleep(2 * HEARTBEAT)
