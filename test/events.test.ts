@@ -14,7 +14,7 @@ import { eventually } from './helpers/client.ts'
 import { member, request } from './helpers/channels.ts'
 import { spawnInstance } from './helpers/instance.ts'
 import { startRedis } from './helpers/redis.ts'
-import { dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
+import { chosen, dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
 import { PARTITION_TAGS } from '../lib/events/lua.ts'
 
 const HEARTBEAT = 500
@@ -36,7 +36,7 @@ const OPTIONS: CometOptions = { heartbeatInterval: HEARTBEAT, presenceGrace: GRA
 
 type Shared = 'redis' | 'cluster'
 type Kind = 'memory' | Shared
-const SHARED: Shared[] = ['redis', 'cluster']
+const SHARED = chosen<Shared>(['redis', 'cluster'])
 
 /** Where instances share their state: a fresh Redis, or a prefix of their own on the file's Cluster. */
 async function backend (kind: Shared): Promise<{ options: CometOptions, env: Record<string, string>, stop: () => Promise<void> }> {
