@@ -15,6 +15,7 @@ import { member, request } from './helpers/channels.ts'
 import { spawnInstance } from './helpers/instance.ts'
 import { startRedis } from './helpers/redis.ts'
 import { chosen, dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
+import { moveSlot, ownerOf, slotOf } from './helpers/cluster.ts'
 import { PARTITION_TAGS } from '../lib/events/lua.ts'
 
 const HEARTBEAT = 500
@@ -319,3 +320,26 @@ test('redis: the streams keep only events some instance has not finished with', 
   // At most the last entry read of each stream stays.
   await eventually(async () => await length() <= 16, 'trimmed', 3000)
 })
+
+if (SHARED.includes('cluster')) {
+  test('cluster: a master serving no partition of the events is named in an error log', async (t) => {
+    const cluster = await sharedCluster()
+    const [from, to] = cluster.masters().map((m) => m.port) as [number, number]
+    const moved = PARTITION_TAGS.map((tag) => slotOf(tag)).filter((slot) => ownerOf(cluster, slot) === from)
+    for (const slot of moved) await moveSlot(cluster, slot, to)
+    const lines: string[] = []
+    const keyPrefix = testPrefix()
+    const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { lines.push(line) } } } })
+    t.after(async () => {
+      await app.close()
+      dropPrefix(cluster, keyPrefix)
+      for (const slot of moved) await moveSlot(cluster, slot, from)
+    })
+    await app.register((await import('../lib/index.ts')).default, { ...OPTIONS, redis: { cluster: cluster.startup }, keyPrefix })
+    await app.ready()
+    app.comet.on('online', () => {})
+    await eventually(() => lines.some((line) => line.includes('serve no server-events partition')), 'the error')
+    const logged = JSON.parse(lines.find((line) => line.includes('serve no server-events partition'))!) as { masters: string[] }
+    assert.deepEqual(logged.masters, [`127.0.0.1:${from}`])
+  })
+}

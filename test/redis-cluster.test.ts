@@ -6,19 +6,12 @@ import { Cluster, Redis } from 'ioredis'
 import { HASH, startApp } from './helpers/app.ts'
 import { dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
 import { eventually, TestClient } from './helpers/client.ts'
-import { slotOf } from './helpers/cluster.ts'
+import { moveSlot, ownerOf, slotOf } from './helpers/cluster.ts'
 import type { RedisCluster } from './helpers/cluster.ts'
 import { startPair } from './helpers/pair.ts'
 import { DeafeningProxy } from './helpers/proxy.ts'
 import { shardSubscriber, stopSlotRefresh } from '../lib/internals.ts'
 import { quit } from '../lib/store/redis/client.ts'
-
-/** The port of the master serving `slot`. */
-function ownerOf (cluster: RedisCluster, slot: number): number {
-  const owner = cluster.masters().find((m) => m.slots.some(([a, b]) => slot >= a && slot <= b))
-  assert.ok(owner !== undefined, `slot ${slot} has a master`)
-  return owner.port
-}
 
 /** `perShard` user ids on every master, so a test crosses every shard. */
 function usersOnEveryShard (cluster: RedisCluster, perShard: number): Map<number, string[]> {
@@ -32,25 +25,6 @@ function usersOnEveryShard (cluster: RedisCluster, perShard: number): Map<number
 
 function stat (info: string, name: string): number {
   return Number(new RegExp(`${name}:(\\d+)`).exec(info)?.[1] ?? 0)
-}
-
-/** Moves one slot, with its keys, from the master serving it to another master, as redis-cli --cluster reshard does. */
-async function moveSlot (cluster: RedisCluster, slot: number, to: number): Promise<void> {
-  const from = ownerOf(cluster, slot)
-  const id = (port: number): string => cluster.cli(port, 'cluster', 'myid').trim()
-  assert.match(cluster.cli(to, 'cluster', 'setslot', String(slot), 'importing', id(from)), /OK/)
-  assert.match(cluster.cli(from, 'cluster', 'setslot', String(slot), 'migrating', id(to)), /OK/)
-  for (;;) {
-    const keys = cluster.cli(from, 'cluster', 'getkeysinslot', String(slot), '10').trim().split('\n').filter((k) => k !== '')
-    if (keys.length === 0) break
-    assert.match(cluster.cli(from, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'KEYS', ...keys), /OK/)
-    // Let the app's commands run in between: they meet ASK/TRYAGAIN redirections, as in a real reshard.
-    await sleep(5)
-  }
-  // The new owner first, then the old one, then the rest (what redis-cli --cluster reshard does).
-  const others = cluster.masters().map((m) => m.port).filter((p) => p !== from && p !== to)
-  for (const port of [to, from, ...others]) cluster.cli(port, 'cluster', 'setslot', String(slot), 'node', id(to))
-  await eventually(() => ownerOf(cluster, slot) === to, 'every node agrees on the new owner')
 }
 
 test('users on every shard get their messages on both instances; each user\'s channel is subscribed only on its own shard', async (t) => {

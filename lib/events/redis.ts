@@ -8,6 +8,7 @@ import type { Client } from '../store/redis/client.ts'
 import { loadScripts, script } from '../store/redis/script.ts'
 import type { Scripts } from '../store/redis/script.ts'
 import { Keys } from '../store/redis/keys.ts'
+import { slotOf } from '../store/redis/slots.ts'
 import type { PresenceSet } from '../store/channels.ts'
 import type { ChannelStore } from '../store/channels.ts'
 import type { Listeners } from './listeners.ts'
@@ -78,6 +79,8 @@ export class RedisEvents {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | null = null
   #started = false
+  /** Cluster masters last found serving no partition, as logged. */
+  #bare = ''
 
   constructor (ctx: RedisEventsContext) {
     this.#ctx = ctx
@@ -142,6 +145,7 @@ export class RedisEvents {
   async #beat (): Promise<void> {
     const { client, listeners } = this.#ctx
     const ttl = this.leaseTtl
+    if (client instanceof Cluster) this.#checkMasters(client)
     const active = this.#consumers.filter((c) => c.active)
     // Groups exist before the `on` keys: nothing is appended that no group will see.
     for (const consumer of active) await consumer.ensureStarted()
@@ -156,6 +160,17 @@ export class RedisEvents {
         this.#ctx.log.error({ stream, groups: missed, max: STREAM_MAX }, 'comet: server events were trimmed before they were read: the backlog passed the stream cap')
       }
     }))
+  }
+
+  /** A Cluster master that serves no partition records no events of its users: say so, once per change. */
+  #checkMasters (client: Cluster): void {
+    const masters = new Set(client.slots.map((nodes) => nodes[0]).filter((node) => node !== undefined))
+    const served = new Set(PARTITION_TAGS.map((tag) => client.slots[slotOf(tag)]?.[0]))
+    const bare = [...masters].filter((node) => !served.has(node)).sort().join(',')
+    if (bare !== '' && bare !== this.#bare) {
+      this.#ctx.log.error({ masters: bare.split(',') }, 'comet: Redis Cluster masters serve no server-events partition: events of their users are not recorded (docs/events.md)')
+    }
+    this.#bare = bare
   }
 
   /**

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import assert from 'node:assert/strict'
+import { slotOf } from '../../lib/store/redis/slots.ts'
+import { eventually } from './client.ts'
 import { freePort } from './redis.ts'
 
 export interface ClusterNodeProcess {
@@ -151,4 +154,30 @@ async function startNode (dir: string, cli: (port: number, ...args: string[]) =>
   }
 }
 
-export { slotOf } from '../../lib/store/redis/slots.ts'
+/** The port of the master serving `slot`. */
+export function ownerOf (cluster: RedisCluster, slot: number): number {
+  const owner = cluster.masters().find((m) => m.slots.some(([a, b]) => slot >= a && slot <= b))
+  assert.ok(owner !== undefined, `slot ${slot} has a master`)
+  return owner.port
+}
+
+/** Moves one slot, with its keys, from the master serving it to another master, as redis-cli --cluster reshard does. */
+export async function moveSlot (cluster: RedisCluster, slot: number, to: number): Promise<void> {
+  const from = ownerOf(cluster, slot)
+  const id = (port: number): string => cluster.cli(port, 'cluster', 'myid').trim()
+  assert.match(cluster.cli(to, 'cluster', 'setslot', String(slot), 'importing', id(from)), /OK/)
+  assert.match(cluster.cli(from, 'cluster', 'setslot', String(slot), 'migrating', id(to)), /OK/)
+  for (;;) {
+    const keys = cluster.cli(from, 'cluster', 'getkeysinslot', String(slot), '10').trim().split('\n').filter((k) => k !== '')
+    if (keys.length === 0) break
+    assert.match(cluster.cli(from, 'migrate', '127.0.0.1', String(to), '', '0', '5000', 'KEYS', ...keys), /OK/)
+    // Let the app's commands run in between: they meet ASK/TRYAGAIN redirections, as in a real reshard.
+    await sleep(5)
+  }
+  // The new owner first, then the old one, then the rest (what redis-cli --cluster reshard does).
+  const others = cluster.masters().map((m) => m.port).filter((p) => p !== from && p !== to)
+  for (const port of [to, from, ...others]) cluster.cli(port, 'cluster', 'setslot', String(slot), 'node', id(to))
+  await eventually(() => ownerOf(cluster, slot) === to, 'every node agrees on the new owner')
+}
+
+export { slotOf }
