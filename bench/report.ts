@@ -58,6 +58,8 @@ export function renderMarkdown (r: R): string {
   const cc = (s: string): number | undefined => r.main?.[s]?.connectCpuUs
   if (cc('comet') !== undefined) out.push(row(['… the servers\' CPU per connect + auth (µs)', fmt(cc('comet')), fmt(cc('sio')), fmt(cc('bare')), fmt(ratio(cc('comet'), cc('bare'))), '(what bounds the rate)', '']))
   goal(`RSS per idle authenticated connection, ${fmt(sc?.connections ?? ss?.connections, 0)} on one instance`, s => r.scale?.[s]?.memory?.rssPerConn, null, 4096, true, bytes)
+  const heap = (s: string): number | undefined => r.scale?.[s]?.memory?.heapPerConn
+  if (heap('comet') !== undefined) out.push(row(['… heap per idle connection there (RSS moves with the allocator, the heap less)', bytes(heap('comet')), bytes(heap('sio')), bytes(heap('bare')), fmt(ratio(heap('comet'), heap('bare'))), '', '']))
   goal(`p99 latency at ${rr} msg/s (ms; issue 6)`, s => fixedAt(r, s, rr)?.latency.p99, 'sio', 0.5, true)
   const rt = mc?.roundTrips
   if (rt !== undefined) out.push(row(['Redis round trips per `sendToUser` (MONITOR)', fmt(rt.perMessage), '1 `PUBLISH`', '1 `PUBLISH`', '', '1', rt.perMessage <= 1.001 ? '**met**' : 'missed']))
