@@ -9,6 +9,7 @@ import Fastify from 'fastify'
 import comet, { verifyWebhook } from '../lib/index.ts'
 import type { ServerEvent, CometOptions } from '../lib/index.ts'
 import { startApp, HASH } from './helpers/app.ts'
+import type { TestApp } from './helpers/app.ts'
 import { eventually } from './helpers/client.ts'
 import { member } from './helpers/channels.ts'
 import { startRedis } from './helpers/redis.ts'
@@ -60,6 +61,29 @@ async function receiver (t: TestContext, answer: (n: number) => Answer = () => '
   }
 }
 
+/** One app on memory, or two sharing a fresh Redis or a prefix of their own on the file's Cluster. */
+async function instances (t: TestContext, kind: 'memory' | 'redis' | 'cluster', options: CometOptions): Promise<TestApp[]> {
+  if (kind === 'memory') {
+    const one = await startApp(options)
+    t.after(() => one.app.close())
+    return [one]
+  }
+  const redis = kind === 'redis' ? await startRedis() : null
+  const cluster = kind === 'cluster' ? await sharedCluster() : null
+  const keyPrefix = testPrefix()
+  const shared: CometOptions = { ...options, ...(cluster === null ? { redis: redis!.url } : { redis: { cluster: cluster.startup }, keyPrefix }) }
+  const a = await startApp(shared)
+  const b = await startApp(shared)
+  t.after(async () => {
+    await Promise.all([a.app.close(), b.app.close()])
+    await redis?.stop()
+    if (cluster !== null) dropPrefix(cluster, keyPrefix)
+  })
+  // Time for one of them to take the webhook's lease.
+  await sleep(3 * HEARTBEAT)
+  return [a, b]
+}
+
 test('verifyWebhook accepts the signature of the secret over "<timestamp>.<body>", and refuses a wrong one or an old timestamp', () => {
   const body = '{"events":[]}'
   const now = Math.floor(Date.now() / 1000)
@@ -106,27 +130,28 @@ test('memory: events are POSTed signed, in batches of at most 100, each once, in
   assert.deepEqual(drops, Array.from({ length: 148 }, (_, n) => `u${(n + 3) % 3}`), 'in the order they happened')
 })
 
-for (const kind of ['a 500', 'a timeout'] as const) {
-  test(`memory: after ${kind} the batch is sent again, order kept; once answered 2xx each event arrives once`, async (t) => {
-    const hook = await receiver(t, (n) => n === 0 ? (kind === 'a 500' ? 'fail' : 'hang') : 'ok')
-    const { app } = await startApp({ ...OPTIONS, webhooks: [{ url: hook.url, secret: SECRET }] })
-    t.after(() => app.close())
-    await app.comet.sendToUser('u1', 'e', 1)
-    await app.comet.sendToUser('u1', 'e', 2)
-    await eventually(() => hook.requests.length === 1, 'the first request', 3000)
-    for (const user of ['u2', 'u3', 'u4']) {
-      await app.comet.sendToUser(user, 'e', 1)
-      await app.comet.sendToUser(user, 'e', 2)
-    }
-    await eventually(() => hook.delivered().length === 4, 'every drop, after the retry', kind === 'a 500' ? 5000 : 12_000)
-    await sleep(1500)
-    const [failed, retried] = hook.requests
-    assert.equal(hook.requests.length, 3, 'the failed request, its retry, then the rest')
-    assert.deepEqual(retried!.events, failed!.events, 'the same batch, the same ids')
-    assert.ok(retried!.verified)
-    assert.deepEqual(hook.delivered().map((e) => (e as { userId: string }).userId), ['u1', 'u2', 'u3', 'u4'])
-    assert.equal(new Set(hook.delivered().map((e) => e.id)).size, 4)
-  })
+for (const backend of ['memory', ...chosen(['redis', 'cluster'] as const)] as const) {
+  for (const kind of ['a 500', 'a timeout'] as const) {
+    test(`${backend}: after ${kind} the batch is sent again, order kept; once answered 2xx each event arrives once`, async (t) => {
+      const hook = await receiver(t, (n) => n === 0 ? (kind === 'a 500' ? 'fail' : 'hang') : 'ok')
+      const [{ app }] = await instances(t, backend, { ...OPTIONS, webhooks: [{ url: hook.url, secret: SECRET }] }) as [TestApp]
+      await app.comet.sendToUser('u1', 'e', 1)
+      await app.comet.sendToUser('u1', 'e', 2)
+      await eventually(() => hook.requests.length === 1, 'the first request', 3000)
+      for (const user of ['u2', 'u3', 'u4']) {
+        await app.comet.sendToUser(user, 'e', 1)
+        await app.comet.sendToUser(user, 'e', 2)
+      }
+      await eventually(() => hook.delivered().length === 4, 'every drop, after the retry', kind === 'a 500' ? 5000 : 12_000)
+      await sleep(1500)
+      const [failed, retried] = hook.requests
+      assert.equal(hook.requests.length, 3, 'the failed request, its retry, then the rest')
+      assert.deepEqual(retried!.events, failed!.events, 'the same batch, the same ids')
+      assert.ok(retried!.verified)
+      assert.deepEqual(hook.delivered().map((e) => (e as { userId: string }).userId), ['u1', 'u2', 'u3', 'u4'])
+      assert.equal(new Set(hook.delivered().map((e) => e.id)).size, 4)
+    })
+  }
 }
 
 test('memory: a batch failing for longer than retryFor is given up, logged and counted (comet_webhook_given_up_total), and the next one goes out', async (t) => {
@@ -156,23 +181,8 @@ test('memory: a batch failing for longer than retryFor is given up, logged and c
 for (const kind of chosen(['redis', 'cluster'] as const)) {
   test(`${kind}: two instances with the same webhook: one sends each batch, each event arrives once`, async (t) => {
     const hook = await receiver(t)
-    const redis = kind === 'redis' ? await startRedis() : null
-    const cluster = kind === 'cluster' ? await sharedCluster() : null
-    const keyPrefix = testPrefix()
-    const options: CometOptions = {
-      ...OPTIONS,
-      ...(cluster === null ? { redis: redis!.url } : { redis: { cluster: cluster.startup }, keyPrefix }),
-      webhooks: [{ url: hook.url, secret: SECRET, types: ['online', 'offline', 'dropped'] }]
-    }
-    const a = await startApp(options)
-    const b = await startApp(options)
-    t.after(async () => {
-      await Promise.all([a.app.close(), b.app.close()])
-      await redis?.stop()
-      if (cluster !== null) dropPrefix(cluster, keyPrefix)
-    })
+    const [a, b] = await instances(t, kind, { ...OPTIONS, webhooks: [{ url: hook.url, secret: SECRET, types: ['online', 'offline', 'dropped'] }] }) as [TestApp, TestApp]
     await a.app.comet.registerAuth('ann', HASH)
-    await sleep(3 * HEARTBEAT)
     const phone = await member(a.url, 'ann', ['track_room'])
     const laptop = await member(b.url, 'ann')
     await phone.close()
