@@ -1,6 +1,7 @@
 // The script builder and per-turn batching (lib/store/redis/script.ts, batch.ts) against a real
 // redis-server: the calls of one turn share an EVALSHA, each gets its own named KEYS and ARGV and its own
-// reply or error, in both wire layouts (a batch of one call, and of many).
+// reply or error, in both wire layouts (a batch of one call, and of many); a list of calls (many) gets
+// batches of its own.
 import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -61,4 +62,20 @@ test('scripts: sharded pub/sub is a variant of its own, side by side on one clie
   const sharded = loadScripts(client, scripts, true)
   assert.equal((await sharded.store({ key: 'a', prefix: '', value: 'b', rest: [] }))[6], 'SPUBLISH')
   assert.equal((await plain.store({ key: 'a', prefix: '', value: 'b', rest: [] }))[6], 'PUBLISH')
+})
+
+test('many: a list of calls runs as batches of its own, shared ARGV from its first call; a failing call rejects the list', async (t) => {
+  const client = await redisClient(t)
+  const run = loadScripts(client, scripts, false)
+  await run.store({ key: 'warm', prefix: '', value: 'w', rest: [] })
+  await client.config('RESETSTAT')
+  const calls = Array.from({ length: 130 }, (_, i) => ({ key: `m${i}`, prefix: 'list-', value: String(i), rest: [] }))
+  // A call of the same turn outside the list keeps its own shared ARGV.
+  const [replies, alone] = await Promise.all([run.store.many(calls), run.store({ key: 'alone', prefix: 'own-', value: 'x', rest: [] })])
+  assert.deepEqual(replies.map((r) => r[2]), calls.map((c) => c.value), 'replies in the order of the calls')
+  assert.ok(replies.every((r) => r[1] === 'list-'))
+  assert.equal(alone[1], 'own-')
+  const counted = await commandCalls(client)
+  assert.equal(counted('evalsha') + counted('eval'), 4, '130 calls: three batches of at most 64, and the lone call')
+  await assert.rejects(run.store.many([{ key: 'ok', prefix: '', value: 'fine', rest: [] }, { key: 'bad', prefix: '', value: 'boom', rest: [] }]), /boom: bad/)
 })
