@@ -318,8 +318,11 @@ class World {
   }
 }
 
-async function explore (stores: (s: Scheduler) => Store[]): Promise<void> {
-  await fc.assert(fc.asyncProperty(fc.scheduler(), fc.array(op, { minLength: 1, maxLength: 14 }), async (s, ops) => {
+/** A case found earlier (fast-check's seed and path): replayed before the random ones. */
+interface Found { seed: number, path: string }
+
+async function explore (stores: (s: Scheduler) => Store[], found: Found[] = []): Promise<void> {
+  const property = fc.asyncProperty(fc.scheduler(), fc.array(op, { minLength: 1, maxLength: 14 }), async (s, ops) => {
     const world = new World(s, stores(s))
     // Each step starts when the scheduler picks it, in between any of the steps already under way.
     for (const step of ops) s.schedule(Promise.resolve()).then(() => world.run(step), () => {})
@@ -343,7 +346,9 @@ async function explore (stores: (s: Scheduler) => Store[]): Promise<void> {
     for (const socket of world.sockets) {
       assert.deepEqual(socket.written, [...socket.written].sort((a, b) => a - b), 'in order on each socket')
     }
-  }), { numRuns: RUNS, includeErrorInReport: true, ...(process.env['DELIVERY_SEED'] === undefined ? {} : { seed: Number(process.env['DELIVERY_SEED']), path: process.env['DELIVERY_PATH'] }) })
+  })
+  for (const replay of found) await fc.assert(property, { ...replay, includeErrorInReport: true })
+  await fc.assert(property, { numRuns: RUNS, includeErrorInReport: true, ...(process.env['DELIVERY_SEED'] === undefined ? {} : { seed: Number(process.env['DELIVERY_SEED']), path: process.env['DELIVERY_PATH'] }) })
 }
 
 describe('delivery under every interleaving (fast-check scheduler)', () => {
@@ -355,6 +360,9 @@ describe('delivery under every interleaving (fast-check scheduler)', () => {
     await explore((s) => {
       const redis = new ScriptedRedis()
       return [new ScriptedStore(redis, s), new ScriptedStore(redis, s)] as unknown as Store[]
-    })
+    }, [
+      // A catch-up gave back a message that a ready socket here was still to receive live: written twice.
+      { seed: -2064536875, path: '835:4' }
+    ])
   })
 })

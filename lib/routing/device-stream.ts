@@ -47,6 +47,8 @@ export class DeviceStream {
   #phase: Phase = 'syncing'
   /** The newest id this device has (written, or known to precede what it will be written). */
   #lastId = 0
+  /** The user's last id at its attach: every later message is routed here live. */
+  #from = Infinity
   /** Ready, but holding live messages while a routing gap is caught up (Hub.resync). */
   #holding = false
   // Created when first needed: memory per idle socket is what scales.
@@ -107,6 +109,14 @@ export class DeviceStream {
     return this.#inbox?.some((held) => held.id === id) ?? false
   }
 
+  /**
+   * Whether this socket wrote `id` or will: sent after its attach, so routed here live and written in
+   * order, and either past it or still open (a live copy on its way is its to write, or to give back).
+   */
+  covers (id: number): boolean {
+    return id > this.#from && (id <= this.#lastId || (this.#phase !== 'closed' && this.sink.open && !this.#gap))
+  }
+
   /** Before the attach: resolves true once its marker came back through routing, false if it cannot. */
   expect (device: string): Promise<boolean> {
     return new Promise((resolve) => { this.#marker = { device, arrived: resolve } })
@@ -146,6 +156,7 @@ export class DeviceStream {
     const stored = byId(missed, this.#taken ?? [])
     this.#taken = undefined
     this.#owned = true
+    this.#from = synced
     const live: Routed[] = []
     for (const message of this.#takeInbox()) {
       if (message.id > synced) live.push(message)

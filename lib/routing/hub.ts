@@ -102,12 +102,13 @@ export class Hub<C extends ChannelMember = ChannelMember> {
 
   /**
    * Messages a closed socket owed. Those another socket of the user holds are its to write (or give back
-   * in turn); the rest go to a socket of the user still syncing, with its queue (it may be about to
-   * receive their live copies, which it must not write twice), or else back to the queue.
+   * in turn), and those sent after another one's attach are that one's; the rest go to a socket of the user
+   * still syncing, with its queue (it may be about to receive their live copies, which it must not write
+   * twice), or else back to the queue.
    */
   giveBack (userId: string, messages: Routed[]): void {
     const others = this.users.get(userId)?.conns ?? []
-    const owed = messages.filter((m) => !others.some((conn) => conn.holds(m.id)))
+    const owed = messages.filter((m) => !others.some((conn) => conn.holds(m.id) || conn.covers(m.id)))
     if (owed.length === 0 || others.some((conn) => conn.adopt(owed))) return
     this.requeue(userId, owed)
   }
