@@ -217,7 +217,9 @@ for (const kind of SHARED) {
     await eventually(() => of(seen, 'offline').length === 1, 'offline after the lapse', 3 * HEARTBEAT + GRACE + 3000)
     const offlineAt = Date.now()
     assert.ok(offlineAt - killedAt <= 3 * HEARTBEAT + GRACE + 2000, `offline ${offlineAt - killedAt} ms after the kill`)
-    await eventually(() => of(seen, 'leave').length === 1 && of(seen, 'vacated').length === 1, 'leave and vacated after the lapse', 5000)
+    // The channel's events partition may have been the killed instance's: A takes it over once its lease
+    // and its membership lapse (3 heartbeats each), then sweeps the channel at its next beat.
+    await eventually(() => of(seen, 'leave').length === 1 && of(seen, 'vacated').length === 1, 'leave and vacated after the lapse', 10_000)
     await sleep(2 * HEARTBEAT)
     assert.deepEqual(TYPES.map((type) => of(seen, type).length), [1, 1, 1, 1, 1, 1, 0])
     const offline = of(seen, 'offline')[0] as { lastSeen: string }
