@@ -13,6 +13,17 @@ import { freePort, startRedis } from './helpers/redis.ts'
 
 const cli = (port: number, ...args: string[]): string => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout ?? ''
 
+/**
+ * Every accepted message once, in id order; besides them at most one per failed send (a send whose reply
+ * was lost with the primary may have run, and replicated, all the same).
+ */
+function delivered (got: string[], accepted: string[], failed: number, who: string): void {
+  assert.equal(new Set(got).size, got.length, `${who}: each message once`)
+  assert.ok(got.every((id, n) => n === 0 || Number(id) > Number(got[n - 1])), `${who}: in order`)
+  assert.deepEqual(accepted.filter((id) => !got.includes(id)), [], `${who}: every accepted message`)
+  assert.ok(got.length - accepted.length <= failed, `${who}: ${got.length - accepted.length} more than accepted, ${failed} sends failed`)
+}
+
 test('Sentinel: the primary SIGKILLed during a message stream; after the failover a device that stayed and one that resumes have every accepted message', async (t) => {
   const primary = await startRedis()
   const replica = await startRedis()
@@ -58,11 +69,15 @@ test('Sentinel: the primary SIGKILLed during a message stream; after the failove
   await leaves.auth('s', HASH)
 
   const sent: string[] = []
+  /** Sends that failed while the primary died: each may still have run there and reached the replica. */
+  let failed = 0
   const sending = (async () => {
     for (let i = 0; stream.on; i++) {
       const result = await a.app.comet.sendToUser('s', 'n', i).catch(() => null)
-      if (result === null) await sleep(50)
-      else sent.push(result.id)
+      if (result === null) {
+        failed++
+        await sleep(50)
+      } else sent.push(result.id)
       await sleep(2)
     }
   })()
@@ -89,12 +104,12 @@ test('Sentinel: the primary SIGKILLed during a message stream; after the failove
     await eventually(() => stayed.length + again.messages().length >= sent.length, 'the resumed device got the rest')
     stayed.push(...again.messages().map((m) => m.id))
   }
-  assert.deepEqual(stayed, sent, 'in order, once')
+  delivered(stayed, sent, failed, 'the device that stayed')
   const back = await TestClient.open(a.url)
   clients.push(back)
   const ready = await back.auth('s', HASH, { since })
   assert.equal(ready.recovered, true)
   const expected = sent.slice(sent.indexOf(since) + 1)
   await eventually(() => back.messages().length >= expected.length, 'the resumed device got everything after since')
-  assert.deepEqual(back.messages().map((m) => m.id), expected)
+  delivered(back.messages().map((m) => m.id), expected, failed, 'the resumed device')
 })
