@@ -14,7 +14,12 @@ import { eventually } from './helpers/client.ts'
 import { member } from './helpers/channels.ts'
 import { startRedis } from './helpers/redis.ts'
 import { sample } from './operations/helpers.ts'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { chosen, dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 const SECRET = 'a-webhook-secret-for-tests'
 const HEARTBEAT = 200
@@ -131,11 +136,13 @@ test('memory: events are POSTed signed, in batches of at most 100, each once, in
 })
 
 for (const backend of ['memory', ...chosen(['redis', 'cluster'] as const)] as const) {
-  // A timeout on two instances with Redis is a known bug (issue 20): the next batch overtook the hung one,
-  // whose retry did not come. Its variant (commit 7a5e7de) comes back with the fix.
-  for (const kind of backend === 'memory' ? ['a 500', 'a timeout'] as const : ['a 500'] as const) {
+  for (const kind of ['a 500', 'a timeout'] as const) {
     test(`${backend}: after ${kind} the batch is sent again, order kept; once answered 2xx each event arrives once`, async (t) => {
       const hook = await receiver(t, (n) => n === 0 ? (kind === 'a 500' ? 'fail' : 'hang') : 'ok')
+      // Garbage collections while the request hangs: a timeout signal they can drop never fires
+      // (nodejs/node#55428), and the hung batch would count as answered when the receiver finally is.
+      const collecting = setInterval(gc, 100)
+      t.after(() => { clearInterval(collecting) })
       const [{ app }] = await instances(t, backend, { ...OPTIONS, webhooks: [{ url: hook.url, secret: SECRET }] }) as [TestApp]
       await app.comet.sendToUser('u1', 'e', 1)
       await app.comet.sendToUser('u1', 'e', 2)
@@ -144,8 +151,8 @@ for (const backend of ['memory', ...chosen(['redis', 'cluster'] as const)] as co
         await app.comet.sendToUser(user, 'e', 1)
         await app.comet.sendToUser(user, 'e', 2)
       }
-      // A timeout costs the request's 5 s, the backoff and, with Redis, the handover through the streams.
-      await eventually(() => hook.delivered().length === 4, 'every drop, after the retry', kind === 'a 500' ? 5000 : 20_000)
+      // A timeout costs the request's 5 s and at most 1 s of backoff.
+      await eventually(() => hook.delivered().length === 4, 'every drop, after the retry', kind === 'a 500' ? 5000 : 10_000)
       await sleep(1500)
       const [failed, retried] = hook.requests
       assert.equal(hook.requests.length, 3, 'the failed request, its retry, then the rest')

@@ -124,6 +124,13 @@ export class Webhook {
       this.#stop.throwIfAborted()
       const timestamp = Math.floor(Date.now() / 1000)
       let failure: string
+      // Not AbortSignal.any([stop, AbortSignal.timeout()]): on Node 20 a garbage collection during the
+      // request can drop that signal, and the request then waits for the receiver forever
+      // (nodejs/node#55428). The timer and the stop listener hold this controller strongly.
+      const request = new AbortController()
+      const timer = setTimeout(() => { request.abort(new DOMException('the webhook did not answer', 'TimeoutError')) }, REQUEST_TIMEOUT)
+      const onStop = (): void => { request.abort(this.#stop.reason) }
+      this.#stop.addEventListener('abort', onStop, { once: true })
       try {
         const res = await fetch(this.settings.url, {
           method: 'POST',
@@ -134,14 +141,17 @@ export class Webhook {
           },
           body,
           redirect: 'manual',
-          signal: AbortSignal.any([this.#stop, AbortSignal.timeout(REQUEST_TIMEOUT)])
+          signal: request.signal
         })
         await res.body?.cancel()
         if (res.ok) return
         failure = `HTTP ${res.status}`
       } catch (err) {
         this.#stop.throwIfAborted()
-        failure = (err as Error).name === 'TimeoutError' ? `no answer in ${REQUEST_TIMEOUT} ms` : (err as Error).message
+        failure = request.signal.aborted ? `no answer in ${REQUEST_TIMEOUT} ms` : (err as Error).message
+      } finally {
+        clearTimeout(timer)
+        this.#stop.removeEventListener('abort', onStop)
       }
       const delay = Math.min(RETRY_BASE * 2 ** (attempt - 1), RETRY_MAX) * (0.5 + Math.random() / 2)
       if (Date.now() + delay - started > this.settings.retryFor) {
