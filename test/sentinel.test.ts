@@ -8,21 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HASH, startApp } from './helpers/app.ts'
-import { eventually, TestClient } from './helpers/client.ts'
+import { deliveredOnce, eventually, TestClient } from './helpers/client.ts'
 import { freePort, startRedis } from './helpers/redis.ts'
 
 const cli = (port: number, ...args: string[]): string => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout ?? ''
-
-/**
- * Every accepted message once, in id order; besides them at most one per failed send (a send whose reply
- * was lost with the primary may have run, and replicated, all the same).
- */
-function delivered (got: string[], accepted: string[], failed: number, who: string): void {
-  assert.equal(new Set(got).size, got.length, `${who}: each message once`)
-  assert.ok(got.every((id, n) => n === 0 || Number(id) > Number(got[n - 1])), `${who}: in order`)
-  assert.deepEqual(accepted.filter((id) => !got.includes(id)), [], `${who}: every accepted message`)
-  assert.ok(got.length - accepted.length <= failed, `${who}: ${got.length - accepted.length} more than accepted, ${failed} sends failed`)
-}
 
 test('Sentinel: the primary SIGKILLed during a message stream; after the failover a device that stayed and one that resumes have every accepted message', async (t) => {
   const primary = await startRedis()
@@ -104,12 +93,12 @@ test('Sentinel: the primary SIGKILLed during a message stream; after the failove
     await eventually(() => stayed.length + again.messages().length >= sent.length, 'the resumed device got the rest')
     stayed.push(...again.messages().map((m) => m.id))
   }
-  delivered(stayed, sent, failed, 'the device that stayed')
+  deliveredOnce(stayed, sent, failed, 'the device that stayed')
   const back = await TestClient.open(a.url)
   clients.push(back)
   const ready = await back.auth('s', HASH, { since })
   assert.equal(ready.recovered, true)
   const expected = sent.slice(sent.indexOf(since) + 1)
   await eventually(() => back.messages().length >= expected.length, 'the resumed device got everything after since')
-  delivered(back.messages().map((m) => m.id), expected, failed, 'the resumed device')
+  deliveredOnce(back.messages().map((m) => m.id), expected, failed, 'the resumed device')
 })

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 
@@ -106,4 +107,15 @@ export async function upgrade (url: string, options: WebSocket.ClientOptions = {
   })
   ws.terminate()
   return status
+}
+
+/**
+ * After a Redis failover: every accepted message once, in id order; besides them at most one per failed
+ * send (a send whose reply was lost with the primary may have run, and replicated, all the same).
+ */
+export function deliveredOnce (got: string[], accepted: string[], failed: number, who: string): void {
+  assert.equal(new Set(got).size, got.length, `${who}: each message once`)
+  assert.ok(got.every((id, n) => n === 0 || Number(id) > Number(got[n - 1])), `${who}: in order`)
+  assert.deepEqual(accepted.filter((id) => !got.includes(id)), [], `${who}: every accepted message`)
+  assert.ok(got.length - accepted.length <= failed, `${who}: ${got.length - accepted.length} more than accepted, ${failed} sends failed`)
 }

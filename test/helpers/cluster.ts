@@ -41,7 +41,7 @@ export async function startCluster (): Promise<RedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'comet-cluster-'))
   const nodes: ClusterNodeProcess[] = []
   const cli = (port: number, ...args: string[]): string => {
-    const out = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' })
+    const out = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 })
     return `${out.stdout ?? ''}${out.stderr ?? ''}`
   }
   const live = (): ClusterNodeProcess[] => nodes.filter((n) => n.process.exitCode === null && n.process.signalCode === null)
@@ -102,8 +102,8 @@ export async function startCluster (): Promise<RedisCluster> {
   try {
     for (let i = 0; i < 6; i++) nodes.push(await startNode(dir, cli))
     const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8' })
-    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+      '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed${created.error === undefined ? '' : ` (${created.error.message})`}: ${created.stdout}${created.stderr}`)
     await cluster.settled()
     // A replica can take over only once it has synced with its master.
     const deadline = Date.now() + 20_000
