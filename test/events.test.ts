@@ -17,6 +17,7 @@ import { startRedis } from './helpers/redis.ts'
 import { chosen, dropPrefix, sharedCluster, testPrefix } from './helpers/backends.ts'
 import { moveSlot, ownerOf, slotOf } from './helpers/cluster.ts'
 import { PARTITION_TAGS } from '../lib/events/lua.ts'
+import { sample } from './operations/helpers.ts'
 
 const HEARTBEAT = 500
 const GRACE = 300
@@ -144,12 +145,12 @@ for (const kind of ['memory', ...SHARED] as const) {
     assert.deepEqual(seen.map((s) => s.event.type), ['online', 'offline'])
   })
 
-  test(`${kind}: a listener that throws gets the event again with backoff, 5 times at most, then a log line; the user's next event waits`, async (t) => {
+  test(`${kind}: a listener that throws gets the event again with backoff, 5 times at most, then a log line and a count; the user's next event waits`, async (t) => {
     const lines: string[] = []
     const stream = { write: (line: string) => { lines.push(line) } }
     const shared = kind === 'memory' ? null : await backend(kind)
     const app = Fastify({ logger: { level: 'warn', stream } })
-    await app.register((await import('../lib/index.ts')).default, { ...OPTIONS, ...shared?.options })
+    await app.register((await import('../lib/index.ts')).default, { ...OPTIONS, ...shared?.options, metrics: true })
     await app.listen({ port: 0, host: '127.0.0.1' })
     t.after(async () => {
       await app.close()
@@ -174,6 +175,7 @@ for (const kind of ['memory', ...SHARED] as const) {
     const given = lines.filter((l) => l.includes('event listener failed every attempt'))
     assert.equal(given.length, 1)
     assert.match(given[0]!, /cannot handle dan/)
+    assert.equal(sample((await app.inject('/comet/metrics')).body, 'comet_event_listener_given_up_total'), 1)
   })
 }
 

@@ -36,7 +36,7 @@ export class Events {
 
   constructor (ctx: EventsContext) {
     const stop = this.#abort.signal
-    this.#listeners = new Listeners(ctx.log, stop)
+    this.#listeners = new Listeners(ctx.log, stop, ctx.metrics)
     this.#webhooks = ctx.webhooks.map((settings) => new Webhook(settings, ctx.log, stop, ctx.metrics))
     const { store } = ctx
     if (store instanceof MemoryStore) {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Metrics } from '../operations/metrics.ts'
 import type { ServerEvent, ServerEventListener, ServerEventType } from './types.ts'
 
 /** Deliveries of one event to a listener that keeps throwing, the first included. */
@@ -12,10 +13,12 @@ export class Listeners {
   #byType = new Map<ServerEventType, Set<ServerEventListener>>()
   #log: FastifyBaseLogger
   #stop: AbortSignal
+  #metrics: Metrics | null
 
-  constructor (log: FastifyBaseLogger, stop: AbortSignal) {
+  constructor (log: FastifyBaseLogger, stop: AbortSignal, metrics: Metrics | null) {
     this.#log = log
     this.#stop = stop
+    this.#metrics = metrics
   }
 
   add (type: ServerEventType, listener: ServerEventListener): void {
@@ -51,6 +54,7 @@ export class Listeners {
         return
       } catch (err) {
         if (attempt === ATTEMPTS) {
+          this.#metrics?.listenerGivenUp()
           this.#log.error({ err, event: event.id, type: event.type, attempts: attempt }, 'comet: event listener failed every attempt; event given up')
           return
         }

@@ -21,6 +21,8 @@ export interface Metrics {
   frame (type: string): void
   /** Events of a webhook batch given up after retrying for `retryFor` (docs/events.md). */
   webhookGivenUp (events: number): void
+  /** An event a listener kept throwing on, given up after its last attempt (docs/events.md). */
+  listenerGivenUp (): void
 }
 
 export interface FailedAuth {
@@ -53,6 +55,7 @@ export class Recorder implements Metrics {
   queuedCount = 0
   droppedCount = 0
   webhookGivenUpCount = 0
+  listenerGivenUpCount = 0
   readonly authCount = new Map<AuthResult, number>(AUTH_RESULTS.map((r) => [r, 0]))
   readonly disconnects = new Map<string, number>()
   readonly frames = new Map<string, number>(CLIENT_FRAMES.map((t) => [t, 0]))
@@ -75,6 +78,8 @@ export class Recorder implements Metrics {
   dropped (count: number): void { this.droppedCount += count }
 
   webhookGivenUp (events: number): void { this.webhookGivenUpCount += events }
+
+  listenerGivenUp (): void { this.listenerGivenUpCount++ }
 
   auth (result: AuthResult, address: string, userId: string | null = null): void {
     this.authCount.set(result, (this.authCount.get(result) ?? 0) + 1)

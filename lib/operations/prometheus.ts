@@ -114,7 +114,8 @@ export class Prometheus {
     const registers = [registry as InstanceType<PromClient['Registry']>]
     for (const name of ['connections', 'users', 'subscriptions', 'messages_sent_total', 'messages_delivered_total',
       'messages_queued_total', 'queue_dropped_total', 'auth_total', 'disconnects_total', 'client_frames_total',
-      'store_duration_seconds', 'store_errors_total', 'store_up', 'send_duration_seconds', 'webhook_given_up_total']) {
+      'store_duration_seconds', 'store_errors_total', 'store_up', 'send_duration_seconds', 'webhook_given_up_total',
+      'event_listener_given_up_total']) {
       if (registry.getSingleMetric(p + name) !== undefined) {
         throw new errors.OPTIONS(`metrics: the registry already has ${p + name}; give each registration its own metrics.prefix`)
       }
@@ -156,6 +157,7 @@ export class Prometheus {
     counter('disconnects_total', 'Sockets closed on this instance, by close code', ['code'], () => labelled('code', recorder.disconnects))
     counter('client_frames_total', 'Frames received from clients, by type', ['type'], () => labelled('type', recorder.frames))
     counter('webhook_given_up_total', 'Server events whose webhook batch was given up after retrying for retryFor', [], () => [[{}, recorder.webhookGivenUpCount]])
+    counter('event_listener_given_up_total', 'Server events given up on this instance after a listener threw on every attempt', [], () => [[{}, recorder.listenerGivenUpCount]])
     this.#storeErrors = new prom.Counter({ name: p + 'store_errors_total', help: 'Store calls that failed', registers })
     this.#storeDuration = new Durations(p + 'store_duration_seconds', 'Store calls, by operation')
     const sendDuration = new Durations(p + 'send_duration_seconds', 'sendToUser and publish calls, start to answer')
