@@ -1,7 +1,8 @@
 // The test files a command runs: `fast` for `npm test` (the edit-test loop: every behaviour suite, on
 // memory and one Redis as package.json's COMET_TEST_BACKENDS says, four files at a time: they mostly
-// wait on timers and sockets), `all` for `npm run test:all` and CI (everything, one file at a time: the
-// Redis Cluster backend, Sentinel, failovers, soak, storm, the browser).
+// wait on timers and sockets), `slow` for the rest (the Redis Cluster backend's own suites, Sentinel,
+// failovers, soak, storm, the browser: one file at a time, as they time and load the machine), `all` for
+// both. `npm run test:all` (CI) runs `fast` on every backend two files at a time, then `slow`.
 import { readdirSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 
@@ -23,6 +24,8 @@ function files (dir) {
 }
 
 const all = files(join(root, 'test')).sort()
+const isSlow = (file) => SLOW.some((slow) => slow.test(file))
 const which = process.argv[2]
-if (which !== 'fast' && which !== 'all') throw new Error('usage: node .ci/suites.js fast|all')
-console.log((which === 'all' ? all : all.filter((file) => !SLOW.some((slow) => slow.test(file)))).join('\n'))
+const lists = { all, fast: all.filter((file) => !isSlow(file)), slow: all.filter(isSlow) }
+if (!Object.hasOwn(lists, which)) throw new Error('usage: node .ci/suites.js fast|slow|all')
+console.log(lists[which].join('\n'))
