@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
+import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -209,6 +210,29 @@ for (const kind of chosen(['redis', 'cluster'] as const)) {
     assert.deepEqual(events.filter((e) => e.type !== 'dropped').map((e) => e.type), ['online', 'offline'])
   })
 }
+
+test('memory: closing the app while a webhook request hangs aborts the request at once, and nothing is retried', async (t) => {
+  // A receiver that never answers, and notes when the sender gives up on the connection.
+  const requests: Array<{ closed: number | null }> = []
+  const server = createServer((req) => {
+    const request = { closed: null as number | null }
+    requests.push(request)
+    req.socket.once('close', () => { request.closed = Date.now() })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  const { port } = server.address() as { port: number }
+  const { app } = await startApp({ ...OPTIONS, webhooks: [{ url: `http://127.0.0.1:${port}/hook`, secret: SECRET }] })
+  await app.comet.sendToUser('u1', 'e', 1)
+  await app.comet.sendToUser('u1', 'e', 2)
+  await eventually(() => requests.length === 1, 'the request', 3000)
+  const closing = Date.now()
+  await app.close()
+  await eventually(() => requests[0]!.closed !== null, 'the sender closed the connection', 2000)
+  assert.ok(requests[0]!.closed! - closing < 1000, `closed ${requests[0]!.closed! - closing} ms after app.close()`)
+  await sleep(500)
+  assert.equal(requests.length, 1, 'no retry after close')
+})
 
 test('the webhooks option is checked at register time', async () => {
   for (const webhooks of [{}, [{ url: 'ftp://x', secret: SECRET }], [{ url: 'http://x', secret: 'short' }], [{ url: 'http://x', secret: SECRET, types: ['nope'] }],
