@@ -12,8 +12,9 @@ export type RedisSetting = string | RedisOptions | Redis | Cluster | { cluster: 
  * Defaults for clients we create: never hang a caller while Redis is away. Commands fail at once while
  * disconnected (no offline queue) and after 5 s on a connection that hangs. No auto-pipelining: the
  * scripts batch their calls per event-loop turn already (script.ts), and ioredis' auto-pipeline
- * builds a Pipeline per turn that copies every defined script onto itself (garbage on every send). On a Cluster it would also not follow ASK/TRYAGAIN for a batch
- * whose other commands succeeded, which a resharding makes common.
+ * builds a Pipeline per turn that copies every defined script onto itself (garbage on every send). On a
+ * Cluster it would also not follow ASK/TRYAGAIN for a batch whose other commands succeeded, which a
+ * resharding makes common.
  */
 const CLIENT_DEFAULTS: RedisOptions = { enableAutoPipelining: false, enableOfflineQueue: false, maxRetriesPerRequest: 2, connectTimeout: 2000, commandTimeout: 5000 }
 
