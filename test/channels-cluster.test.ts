@@ -68,7 +68,7 @@ test('a SIGKILLed instance\'s track_ members leave, and its users go offline, wi
   assert.deepEqual(await b.app.comet.channelStats('track_room'), { subscribers: 2, users: 2 })
 })
 
-test('user_status_ keeps no key of its own: a user with a device and no watcher has only auth, devices and meta', async (t) => {
+test('user_status_ keeps no key of its own: a user with a device and no watcher has only auth, devices, log and meta', async (t) => {
   const { a, b, redis } = await startPair(t, { presenceGrace: GRACE, heartbeatInterval: HEARTBEAT })
   await a.app.comet.registerAuth('dan', HASH)
   const dan = await member(a.url, 'dan')
@@ -77,7 +77,7 @@ test('user_status_ keeps no key of its own: a user with a device and no watcher 
   await sleep(2 * HEARTBEAT)
   const admin = new Redis((redis as RedisServer).url)
   t.after(() => admin.disconnect())
-  assert.deepEqual((await admin.keys('*dan*')).sort(), ['comet:{u:dan}:auth', 'comet:{u:dan}:devices', 'comet:{u:dan}:meta'])
+  assert.deepEqual((await admin.keys('*dan*')).sort(), ['comet:{u:dan}:auth', 'comet:{u:dan}:devices', 'comet:{u:dan}:log', 'comet:{u:dan}:meta'])
   assert.deepEqual(await a.app.comet.members('user_status_dan'), ['dan'])
 })
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { commandCalls } from './helpers/redis.ts'
 import { redisStore, STORE_SETTINGS } from './helpers/store.ts'
 
@@ -43,4 +44,41 @@ test('the heartbeat refreshes a slice a few users per script; a failing user doe
     const lapse = Number(await admin.zscore(`comet:{u:${user}}:devices`, device!))
     assert.ok(lapse >= before + STORE_SETTINGS.presenceTtl, `${user} refreshed`)
   }
+})
+
+test('a thousandth message to a user in one ms takes the next ms: ids stay ms * 1000 + n, increasing, and resumable', async (t) => {
+  const { store, admin } = await redisStore(t)
+  await store.setAuth('burst', 'd', undefined)
+  assert.equal((await store.attach('burst', `${Date.now()}.i.0`, { digest: 'd' }, null)).ok, true)
+  // The log's last id is 998 into a ms a minute ahead: Redis numbers the next entries 999, 1000, ...
+  const ms = Date.now() + 60_000
+  await admin.xadd('comet:{u:burst}:log', `${ms}-998`, 'h', '')
+  const ids = []
+  for (let i = 0; i < 3; i++) ids.push((await store.sendToUser('burst', `{"n":${i},"id":"`)).id)
+  assert.deepEqual(ids, [`${ms}999`, `${ms + 1}000`, `${ms + 1}001`])
+  assert.deepEqual((await admin.xrange('comet:{u:burst}:log', '-', '+')).map(([id]) => id), [`${ms}-998`, `${ms}-999`, `${ms + 1}-0`, `${ms + 1}-1`])
+  const { recovered, missed } = await store.catchUp('burst', Number(ids[0]))
+  assert.equal(recovered, true)
+  assert.deepEqual(missed.map((m) => [m.id, m.frame.toString()]), [1, 2].map((i) => [Number(ids[i]), `{"n":${i},"id":"${ids[i]}${STORE_SETTINGS.messageTail}`]))
+})
+
+test('the log lives while a device is connected; once it expired a device that resumes is told it may have missed something', async (t) => {
+  // The log lives max(resume.ttl, presenceTtl) = 200 ms after its last message or heartbeat.
+  const settings = { ...STORE_SETTINGS, resume: { size: 100, ttl: 200 }, presenceTtl: 150 }
+  const { store } = await redisStore(t, settings)
+  await store.setAuth('quiet', 'd', undefined)
+  const attach = async (since: string | null): Promise<{ recovered: boolean | null, synced: number }> => {
+    const result = await store.attach('quiet', `${Date.now()}.i.${String(since)}`, { digest: 'd' }, since === null ? null : Number(since))
+    assert.ok(result.ok)
+    return result
+  }
+  const first = await attach(null)
+  for (let i = 0; i < 8; i++) {
+    await sleep(50)
+    await store.refresh(new Map([['quiet', [`${Date.now()}.i.heartbeat`]]]))
+  }
+  assert.equal((await attach(String(first.synced))).recovered, true, 'heartbeats kept the log: nothing was sent, and we know it')
+  const { id } = await store.sendToUser('quiet', '{"id":"')
+  await sleep(300)
+  assert.equal((await attach(id)).recovered, false, 'the log expired: a later message could have expired with it')
 })

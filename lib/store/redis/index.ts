@@ -41,6 +41,8 @@ export class RedisStore implements Store {
   #sharded: boolean
   #log: StoreLog
   #metaTtl: number
+  /** The user's log lives this long after its last message, and while a device is connected. */
+  #logTtl: number
   #instance: string
   /** Probe channel per shard (master node key, or STANDALONE), and the shards with a probe out since (ms). */
   #probes = new Map<string, string>()
@@ -57,7 +59,9 @@ export class RedisStore implements Store {
     this.#settings = settings
     this.#keys = new Keys(settings.keyPrefix, settings.statusChannel)
     this.#log = log
-    this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, settings.resume.ttl)
+    this.#logTtl = Math.max(settings.resume.ttl, settings.presenceTtl)
+    // A send to a live device leaves the meta's lifetime to that device's heartbeat (lua/lib/deliver.lua).
+    this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, this.#logTtl) + settings.presenceTtl
     this.#ownsCmd = !(redis instanceof Redis || redis instanceof Cluster)
     this.#instance = randomBytes(6).toString('hex')
     const cmd = connect(redis)
@@ -316,7 +320,7 @@ export class RedisStore implements Store {
       queue_ttl: queue.ttl,
       meta_ttl: this.#metaTtl,
       log_size: resume.size,
-      log_ttl: resume.ttl,
+      log_ttl: this.#logTtl,
       tail: this.#settings.messageTail,
       route: k.userRoute(userId),
       head
@@ -371,6 +375,8 @@ export class RedisStore implements Store {
       since: since === null ? '' : since,
       log_cutoff: this.#logCutoff(),
       log_size: s.resume.size,
+      log_ttl: this.#logTtl,
+      tail: s.messageTail,
       status_route: k.statusRoute(userId)
     })
     const status = String(reply[0])
@@ -410,7 +416,14 @@ export class RedisStore implements Store {
   async catchUp (userId: string, since: number): Promise<CatchUp> {
     const k = this.#keys
     const reply = await this.#run.catchUp({
-      queue: k.queue(userId), meta: k.meta(userId), log: k.log(userId), since, log_cutoff: this.#logCutoff(), log_size: this.#settings.resume.size
+      queue: k.queue(userId),
+      meta: k.meta(userId),
+      log: k.log(userId),
+      since,
+      log_cutoff: this.#logCutoff(),
+      log_size: this.#settings.resume.size,
+      log_ttl: this.#logTtl,
+      tail: this.#settings.messageTail
     })
     return {
       queued: (reply[0] as Buffer[]).map(parseRouted),
@@ -439,7 +452,7 @@ export class RedisStore implements Store {
     const ttl = this.#settings.presenceTtl
     const k = this.#keys
     await paced(devices, async ([userId, ids]) => await this.#run.refresh({
-      devices: k.devices(userId), meta: k.meta(userId), lapse: now + ttl, presence_ttl: ttl, now, meta_ttl: this.#metaTtl, status_route: k.statusRoute(userId), ids
+      devices: k.devices(userId), meta: k.meta(userId), log: k.log(userId), lapse: now + ttl, presence_ttl: ttl, now, meta_ttl: this.#metaTtl, log_ttl: this.#logTtl, status_route: k.statusRoute(userId), ids
     }))
   }
 

@@ -20,9 +20,9 @@ export class Keys {
   devices (userId: string): string { return `${this.prefix}{u:${userId}}:devices` }
   /** Sorted set: `<id>|<frame>` scored by id. */
   queue (userId: string): string { return `${this.prefix}{u:${userId}}:queue` }
-  /** Stream: every recent message, for devices that resume (lua/lib/resume.lua). */
-  log (userId: string): string { return `${this.prefix}{u:${userId}}:rlog` }
-  /** Hash: last id (seq), first id of its life (born), last seen, dropped count. */
+  /** Stream: the last id and every recent message, for devices that resume (lua/lib/log.lua). */
+  log (userId: string): string { return `${this.prefix}{u:${userId}}:log` }
+  /** Hash: what the log holds (k), last seen, dropped count, status. */
   meta (userId: string): string { return `${this.prefix}{u:${userId}}:meta` }
   /** String: the result of the user's send with this idempotency key, while a repeat is refused. */
   once (userId: string, key: string): string { return `${this.prefix}{u:${userId}}:once:${key}` }

@@ -6,11 +6,11 @@ import { script } from './script.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
 
-/** The message for the user's route and resume log: `head .. id .. tail`, stored as `<id>|<frame>`. */
+/** The message for the user's route and log: `head .. id .. tail`, queued as `<id>|<frame>`. */
 const send = {
   keys: ['meta', 'queue', 'devices', 'log'],
   shared: ['now', 'queue_max', 'queue_ttl', 'meta_ttl', 'log_size', 'log_ttl', 'tail'],
-  libs: ['events', 'trim', 'deliver']
+  libs: ['events', 'trim', 'log', 'deliver']
 } as const
 
 export const userScripts = {
@@ -35,8 +35,8 @@ export const userScripts = {
    */
   attach: script<Reply>()({
     keys: ['auth', 'devices', 'queue', 'meta', 'log', 'revoked'],
-    argv: ['proof', 'device', 'now', 'presence_ttl', 'max_devices', 'evict_oldest', 'route', 'meta_ttl', 'since', 'log_cutoff', 'log_size', 'status_route'],
-    libs: ['events', 'status', 'resume'],
+    argv: ['proof', 'device', 'now', 'presence_ttl', 'max_devices', 'evict_oldest', 'route', 'meta_ttl', 'since', 'log_cutoff', 'log_size', 'log_ttl', 'tail', 'status_route'],
+    libs: ['events', 'status', 'log', 'resume'],
     body: 'attach',
     buffers: true
   }),
@@ -46,8 +46,8 @@ export const userScripts = {
    */
   catchUp: script<Reply>()({
     keys: ['queue', 'meta', 'log'],
-    argv: ['since', 'log_cutoff', 'log_size'],
-    libs: ['resume'],
+    argv: ['since', 'log_cutoff', 'log_size', 'log_ttl', 'tail'],
+    libs: ['log', 'resume'],
     body: 'catch-up',
     buffers: true
   }),
@@ -67,8 +67,8 @@ export const userScripts = {
    * before the crash.
    */
   refresh: script<null>()({
-    keys: ['devices', 'meta'],
-    shared: ['lapse', 'presence_ttl', 'now', 'meta_ttl'],
+    keys: ['devices', 'meta', 'log'],
+    shared: ['lapse', 'presence_ttl', 'now', 'meta_ttl', 'log_ttl'],
     argv: ['status_route'],
     list: 'ids',
     libs: ['events', 'status'],

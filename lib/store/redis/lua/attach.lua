@@ -27,14 +27,12 @@ local dropped = redis.call('HGET', meta, 'dropped') or '0'
 redis.call('HDEL', meta, 'dropped')
 
 local recovered, missed = '', {}
-if since ~= '' then recovered, missed = resume(meta, log, tonumber(since), false, tonumber(log_cutoff), tonumber(log_size)) end
--- The device is in sync up to the last id; a user never sent to gets a starting point, so a later
--- catch-up can tell "nothing missed" from "we know nothing".
-local seq = redis.call('HGET', meta, 'seq')
-if not seq then
-  seq = string.format('%.0f', at * 1000)
-  redis.call('HSET', meta, 'seq', seq, 'born', string.format('%.0f', at * 1000 + 1))
+if since ~= '' then
+  recovered, missed = resume(meta, log, tonumber(since), false, tonumber(log_cutoff), tonumber(log_size), log_ttl, tail)
 end
+-- The device is in sync up to the last id (a user never sent to gets a log, hence a starting point, so a
+-- later resume can tell "nothing missed" from "we know nothing").
+local seq = open(meta, meta_ttl, log, log_ttl)
 -- The marker: behind every message sent before this attach on the route, so once the instance reads it,
 -- it has read them all.
 redis.call(PUBLISH, route, '!synced|' .. device)
