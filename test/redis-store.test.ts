@@ -53,7 +53,7 @@ test('a thousandth message to a user in one ms takes the next ms: ids stay ms * 
   // The log's last id is 998 into a ms a minute ahead: Redis numbers the next entries 999, 1000, ...
   const ms = Date.now() + 60_000
   await admin.xadd('comet:{u:burst}:log', `${ms}-998`, 'h', '')
-  const ids = []
+  const ids: string[] = []
   for (let i = 0; i < 3; i++) ids.push((await store.sendToUser('burst', `{"n":${i},"id":"`)).id)
   assert.deepEqual(ids, [`${ms}999`, `${ms + 1}000`, `${ms + 1}001`])
   assert.deepEqual((await admin.xrange('comet:{u:burst}:log', '-', '+')).map(([id]) => id), [`${ms}-998`, `${ms}-999`, `${ms + 1}-0`, `${ms + 1}-1`])
