@@ -9,33 +9,29 @@ const MAX_BATCH = 64
 /**
  * Every script runs for a batch of calls: the calls of one event-loop turn (per slot on a Cluster) go out
  * as one EVALSHA. `once` (functions, settings) runs once per batch; `perCall` is written for one call and
- * this wrapper gives it each call's KEYS and ARGV in turn, under pcall. Wire layout (packCalls): KEYS holds
- * `keys` keys per call; ARGV the shared arguments, then per call its argument count and arguments — except
- * for a batch of one call, whose KEYS and ARGV are the call's own (no copying: at low rates most batches
- * hold one call). The reply holds one reply per call, or an error for a call that failed (the others stand).
+ * runs for each under pcall, reading its KEYS from `K + 1` and its own ARGV (`N` of them) from `A + 1` on
+ * (script.ts names them), so no call's arguments are copied. Wire layout (packCalls): KEYS holds `keys`
+ * keys per call; ARGV the shared arguments, then per call its argument count and arguments — except for a
+ * batch of one call, whose KEYS and ARGV are the call's own (at low rates most batches hold one call).
+ * The reply holds one reply per call, or an error for a call that failed (the others stand).
  */
 export function batchedLua ({ keys, shared }: CallShape, once: string, perCall: string): string {
   if (keys === 0) throw new Error('a batched script needs a key: its key count tells one call from many')
   return `${once}
-local CALL_KEYS, CALL_ARGV = KEYS, ARGV
-local function one (KEYS, ARGV)
+local function one (K, A, N)
 ${perCall}
 end
-local function run (keys, argv)
-  local ok, reply = pcall(one, keys, argv)
+local function run (k, a, n)
+  local ok, reply = pcall(one, k, a, n)
   if ok then return reply or false end
   return { err = type(reply) == 'table' and reply.err or tostring(reply) }
 end
-if #CALL_KEYS == ${keys} then return { run(CALL_KEYS, CALL_ARGV) } end
+if #KEYS == ${keys} then return { run(0, ${shared}, #ARGV - ${shared}) } end
 local out, a = {}, ${shared + 1}
-for k = 0, #CALL_KEYS - 1, ${keys} do
-  local keys, argv = {}, {}
-  for i = 1, ${keys} do keys[i] = CALL_KEYS[k + i] end
-  for i = 1, ${shared} do argv[i] = CALL_ARGV[i] end
-  local n = tonumber(CALL_ARGV[a])
-  for i = 1, n do argv[${shared} + i] = CALL_ARGV[a + i] end
+for k = 0, #KEYS - 1, ${keys} do
+  local n = tonumber(ARGV[a])
+  out[#out + 1] = run(k, a, n)
   a = a + n + 1
-  out[#out + 1] = run(keys, argv)
 end
 return out
 `

@@ -102,13 +102,15 @@ function prelude (libs: readonly string[], sharded: boolean): string {
   return out
 }
 
-/** `local a, b = KEYS[1], KEYS[2]` and the same for ARGV: the script's named locals. */
+/**
+ * The script's named locals, read where batch.ts says a call's arguments are: `local a, b = KEYS[K + 1],
+ * KEYS[K + 2]`, the shared ARGV from the start, the call's own from `A + 1`, and a list to the call's `N`th.
+ */
 function header ({ keys, shared, argv, list }: AnyScript): string {
-  const names = (from: string, list: readonly string[]): string =>
-    list.length === 0 ? '' : `local ${list.join(', ')} = ${list.map((_, i) => `${from}[${i + 1}]`).join(', ')}\n`
-  const args = [...shared, ...argv]
-  let out = names('KEYS', keys) + names('ARGV', args)
-  if (list !== undefined) out += `local ${list} = {}\nfor i = ${args.length + 1}, #ARGV do ${list}[#${list} + 1] = ARGV[i] end\n`
+  const names = (list: readonly string[], at: (i: number) => string): string =>
+    list.length === 0 ? '' : `local ${list.join(', ')} = ${list.map((_, i) => at(i + 1)).join(', ')}\n`
+  let out = names(keys, (i) => `KEYS[K + ${i}]`) + names(shared, (i) => `ARGV[${i}]`) + names(argv, (i) => `ARGV[A + ${i}]`)
+  if (list !== undefined) out += `local ${list} = {}\nfor i = A + ${argv.length + 1}, A + N do ${list}[#${list} + 1] = ARGV[i] end\n`
   return out
 }
 
