@@ -63,7 +63,7 @@ test('a thousandth message to a user in one ms takes the next ms: ids stay ms * 
 })
 
 test('the log lives while a device is connected; once it expired a device that resumes is told it may have missed something', async (t) => {
-  // The log lives max(resume.ttl, presenceTtl) = 200 ms after its last message or heartbeat.
+  // The log lives resume.ttl + 4/3 presenceTtl = 400 ms after its last heartbeat or message (lua/lib/log.lua).
   const settings = { ...STORE_SETTINGS, resume: { size: 100, ttl: 200 }, presenceTtl: 150 }
   const { store } = await redisStore(t, settings)
   await store.setAuth('quiet', 'd', undefined)
@@ -73,12 +73,31 @@ test('the log lives while a device is connected; once it expired a device that r
     return result
   }
   const first = await attach(null)
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < 12; i++) {
     await sleep(50)
     await store.refresh(new Map([['quiet', [`${Date.now()}.i.heartbeat`]]]))
   }
   assert.equal((await attach(String(first.synced))).recovered, true, 'heartbeats kept the log: nothing was sent, and we know it')
   const { id } = await store.sendToUser('quiet', '{"id":"')
-  await sleep(300)
+  await sleep(450)
   assert.equal((await attach(id)).recovered, false, 'the log expired: a later message could have expired with it')
+})
+
+test('a message a live device took renews nothing, yet stays resumable for resume.ttl', async (t) => {
+  const settings = { ...STORE_SETTINGS, resume: { size: 100, ttl: 1000 }, presenceTtl: 300 }
+  const { store } = await redisStore(t, settings)
+  await store.setAuth('live', 'd', undefined)
+  await store.listenUser('live')
+  const start = Date.now()
+  const online = await store.attach('live', `${start}.i.online`, { digest: 'd' }, null)
+  assert.ok(online.ok)
+  // The device's last attach renewed the log; it lapses at 300 ms, unrefreshed.
+  await sleep(250)
+  const { id, queued } = await store.sendToUser('live', '{"id":"')
+  assert.equal(queued, false, 'the device took it')
+  // 850 ms later the message is still within resume.ttl, though 1,100 ms passed since the log was renewed.
+  await sleep(start + 1100 - Date.now())
+  const back = await store.attach('live', `${Date.now()}.i.back`, { digest: 'd' }, online.synced)
+  assert.ok(back.ok)
+  assert.deepEqual([back.recovered, back.missed.map((m) => String(m.id))], [true, [id]])
 })

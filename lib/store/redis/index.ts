@@ -41,7 +41,7 @@ export class RedisStore implements Store {
   #sharded: boolean
   #log: StoreLog
   #metaTtl: number
-  /** The user's log lives this long after its last message, and while a device is connected. */
+  /** The user's log key lives this long after what renews it (lua/lib/log.lua). */
   #logTtl: number
   #instance: string
   /** Probe channel per shard (master node key, or STANDALONE), and the shards with a probe out since (ms). */
@@ -59,7 +59,7 @@ export class RedisStore implements Store {
     this.#settings = settings
     this.#keys = new Keys(settings.keyPrefix, settings.statusChannel)
     this.#log = log
-    this.#logTtl = Math.max(settings.resume.ttl, settings.presenceTtl)
+    this.#logTtl = settings.resume.ttl + settings.presenceTtl * 4 / 3
     // A send to a live device leaves the meta's lifetime to that device's heartbeat (lua/lib/deliver.lua).
     this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, this.#logTtl) + settings.presenceTtl
     this.#ownsCmd = !(redis instanceof Redis || redis instanceof Cluster)
@@ -321,6 +321,7 @@ export class RedisStore implements Store {
       meta_ttl: this.#metaTtl,
       log_size: resume.size,
       log_ttl: this.#logTtl,
+      log_span: resume.ttl,
       tail: this.#settings.messageTail,
       route: k.userRoute(userId),
       head
@@ -376,6 +377,7 @@ export class RedisStore implements Store {
       log_cutoff: this.#logCutoff(),
       log_size: s.resume.size,
       log_ttl: this.#logTtl,
+      log_span: s.resume.ttl,
       tail: s.messageTail,
       status_route: k.statusRoute(userId)
     })
@@ -422,7 +424,7 @@ export class RedisStore implements Store {
       since,
       log_cutoff: this.#logCutoff(),
       log_size: this.#settings.resume.size,
-      log_ttl: this.#logTtl,
+      log_span: this.#settings.resume.ttl,
       tail: this.#settings.messageTail
     })
     return {

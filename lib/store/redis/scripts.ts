@@ -6,10 +6,13 @@ import { script } from './script.ts'
 
 type Reply = Array<Buffer | number | null | Reply>
 
-/** The message for the user's route and log: `head .. id .. tail`, queued as `<id>|<frame>`. */
+/**
+ * The message for the user's route and log: `head .. id .. tail`, queued as `<id>|<frame>`. log_ttl: the
+ * log key's lifetime; log_span: how long the log keeps a message (resume.ttl; lua/lib/log.lua).
+ */
 const send = {
   keys: ['meta', 'queue', 'devices', 'log'],
-  shared: ['now', 'queue_max', 'queue_ttl', 'meta_ttl', 'log_size', 'log_ttl', 'tail'],
+  shared: ['now', 'queue_max', 'queue_ttl', 'meta_ttl', 'log_size', 'log_ttl', 'log_span', 'tail'],
   libs: ['events', 'trim', 'log', 'deliver']
 } as const
 
@@ -35,7 +38,7 @@ export const userScripts = {
    */
   attach: script<Reply>()({
     keys: ['auth', 'devices', 'queue', 'meta', 'log', 'revoked'],
-    argv: ['proof', 'device', 'now', 'presence_ttl', 'max_devices', 'evict_oldest', 'route', 'meta_ttl', 'since', 'log_cutoff', 'log_size', 'log_ttl', 'tail', 'status_route'],
+    argv: ['proof', 'device', 'now', 'presence_ttl', 'max_devices', 'evict_oldest', 'route', 'meta_ttl', 'since', 'log_cutoff', 'log_size', 'log_ttl', 'log_span', 'tail', 'status_route'],
     libs: ['events', 'status', 'log', 'resume'],
     body: 'attach',
     buffers: true
@@ -46,7 +49,7 @@ export const userScripts = {
    */
   catchUp: script<Reply>()({
     keys: ['queue', 'meta', 'log'],
-    argv: ['since', 'log_cutoff', 'log_size', 'log_ttl', 'tail'],
+    argv: ['since', 'log_cutoff', 'log_size', 'log_span', 'tail'],
     libs: ['log', 'resume'],
     body: 'catch-up',
     buffers: true

@@ -28,11 +28,11 @@ redis.call('HDEL', meta, 'dropped')
 
 local recovered, missed = '', {}
 if since ~= '' then
-  recovered, missed = resume(meta, log, tonumber(since), false, tonumber(log_cutoff), tonumber(log_size), log_ttl, tail)
+  recovered, missed = resume(meta, log, tonumber(since), false, tonumber(log_cutoff), tonumber(log_size), log_span, tail)
 end
 -- The device is in sync up to the last id (a user never sent to gets a log, hence a starting point, so a
 -- later resume can tell "nothing missed" from "we know nothing").
-local seq = open(meta, meta_ttl, log, log_ttl)
+local seq = open(meta, meta_ttl, log, log_ttl, log_span)
 -- The marker: behind every message sent before this attach on the route, so once the instance reads it,
 -- it has read them all.
 redis.call(PUBLISH, route, '!synced|' .. device)

@@ -3,15 +3,15 @@
 -- older than the cutoff, or from before the log was born (since below meta `k`). No meta `k` means
 -- Redis lost the user's data: a device that stayed connected (`connected`) missed nothing from before
 -- the loss, so for it what the log holds is complete.
-local function resume (meta, log, since, connected, cutoff, size, ttl, tail)
+local function resume (meta, log, since, connected, cutoff, size, span, tail)
   local k = redis.call('HGET', meta, 'k')
   if not k then return connected and '1' or '0', {} end
   if since < tonumber(k) and not connected then return '0', {} end
   local last = last_id(log)
   if not last then
-    -- The log expired: every message it held is older than its ttl.
+    -- The log expired: every message it held is older than span.
     local t = redis.call('TIME')
-    local gone = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ttl)) * 1000 + 999
+    local gone = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(span)) * 1000 + 999
     return since >= gone and '1' or '0', {}
   end
   if since >= tonumber(last) then return '1', {} end
