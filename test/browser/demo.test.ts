@@ -63,7 +63,20 @@ async function signIn (origin: string, userId: string, page?: Page): Promise<Pag
 }
 
 async function waitOpen (page: Page): Promise<void> {
-  await page.locator('#status[data-status="open"]').waitFor(WAIT)
+  const frames: string[] = []
+  const record = (ws: { on: (event: 'framereceived', f: (frame: { payload: string | Buffer }) => void) => unknown }): void => {
+    ws.on('framereceived', ({ payload }) => { frames.push(String(payload).slice(0, 200)) })
+  }
+  page.on('websocket', record)
+  try {
+    await page.locator('#status[data-status="open"]').waitFor(WAIT)
+  } catch (err) {
+    // What the page shows and what its sockets got since: the failure says where it stopped.
+    const status = await page.locator('#status').textContent().catch(() => null)
+    throw new Error(`the page did not open: status ${String(status)}; frames ${JSON.stringify(frames.slice(-10))}`, { cause: err })
+  } finally {
+    page.off('websocket', record)
+  }
 }
 
 /** The texts of the private messages a page shows, oldest first. */
