@@ -84,19 +84,20 @@ test('the log lives while a device is connected; once it expired a device that r
 })
 
 test('a message a live device took renews nothing, yet stays resumable for resume.ttl', async (t) => {
-  const settings = { ...STORE_SETTINGS, resume: { size: 100, ttl: 1000 }, presenceTtl: 300 }
+  const settings = { ...STORE_SETTINGS, resume: { size: 100, ttl: 2000 }, presenceTtl: 1000 }
   const { store } = await redisStore(t, settings)
   await store.setAuth('live', 'd', undefined)
   await store.listenUser('live')
   const start = Date.now()
   const online = await store.attach('live', `${start}.i.online`, { digest: 'd' }, null)
   assert.ok(online.ok)
-  // The device's last attach renewed the log; it lapses at 300 ms, unrefreshed.
-  await sleep(250)
+  // The device's attach renewed the log; unrefreshed, the device lapses at 1,000 ms.
+  await sleep(600)
   const { id, queued } = await store.sendToUser('live', '{"id":"')
   assert.equal(queued, false, 'the device took it')
-  // 850 ms later the message is still within resume.ttl, though 1,100 ms passed since the log was renewed.
-  await sleep(start + 1100 - Date.now())
+  // At 2,300 ms the message is within resume.ttl, though a log that lived resume.ttl from its last renewal
+  // would be gone.
+  await sleep(start + 2300 - Date.now())
   const back = await store.attach('live', `${Date.now()}.i.back`, { digest: 'd' }, online.synced)
   assert.ok(back.ok)
   assert.deepEqual([back.recovered, back.missed.map((m) => String(m.id))], [true, [id]])

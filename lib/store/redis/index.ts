@@ -59,7 +59,7 @@ export class RedisStore implements Store {
     this.#settings = settings
     this.#keys = new Keys(settings.keyPrefix, settings.statusChannel)
     this.#log = log
-    this.#logTtl = settings.resume.ttl + settings.presenceTtl * 4 / 3
+    this.#logTtl = settings.resume.ttl + Math.ceil(settings.presenceTtl * 4 / 3)
     // A send to a live device leaves the meta's lifetime to that device's heartbeat (lua/lib/deliver.lua).
     this.#metaTtl = Math.max(settings.lastSeenTtl, settings.queue.ttl, this.#logTtl) + settings.presenceTtl
     this.#ownsCmd = !(redis instanceof Redis || redis instanceof Cluster)
