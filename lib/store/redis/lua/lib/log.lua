@@ -20,6 +20,11 @@ local function as_id (ms, n)
   return ms .. string.rep('0', 3 - #n) .. n
 end
 
+-- A stream id's message id.
+local function id_of (xid)
+  return as_id(string.match(xid, '^(%d+)-(%d+)$'))
+end
+
 -- Appends a message's head; returns its id. size: the resume log's size ('0': keep only the last id).
 -- MAXLEN ~ keeps at least size + 1 entries, so a device that missed some trimmed ones always finds more
 -- than size newer ones. The caller renews the log unless a live device took the message.
@@ -54,7 +59,7 @@ local function last_id (log)
       if info[i] == 'last-generated-id' then xid = info[i + 1] end
     end
   end
-  return as_id(string.match(xid, '^(%d+)-(%d+)$'))
+  return id_of(xid)
 end
 
 -- The last id, creating the log when it is gone (a device attaches): later messages get greater ids.

@@ -18,11 +18,10 @@ local function resume (meta, log, since, connected, cutoff, size, span, tail)
   local from = string.format('(%.0f-%.0f', math.floor(since / 1000), since % 1000)
   local rows = redis.call('XREVRANGE', log, '+', from, 'COUNT', size + 1)
   if #rows == 0 or #rows > size then return '0', {} end
-  local ms, n = string.match(rows[#rows][1], '^(%d+)-(%d+)$')
-  if tonumber(as_id(ms, n)) <= cutoff then return '0', {} end
+  if tonumber(id_of(rows[#rows][1])) <= cutoff then return '0', {} end
   local missed = {}
   for i = #rows, 1, -1 do
-    local id = as_id(string.match(rows[i][1], '^(%d+)-(%d+)$'))
+    local id = id_of(rows[i][1])
     missed[#missed + 1] = id .. '|' .. rows[i][2][2] .. id .. tail
   end
   return '1', missed
